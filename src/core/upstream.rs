@@ -1,0 +1,1 @@
+//! Planning upstream joins across a pool of sockets (Linux per-socket limits).

@@ -1,0 +1,5 @@
+//! snoopcast: IGMP snooping and multicast-to-unicast forwarding for dumb switches and VPN taps.
+
+pub mod core;
+pub mod runtime;
+pub mod wire;

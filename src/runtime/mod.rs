@@ -1,0 +1,1 @@
+//! I/O: sockets, capture threads, the sender pool, the control socket and daemon wiring.
