@@ -22,13 +22,15 @@ impl MacAddr {
     }
     /// The Ethernet group address of an IPv4 group: 01:00:5e + low 23 bits (RFC 1112 section 6.4).
     pub fn for_ipv4_group(group: std::net::Ipv4Addr) -> MacAddr {
-        todo!("wire helper")
+        let o = group.octets();
+        MacAddr([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]])
     }
 }
 
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!("wire helper")
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
     }
 }
 
@@ -47,7 +49,19 @@ impl FromStr for MacAddr {
     type Err = ParseMacError;
     /// Accepts `aa:bb:cc:dd:ee:ff` and `aa-bb-cc-dd-ee-ff`, any case.
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        todo!("wire helper")
+        let err = || ParseMacError(s.to_string());
+        let parts: Vec<&str> = s.split([':', '-']).collect();
+        if parts.len() != 6 {
+            return Err(err());
+        }
+        let mut m = [0u8; 6];
+        for (b, p) in m.iter_mut().zip(parts) {
+            if p.len() != 2 {
+                return Err(err());
+            }
+            *b = u8::from_str_radix(p, 16).map_err(|_| err())?;
+        }
+        Ok(MacAddr(m))
     }
 }
 
