@@ -1,5 +1,6 @@
 //! snoopcast: IGMP snooping and multicast-to-unicast forwarding for dumb switches and VPN taps.
 
+pub mod cli;
 pub mod core;
 pub mod runtime;
 pub mod wire;

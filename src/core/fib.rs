@@ -61,13 +61,21 @@ impl Fib {
         out: &mut Vec<Target>,
         counters: &mut Vec<&'a Arc<MemberCounters>>,
     ) {
-        let Some(g) = self.groups.get(&group) else { return };
+        let Some(g) = self.groups.get(&group) else {
+            return;
+        };
         for &iface in &g.multicast_ifaces {
-            out.push(Target { iface, mac: MacAddr::for_ipv4_group(group) });
+            out.push(Target {
+                iface,
+                mac: MacAddr::for_ipv4_group(group),
+            });
         }
         for m in &g.members {
             if m.admits(source) {
-                out.push(Target { iface: m.iface, mac: m.mac });
+                out.push(Target {
+                    iface: m.iface,
+                    mac: m.mac,
+                });
                 counters.push(&m.counters);
             }
         }

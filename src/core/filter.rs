@@ -44,8 +44,9 @@ impl FromStr for Ipv4Cidr {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let addr: Ipv4Addr =
-            a.parse().map_err(|_| format!("invalid IPv4 prefix '{s}': '{a}' is not an IPv4 address"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("invalid IPv4 prefix '{s}': '{a}' is not an IPv4 address"))?;
         let len = match l {
             None => 32,
             Some(l) => match l.parse::<u8>() {
@@ -78,14 +79,21 @@ pub struct GroupFilter {
 
 impl Default for GroupFilter {
     fn default() -> Self {
-        GroupFilter { allow: vec![ALL_MULTICAST], deny: vec![] }
+        GroupFilter {
+            allow: vec![ALL_MULTICAST],
+            deny: vec![],
+        }
     }
 }
 
 impl GroupFilter {
     /// An empty `allow` means the default, 224.0.0.0/4.
     pub fn new(allow: Vec<Ipv4Cidr>, deny: Vec<Ipv4Cidr>) -> Self {
-        let allow = if allow.is_empty() { vec![ALL_MULTICAST] } else { allow };
+        let allow = if allow.is_empty() {
+            vec![ALL_MULTICAST]
+        } else {
+            allow
+        };
         GroupFilter { allow, deny }
     }
 
@@ -111,11 +119,20 @@ mod tests {
 
     #[test]
     fn parses_prefixes_and_rejects_bad_ones() {
-        assert_eq!("239.0.0.0/8".parse::<Ipv4Cidr>().unwrap(), Ipv4Cidr::new(Ipv4Addr::new(239, 0, 0, 0), 8));
+        assert_eq!(
+            "239.0.0.0/8".parse::<Ipv4Cidr>().unwrap(),
+            Ipv4Cidr::new(Ipv4Addr::new(239, 0, 0, 0), 8)
+        );
         assert_eq!("239.1.2.3".parse::<Ipv4Cidr>().unwrap().len, 32);
-        assert!("239.1.1.1/8".parse::<Ipv4Cidr>().unwrap_err().contains("239.0.0.0/8"));
+        assert!("239.1.1.1/8"
+            .parse::<Ipv4Cidr>()
+            .unwrap_err()
+            .contains("239.0.0.0/8"));
         assert!("239.0.0.0/33".parse::<Ipv4Cidr>().is_err());
-        assert!("nonsense/8".parse::<Ipv4Cidr>().unwrap_err().contains("nonsense"));
+        assert!("nonsense/8"
+            .parse::<Ipv4Cidr>()
+            .unwrap_err()
+            .contains("nonsense"));
         assert!("".parse::<Ipv4Cidr>().is_err());
     }
 

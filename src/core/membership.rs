@@ -147,20 +147,45 @@ pub enum IgnoreReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A host became a member of a group.
-    Joined { host: HostKey, ip: Ipv4Addr, group: Ipv4Addr, mode: FilterMode, sources: Vec<Ipv4Addr> },
+    Joined {
+        host: HostKey,
+        ip: Ipv4Addr,
+        group: Ipv4Addr,
+        mode: FilterMode,
+        sources: Vec<Ipv4Addr>,
+    },
     /// An existing member's filter changed.
-    Changed { host: HostKey, ip: Ipv4Addr, group: Ipv4Addr, mode: FilterMode, sources: Vec<Ipv4Addr> },
+    Changed {
+        host: HostKey,
+        ip: Ipv4Addr,
+        group: Ipv4Addr,
+        mode: FilterMode,
+        sources: Vec<Ipv4Addr>,
+    },
     /// A member went away.
-    Left { host: HostKey, ip: Ipv4Addr, group: Ipv4Addr, reason: LeaveReason },
+    Left {
+        host: HostKey,
+        ip: Ipv4Addr,
+        group: Ipv4Addr,
+        reason: LeaveReason,
+    },
     /// An IGMPv1/v2 host appeared for (iface, group): compatibility mode began.
-    CompatStarted { iface: IfaceId, group: Ipv4Addr, version: u8 },
+    CompatStarted {
+        iface: IfaceId,
+        group: Ipv4Addr,
+        version: u8,
+    },
     /// The Older Host Present timer ran out (or the last-member queries went unanswered).
     CompatEnded { iface: IfaceId, group: Ipv4Addr },
     /// The runtime should send an IGMP group-specific query for `group` on `iface`
     /// (last-member query while in compatibility mode, RFC 2236 section 3 / RFC 3376 6.6.3.1).
     SendGroupQuery { iface: IfaceId, group: Ipv4Addr },
     /// Something in a report was ignored.
-    Ignored { host: HostKey, group: Ipv4Addr, reason: IgnoreReason },
+    Ignored {
+        host: HostKey,
+        group: Ipv4Addr,
+        reason: IgnoreReason,
+    },
 }
 
 /// What the upstream must join for one group: the union of what members want.
@@ -195,7 +220,13 @@ impl Table {
     /// Apply one IGMP report (v1, v2, v3) or v2 leave heard from `host` whose IP source is
     /// `ip`. Queries are not handled here (the runtime gives them to the querier) and are
     /// ignored. A host with no state that sends BLOCK is ignored; ALLOW creates INCLUDE.
-    pub fn accept_report(&mut self, host: HostKey, ip: Ipv4Addr, msg: &Message, now: Instant) -> Vec<Event> {
+    pub fn accept_report(
+        &mut self,
+        host: HostKey,
+        ip: Ipv4Addr,
+        msg: &Message,
+        now: Instant,
+    ) -> Vec<Event> {
         todo!("core helper")
     }
 

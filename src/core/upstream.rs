@@ -1,1 +1,452 @@
-//! Planning upstream joins across a pool of sockets (Linux per-socket limits).
+//! Upstream joins spread over a pool of sockets.
+//!
+//! Desired state (what members want, [`UpstreamWant`]) and actual state (which socket holds
+//! which membership) are kept apart and reconciled, as smcroute does. Linux limits one socket
+//! to `net.ipv4.igmp_max_memberships` groups (default 20) and one group on one socket to
+//! `net.ipv4.igmp_max_msf` sources (default 10), so hundreds of groups need many sockets; we
+//! plan around the limits rather than asking anyone to change sysctls. A socket cannot hold
+//! an any-source and a source-specific membership of the same group (the kernel says EINVAL).
+
+use super::membership::UpstreamWant;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinLimits {
+    pub groups_per_socket: usize,
+    pub sources_per_group: usize,
+}
+
+impl Default for JoinLimits {
+    fn default() -> Self {
+        JoinLimits {
+            groups_per_socket: 20,
+            sources_per_group: 10,
+        }
+    }
+}
+
+/// One membership operation on socket number `socket` of the pool (the runtime opens
+/// sockets as numbers first appear).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct JoinOp {
+    pub socket: usize,
+    pub kind: JoinKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum JoinKind {
+    /// MCAST_JOIN_GROUP (*, G)
+    JoinAny(Ipv4Addr),
+    /// MCAST_LEAVE_GROUP (*, G)
+    LeaveAny(Ipv4Addr),
+    /// MCAST_JOIN_SOURCE_GROUP (S, G): (group, source)
+    JoinSource(Ipv4Addr, Ipv4Addr),
+    /// MCAST_LEAVE_SOURCE_GROUP (S, G): (group, source)
+    LeaveSource(Ipv4Addr, Ipv4Addr),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held {
+    Any,
+    Sources(BTreeSet<Ipv4Addr>),
+}
+
+/// The actual state: which socket holds what.
+#[derive(Debug, Clone, Default)]
+pub struct JoinPool {
+    limits: JoinLimits,
+    sockets: Vec<BTreeMap<Ipv4Addr, Held>>,
+}
+
+impl JoinPool {
+    pub fn new(limits: JoinLimits) -> Self {
+        JoinPool {
+            limits,
+            sockets: vec![],
+        }
+    }
+
+    /// Number of sockets the plan uses so far (some may be empty).
+    pub fn socket_count(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// What is joined now, merged over sockets, for status.
+    pub fn joined(&self) -> BTreeMap<Ipv4Addr, UpstreamWant> {
+        let mut out: BTreeMap<Ipv4Addr, UpstreamWant> = BTreeMap::new();
+        for s in &self.sockets {
+            for (g, h) in s {
+                match (out.get_mut(g), h) {
+                    (_, Held::Any) => {
+                        out.insert(*g, UpstreamWant::AnySource);
+                    }
+                    (Some(UpstreamWant::AnySource), Held::Sources(_)) => {}
+                    (Some(UpstreamWant::Sources(set)), Held::Sources(src)) => set.extend(src),
+                    (None, Held::Sources(src)) => {
+                        out.insert(*g, UpstreamWant::Sources(src.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Plan the operations that turn the actual state into `want`, and record them as done.
+    /// Joins come before leaves for a group that changes kind, so traffic does not stop
+    /// while (*, G) replaces (S, G) or the other way round. If the runtime fails to carry out
+    /// an operation it calls [`JoinPool::undo`], and the next reconcile tries again.
+    pub fn reconcile(&mut self, want: &BTreeMap<Ipv4Addr, UpstreamWant>) -> Vec<JoinOp> {
+        let mut ops = vec![];
+        // Groups nobody wants any more.
+        for (i, s) in self.sockets.iter_mut().enumerate() {
+            s.retain(|g, h| {
+                if want.contains_key(g) {
+                    return true;
+                }
+                match h {
+                    Held::Any => ops.push(JoinOp {
+                        socket: i,
+                        kind: JoinKind::LeaveAny(*g),
+                    }),
+                    Held::Sources(src) => {
+                        for s in src.iter() {
+                            ops.push(JoinOp {
+                                socket: i,
+                                kind: JoinKind::LeaveSource(*g, *s),
+                            })
+                        }
+                    }
+                }
+                false
+            });
+        }
+        for (&g, w) in want {
+            match w {
+                UpstreamWant::AnySource => {
+                    if !self.sockets.iter().any(|s| s.get(&g) == Some(&Held::Any)) {
+                        let i = self.socket_with_room(g);
+                        self.sockets[i].insert(g, Held::Any);
+                        ops.push(JoinOp {
+                            socket: i,
+                            kind: JoinKind::JoinAny(g),
+                        });
+                    }
+                    self.drop_sources(g, |_| true, &mut ops);
+                }
+                UpstreamWant::Sources(wanted) => {
+                    let held: BTreeSet<Ipv4Addr> = self
+                        .sockets
+                        .iter()
+                        .filter_map(|s| match s.get(&g) {
+                            Some(Held::Sources(src)) => Some(src.iter().copied()),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    for &src in wanted.difference(&held) {
+                        let i = self.socket_for_source(g);
+                        match self.sockets[i]
+                            .entry(g)
+                            .or_insert_with(|| Held::Sources(BTreeSet::new()))
+                        {
+                            Held::Sources(set) => set.insert(src),
+                            Held::Any => unreachable!(
+                                "socket_for_source never picks a socket holding (*, G)"
+                            ),
+                        };
+                        ops.push(JoinOp {
+                            socket: i,
+                            kind: JoinKind::JoinSource(g, src),
+                        });
+                    }
+                    self.drop_sources(g, |s| !wanted.contains(s), &mut ops);
+                    for (i, s) in self.sockets.iter_mut().enumerate() {
+                        if s.get(&g) == Some(&Held::Any) {
+                            s.remove(&g);
+                            ops.push(JoinOp {
+                                socket: i,
+                                kind: JoinKind::LeaveAny(g),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        ops
+    }
+
+    /// Leave every membership (shutdown).
+    pub fn leave_all(&mut self) -> Vec<JoinOp> {
+        self.reconcile(&BTreeMap::new())
+    }
+
+    /// The runtime could not carry out `op`: restore the model to what the kernel has.
+    pub fn undo(&mut self, op: JoinOp) {
+        let Some(s) = self.sockets.get_mut(op.socket) else {
+            return;
+        };
+        match op.kind {
+            JoinKind::JoinAny(g) => {
+                s.remove(&g);
+            }
+            JoinKind::LeaveAny(g) => {
+                s.insert(g, Held::Any);
+            }
+            JoinKind::JoinSource(g, src) => {
+                if let Some(Held::Sources(set)) = s.get_mut(&g) {
+                    set.remove(&src);
+                    if set.is_empty() {
+                        s.remove(&g);
+                    }
+                }
+            }
+            JoinKind::LeaveSource(g, src) => {
+                if let Held::Sources(set) =
+                    s.entry(g).or_insert_with(|| Held::Sources(BTreeSet::new()))
+                {
+                    set.insert(src);
+                }
+            }
+        }
+    }
+
+    fn drop_sources(
+        &mut self,
+        g: Ipv4Addr,
+        unwanted: impl Fn(&Ipv4Addr) -> bool,
+        ops: &mut Vec<JoinOp>,
+    ) {
+        for (i, s) in self.sockets.iter_mut().enumerate() {
+            if let Some(Held::Sources(set)) = s.get_mut(&g) {
+                let gone: Vec<Ipv4Addr> = set.iter().copied().filter(|x| unwanted(x)).collect();
+                for src in gone {
+                    set.remove(&src);
+                    ops.push(JoinOp {
+                        socket: i,
+                        kind: JoinKind::LeaveSource(g, src),
+                    });
+                }
+                // The kernel drops the group from the socket with its last source.
+                if set.is_empty() {
+                    s.remove(&g);
+                }
+            }
+        }
+    }
+
+    /// A socket that can take a new group, opening a new one when all are full.
+    fn socket_with_room(&mut self, g: Ipv4Addr) -> usize {
+        let limit = self.limits.groups_per_socket;
+        if let Some(i) = self
+            .sockets
+            .iter()
+            .position(|s| s.len() < limit && !s.contains_key(&g))
+        {
+            return i;
+        }
+        self.sockets.push(BTreeMap::new());
+        self.sockets.len() - 1
+    }
+
+    /// A socket that can take one more source of `g`: one already holding `g` with fewer
+    /// than the source limit, else one with room for a new group.
+    fn socket_for_source(&mut self, g: Ipv4Addr) -> usize {
+        let limit = self.limits.sources_per_group;
+        if let Some(i) = self
+            .sockets
+            .iter()
+            .position(|s| matches!(s.get(&g), Some(Held::Sources(set)) if set.len() < limit))
+        {
+            return i;
+        }
+        self.socket_with_room(g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(0xef01_0000 + n)
+    }
+    fn src(n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(0x0a01_0000 + n)
+    }
+    fn any(groups: impl IntoIterator<Item = Ipv4Addr>) -> BTreeMap<Ipv4Addr, UpstreamWant> {
+        groups
+            .into_iter()
+            .map(|g| (g, UpstreamWant::AnySource))
+            .collect()
+    }
+
+    /// Replays ops against a naive model of the kernel, checking its rules.
+    #[derive(Default)]
+    struct Kernel {
+        socks: BTreeMap<usize, BTreeMap<Ipv4Addr, Option<BTreeSet<Ipv4Addr>>>>,
+    }
+    impl Kernel {
+        fn apply(&mut self, ops: &[JoinOp], lim: JoinLimits) {
+            for op in ops {
+                let s = self.socks.entry(op.socket).or_default();
+                match op.kind {
+                    JoinKind::JoinAny(g) => {
+                        assert!(!s.contains_key(&g), "{op:?}: group already on socket");
+                        s.insert(g, None);
+                    }
+                    JoinKind::LeaveAny(g) => assert_eq!(s.remove(&g), Some(None), "{op:?}"),
+                    JoinKind::JoinSource(g, x) => {
+                        let e = s.entry(g).or_insert_with(|| Some(BTreeSet::new()));
+                        let set = e.as_mut().expect("source join on an any-source membership");
+                        assert!(set.insert(x));
+                        assert!(set.len() <= lim.sources_per_group);
+                    }
+                    JoinKind::LeaveSource(g, x) => {
+                        let set = s.get_mut(&g).unwrap().as_mut().unwrap();
+                        assert!(set.remove(&x));
+                        if set.is_empty() {
+                            s.remove(&g);
+                        }
+                    }
+                }
+                assert!(
+                    s.len() <= lim.groups_per_socket,
+                    "socket {} over the group limit",
+                    op.socket
+                );
+            }
+        }
+        fn joined(&self) -> BTreeMap<Ipv4Addr, UpstreamWant> {
+            let mut out = BTreeMap::new();
+            for s in self.socks.values() {
+                for (g, h) in s {
+                    match h {
+                        None => {
+                            out.insert(*g, UpstreamWant::AnySource);
+                        }
+                        Some(set) => {
+                            let e = out
+                                .entry(*g)
+                                .or_insert_with(|| UpstreamWant::Sources(BTreeSet::new()));
+                            if let UpstreamWant::Sources(all) = e {
+                                all.extend(set)
+                            }
+                        }
+                    }
+                }
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn hundreds_of_groups_spread_over_sockets() {
+        let lim = JoinLimits::default();
+        let mut p = JoinPool::new(lim);
+        let mut k = Kernel::default();
+        let want = any((0..300).map(g));
+        let ops = p.reconcile(&want);
+        k.apply(&ops, lim);
+        assert_eq!(ops.len(), 300);
+        assert_eq!(p.socket_count(), 15);
+        assert_eq!(k.joined(), want);
+        assert_eq!(p.joined(), want);
+        // Nothing to do the second time.
+        assert!(p.reconcile(&want).is_empty());
+        // Leaving everything leaves everything.
+        let ops = p.leave_all();
+        k.apply(&ops, lim);
+        assert_eq!(ops.len(), 300);
+        assert!(k.joined().is_empty());
+    }
+
+    #[test]
+    fn many_sources_of_one_group_use_several_sockets() {
+        let lim = JoinLimits::default();
+        let mut p = JoinPool::new(lim);
+        let mut k = Kernel::default();
+        let want: BTreeMap<_, _> =
+            [(g(1), UpstreamWant::Sources((0..25).map(src).collect()))].into();
+        k.apply(&p.reconcile(&want), lim);
+        assert_eq!(k.joined(), want);
+        assert_eq!(p.socket_count(), 3);
+        // Shrink to 3 sources.
+        let want: BTreeMap<_, _> =
+            [(g(1), UpstreamWant::Sources((0..3).map(src).collect()))].into();
+        k.apply(&p.reconcile(&want), lim);
+        assert_eq!(k.joined(), want);
+    }
+
+    #[test]
+    fn switching_kind_joins_before_leaving() {
+        let lim = JoinLimits::default();
+        let mut p = JoinPool::new(lim);
+        let mut k = Kernel::default();
+        let ssm: BTreeMap<_, _> = [(g(1), UpstreamWant::Sources([src(1)].into()))].into();
+        k.apply(&p.reconcile(&ssm), lim);
+        let ops = p.reconcile(&any([g(1)]));
+        assert!(matches!(ops[0].kind, JoinKind::JoinAny(_)), "{ops:?}");
+        assert!(matches!(ops[1].kind, JoinKind::LeaveSource(..)), "{ops:?}");
+        assert_ne!(
+            ops[0].socket, ops[1].socket,
+            "(*,G) and (S,G) cannot share a socket"
+        );
+        k.apply(&ops, lim);
+        let ops = p.reconcile(&ssm);
+        assert!(matches!(ops[0].kind, JoinKind::JoinSource(..)), "{ops:?}");
+        assert!(
+            matches!(ops.last().unwrap().kind, JoinKind::LeaveAny(_)),
+            "{ops:?}"
+        );
+        k.apply(&ops, lim);
+        assert_eq!(k.joined(), ssm);
+    }
+
+    #[test]
+    fn undo_makes_the_next_reconcile_retry() {
+        let mut p = JoinPool::new(JoinLimits::default());
+        let want = any([g(1)]);
+        let ops = p.reconcile(&want);
+        p.undo(ops[0]);
+        assert_eq!(p.reconcile(&want), ops);
+    }
+
+    #[test]
+    fn random_sequences_match_a_kernel_model() {
+        let lim = JoinLimits {
+            groups_per_socket: 3,
+            sources_per_group: 2,
+        };
+        let mut p = JoinPool::new(lim);
+        let mut k = Kernel::default();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _ in 0..2000 {
+            let mut want = BTreeMap::new();
+            for gi in 0..8 {
+                match next(3) {
+                    0 => {}
+                    1 => {
+                        want.insert(g(gi), UpstreamWant::AnySource);
+                    }
+                    _ => {
+                        let n = 1 + next(5) as u32;
+                        want.insert(
+                            g(gi),
+                            UpstreamWant::Sources((0..n).map(|_| src(next(6) as u32)).collect()),
+                        );
+                    }
+                }
+            }
+            k.apply(&p.reconcile(&want), lim);
+            assert_eq!(k.joined(), want);
+            assert_eq!(p.joined(), want);
+        }
+    }
+}

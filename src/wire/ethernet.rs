@@ -30,7 +30,11 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 }
 
@@ -40,7 +44,11 @@ pub struct ParseMacError(pub String);
 
 impl fmt::Display for ParseMacError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid MAC address '{}': expected six hex bytes like aa:bb:cc:dd:ee:ff", self.0)
+        write!(
+            f,
+            "invalid MAC address '{}': expected six hex bytes like aa:bb:cc:dd:ee:ff",
+            self.0
+        )
     }
 }
 impl std::error::Error for ParseMacError {}

@@ -124,6 +124,11 @@ pub fn emit(msg: &Message, out: &mut Vec<u8>) {
 
 /// A whole Ethernet frame carrying `msg` over IPv4 with a Router Alert option and TTL 1,
 /// from `src_mac`/`src_ip` to `dst_ip` (Ethernet destination: the group MAC of `dst_ip`).
-pub fn build_frame(src_mac: super::MacAddr, src_ip: Ipv4Addr, dst_ip: Ipv4Addr, msg: &Message) -> Vec<u8> {
+pub fn build_frame(
+    src_mac: super::MacAddr,
+    src_ip: Ipv4Addr,
+    dst_ip: Ipv4Addr,
+    msg: &Message,
+) -> Vec<u8> {
     todo!("wire helper")
 }

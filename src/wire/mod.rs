@@ -89,7 +89,12 @@ pub fn parse_igmp_frame(frame: &[u8]) -> Result<IgmpFrame> {
         return Err(WireError::NotIgmp);
     }
     let message = igmp::parse(&ip_bytes[ip.header_len..ip.total_len])?;
-    Ok(IgmpFrame { src_mac: eth.src, dst_mac: eth.dst, ip, message })
+    Ok(IgmpFrame {
+        src_mac: eth.src,
+        dst_mac: eth.dst,
+        ip,
+        message,
+    })
 }
 
 /// A multicast IPv4 data packet found in an upstream frame.
@@ -126,5 +131,9 @@ pub fn parse_data_packet(link: LinkType, frame: &[u8]) -> Result<DataPacket<'_>>
     if hdr.protocol == ipv4::PROTO_IGMP {
         return Err(WireError::NotIgmp);
     }
-    Ok(DataPacket { source: hdr.src, group: hdr.dst, ip: &ip_bytes[..hdr.total_len] })
+    Ok(DataPacket {
+        source: hdr.src,
+        group: hdr.dst,
+        ip: &ip_bytes[..hdr.total_len],
+    })
 }

@@ -1,0 +1,267 @@
+//! Command-line definitions (clap) and value parsers.
+
+use crate::core::filter::Ipv4Cidr;
+use crate::core::membership::CompatFallback;
+use crate::wire::MacAddr;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_CONTROL: &str = "/run/snoopcast.sock";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "snoopcast",
+    version,
+    about = "IGMP snooping with multicast-to-unicast forwarding for dumb switches and VPN taps",
+    long_about = "snoopcast listens for IGMP reports on downstream interfaces, joins the wanted \
+groups on the upstream interface, and re-sends every multicast data frame as one Ethernet frame \
+per subscribed host, addressed to that host's own MAC. See snoopcast(8)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground.
+    Run(RunArgs),
+    /// Show the membership table and counters of a running daemon.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuerierMode {
+    /// Query unless a querier with a lower address is heard (RFC 3376 section 6.6.2).
+    Auto,
+    /// Always query.
+    On,
+    /// Never query; rely on another querier on the segment.
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FallbackArg {
+    Multicast,
+    Unicast,
+}
+
+impl From<FallbackArg> for CompatFallback {
+    fn from(f: FallbackArg) -> Self {
+        match f {
+            FallbackArg::Multicast => CompatFallback::Multicast,
+            FallbackArg::Unicast => CompatFallback::Unicast,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(l: LogLevel) -> Self {
+        match l {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Interface where multicast arrives and where groups are joined (Ethernet or L3 tun).
+    #[arg(long, value_name = "IF")]
+    pub upstream: String,
+    /// Interface with hosts behind a dumb switch or a VPN tap (repeatable).
+    #[arg(long = "downstream", value_name = "IF", required = true)]
+    pub downstreams: Vec<String>,
+    /// Unix socket for `snoopcast status`.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL)]
+    pub control: PathBuf,
+    /// General query interval (RFC 3376 8.2), e.g. 125s, 2m.
+    #[arg(long, value_name = "DUR", default_value = "125s", value_parser = parse_duration)]
+    pub query_interval: Duration,
+    /// Maximum response time advertised in general queries (RFC 3376 8.3).
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub query_response_interval: Duration,
+    /// Robustness variable (RFC 3376 8.1), 1 to 7.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=7))]
+    pub robustness: u32,
+    /// Whether to send general queries downstream.
+    #[arg(long, value_enum, default_value_t = QuerierMode::Auto)]
+    pub querier: QuerierMode,
+    /// IGMP version of the queries it sends.
+    #[arg(long, value_name = "2|3", default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub igmp_version: u8,
+    /// Handle only groups in this prefix (repeatable; default 224.0.0.0/4).
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<Ipv4Cidr>,
+    /// Never handle groups in this prefix (repeatable; beats --allow).
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<Ipv4Cidr>,
+    /// Most groups one host may join; reports beyond are ignored and counted.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_groups_per_host: u64,
+    /// Most memberships (host x group) in total; reports beyond are ignored and counted.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_members: u64,
+    /// Source address of the queries (default: the interface's IPv4 address, else 0.0.0.0).
+    #[arg(long, value_name = "IP")]
+    pub query_source: Option<Ipv4Addr>,
+    /// What to do for groups with IGMPv1/v2 hosts, whose reports a shared segment suppresses.
+    #[arg(long, value_enum, default_value_t = FallbackArg::Multicast)]
+    pub compat_fallback: FallbackArg,
+    /// Sender threads (default: the number of available cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub workers: Option<u64>,
+    /// Source MAC of the copies (default: the downstream interface's own MAC).
+    #[arg(long, value_name = "MAC", value_parser = parse_unicast_mac)]
+    pub source_mac: Option<MacAddr>,
+    /// Log level.
+    #[arg(long, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    /// Also log to this file (appended).
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Control socket of the running daemon.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL)]
+    pub control: PathBuf,
+    /// Print the raw JSON snapshot.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// humantime durations ("125s", "2m", "500ms"), at least 100 ms and at most one day.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 125s, 2m, 500ms"))?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("'{s}' is too short: at least 100ms"));
+    }
+    if d > Duration::from_secs(86_400) {
+        return Err(format!("'{s}' is too long: at most 24h"));
+    }
+    Ok(d)
+}
+
+fn parse_unicast_mac(s: &str) -> Result<MacAddr, String> {
+    let m: MacAddr = s.parse().map_err(|e| format!("{e}"))?;
+    if m.is_multicast() || m.is_zero() {
+        return Err(format!("'{s}' is not a unicast MAC address"));
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let mut v = vec!["snoopcast", "run"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).map(|c| match c.command {
+            Command::Run(r) => r,
+            _ => unreachable!(),
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let r = run(&["--upstream", "up0", "--downstream", "dn0"]).unwrap();
+        assert_eq!(r.control, PathBuf::from("/run/snoopcast.sock"));
+        assert_eq!(r.query_interval, Duration::from_secs(125));
+        assert_eq!(r.query_response_interval, Duration::from_secs(10));
+        assert_eq!(r.robustness, 2);
+        assert_eq!(r.querier, QuerierMode::Auto);
+        assert_eq!(r.igmp_version, 3);
+        assert_eq!(r.max_groups_per_host, 128);
+        assert_eq!(r.max_members, 10_000);
+        assert_eq!(r.compat_fallback, FallbackArg::Multicast);
+        assert_eq!(r.log_level, LogLevel::Info);
+        assert!(r.allow.is_empty() && r.deny.is_empty() && r.workers.is_none());
+    }
+
+    #[test]
+    fn repeatable_options() {
+        let r = run(&[
+            "--upstream",
+            "up0",
+            "--downstream",
+            "a",
+            "--downstream",
+            "b",
+            "--allow",
+            "239.0.0.0/8",
+            "--allow",
+            "232.0.0.0/8",
+            "--deny",
+            "239.255.0.0/16",
+        ])
+        .unwrap();
+        assert_eq!(r.downstreams, vec!["a", "b"]);
+        assert_eq!(r.allow.len(), 2);
+        assert_eq!(r.deny.len(), 1);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = run(&[
+            "--upstream",
+            "u",
+            "--downstream",
+            "d",
+            "--query-interval",
+            "soon",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("soon"), "{e}");
+        let e = run(&[
+            "--upstream",
+            "u",
+            "--downstream",
+            "d",
+            "--allow",
+            "239.1.1.1/99",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("239.1.1.1/99"), "{e}");
+        let e = run(&[
+            "--upstream",
+            "u",
+            "--downstream",
+            "d",
+            "--source-mac",
+            "01:00:5e:00:00:01",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("unicast"), "{e}");
+        assert!(run(&[
+            "--upstream",
+            "u",
+            "--downstream",
+            "d",
+            "--igmp-version",
+            "1"
+        ])
+        .is_err());
+        assert!(run(&["--upstream", "u", "--downstream", "d", "--robustness", "0"]).is_err());
+        assert!(run(&["--upstream", "u"]).is_err());
+    }
+}
