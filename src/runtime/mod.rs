@@ -1,1 +1,3 @@
 //! I/O: sockets, capture threads, the sender pool, the control socket and daemon wiring.
+
+pub mod sys;
