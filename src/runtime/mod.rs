@@ -1,3 +1,4 @@
 //! I/O: sockets, capture threads, the sender pool, the control socket and daemon wiring.
 
+pub mod iface;
 pub mod sys;

@@ -1,0 +1,187 @@
+//! Validated configuration: interfaces resolved, options checked, before anything starts.
+
+use crate::cli::{QuerierMode, RunArgs};
+use crate::core::filter::GroupFilter;
+use crate::core::membership::{CompatFallback, Settings};
+use crate::core::querier::{Mode, QuerierConfig};
+use crate::runtime::iface::{self, IfaceInfo};
+use crate::wire::{LinkType, MacAddr};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Downstream {
+    pub iface: IfaceInfo,
+    /// Source MAC of the copies and queries sent here.
+    pub source_mac: MacAddr,
+    /// Source address of our queries (0.0.0.0 when the interface has none).
+    pub query_source: Ipv4Addr,
+    pub compat_fallback: CompatFallback,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub upstream: IfaceInfo,
+    pub downstreams: Vec<Downstream>,
+    pub control: PathBuf,
+    pub settings: Settings,
+    pub querier: QuerierConfig,
+    pub filter: GroupFilter,
+    pub workers: usize,
+    pub log_level: log::LevelFilter,
+    pub log_file: Option<PathBuf>,
+}
+
+/// A configuration error: printed as one line, exit status 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Resolve and check everything `run` was given. `lookup` finds interfaces (the real one
+    /// reads the kernel; tests pass a fake).
+    pub fn from_args(a: &RunArgs, lookup: impl Fn(&str) -> Option<IfaceInfo>) -> Result<Config, ConfigError> {
+        let err = |s: String| Err(ConfigError(s));
+        let find = |name: &str, opt: &str| {
+            lookup(name).ok_or_else(|| ConfigError(format!("{opt} {name}: no such network interface")))
+        };
+        let upstream = find(&a.upstream, "--upstream")?;
+        let mut downstreams = Vec::new();
+        for name in &a.downstreams {
+            if name == &a.upstream {
+                return err(format!("--downstream {name} is also the --upstream interface; they must differ"));
+            }
+            if downstreams.iter().any(|d: &Downstream| &d.iface.name == name) {
+                return err(format!("--downstream {name} is given twice"));
+            }
+            let iface = find(name, "--downstream")?;
+            if iface.link != LinkType::Ethernet {
+                return err(format!(
+                    "--downstream {name} has no Ethernet header (link type {}); downstream interfaces must be \
+                     Ethernet-like (a LAN port, veth, bridge or OpenVPN tap)",
+                    iface.arphrd
+                ));
+            }
+            let Some(source_mac) = a.source_mac.or(iface.mac) else {
+                return err(format!("--downstream {name} has no MAC address; give --source-mac"));
+            };
+            let query_source = a.query_source.or(iface.ipv4).unwrap_or(Ipv4Addr::UNSPECIFIED);
+            downstreams.push(Downstream { iface, source_mac, query_source, compat_fallback: a.compat_fallback.into() });
+        }
+        if a.query_response_interval >= a.query_interval {
+            return err(format!(
+                "--query-response-interval {} must be shorter than --query-interval {}",
+                humantime::format_duration(a.query_response_interval),
+                humantime::format_duration(a.query_interval)
+            ));
+        }
+        let settings = Settings {
+            robustness: a.robustness,
+            query_interval: a.query_interval,
+            query_response_interval: a.query_response_interval,
+            max_groups_per_host: a.max_groups_per_host as usize,
+            max_members: a.max_members as usize,
+            ..Settings::default()
+        };
+        let querier = QuerierConfig {
+            mode: match a.querier {
+                QuerierMode::Auto => Mode::Auto,
+                QuerierMode::On => Mode::On,
+                QuerierMode::Off => Mode::Off,
+            },
+            version: a.igmp_version,
+            query_interval: a.query_interval,
+            query_response_interval: a.query_response_interval,
+            robustness: a.robustness,
+        };
+        let workers = match a.workers {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        };
+        Ok(Config {
+            upstream,
+            downstreams,
+            control: a.control.clone(),
+            settings,
+            querier,
+            filter: GroupFilter::new(a.allow.clone(), a.deny.clone()),
+            workers,
+            log_level: a.log_level.into(),
+            log_file: a.log_file.clone(),
+        })
+    }
+
+    /// With the real interface lookup.
+    pub fn from_system(a: &RunArgs) -> Result<Config, ConfigError> {
+        Config::from_args(a, iface::lookup)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn fake(name: &str) -> Option<IfaceInfo> {
+        let (link, arphrd, ipv4) = match name {
+            "up0" => (LinkType::Ethernet, 1, Some(Ipv4Addr::new(10, 1, 0, 2))),
+            "tun0" => (LinkType::RawIp, 65534, Some(Ipv4Addr::new(10, 8, 0, 1))),
+            "dn0" | "dn1" => (LinkType::Ethernet, 1, None),
+            "lan0" => (LinkType::Ethernet, 1, Some(Ipv4Addr::new(10, 2, 0, 1))),
+            _ => return None,
+        };
+        Some(IfaceInfo { name: name.into(), index: 7, mac: Some(MacAddr([2, 0, 0, 0, 0, 7])), ipv4, link, arphrd })
+    }
+
+    fn cfg(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut v = vec!["snoopcast", "run"];
+        v.extend_from_slice(args);
+        let Command::Run(r) = Cli::try_parse_from(v).unwrap().command else { unreachable!() };
+        Config::from_args(&r, fake)
+    }
+
+    #[test]
+    fn resolves_interfaces_and_defaults() {
+        let c = cfg(&["--upstream", "tun0", "--downstream", "dn0", "--downstream", "lan0"]).unwrap();
+        assert_eq!(c.upstream.link, LinkType::RawIp);
+        assert_eq!(c.downstreams[0].query_source, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(c.downstreams[1].query_source, Ipv4Addr::new(10, 2, 0, 1));
+        assert_eq!(c.downstreams[0].source_mac, MacAddr([2, 0, 0, 0, 0, 7]));
+        assert_eq!(c.settings.group_membership_interval().as_secs(), 260);
+        assert!(c.workers >= 1);
+    }
+
+    #[test]
+    fn errors_name_the_bad_value() {
+        let e = cfg(&["--upstream", "nope0", "--downstream", "dn0"]).unwrap_err();
+        assert!(e.0.contains("nope0") && e.0.contains("no such"), "{e}");
+        let e = cfg(&["--upstream", "up0", "--downstream", "ghost9"]).unwrap_err();
+        assert!(e.0.contains("ghost9"), "{e}");
+        let e = cfg(&["--upstream", "up0", "--downstream", "up0"]).unwrap_err();
+        assert!(e.0.contains("must differ"), "{e}");
+        let e = cfg(&["--upstream", "up0", "--downstream", "dn0", "--downstream", "dn0"]).unwrap_err();
+        assert!(e.0.contains("twice"), "{e}");
+        let e = cfg(&["--upstream", "up0", "--downstream", "tun0"]).unwrap_err();
+        assert!(e.0.contains("Ethernet"), "{e}");
+        let e = cfg(&["--upstream", "up0", "--downstream", "dn0", "--query-interval", "5s", "--query-response-interval", "10s"])
+            .unwrap_err();
+        assert!(e.0.contains("shorter"), "{e}");
+    }
+
+    #[test]
+    fn explicit_query_source_and_mac_win() {
+        let c = cfg(&["--upstream", "up0", "--downstream", "lan0", "--query-source", "10.2.0.99", "--source-mac", "02:11:22:33:44:55"])
+            .unwrap();
+        assert_eq!(c.downstreams[0].query_source, Ipv4Addr::new(10, 2, 0, 99));
+        assert_eq!(c.downstreams[0].source_mac.to_string(), "02:11:22:33:44:55");
+    }
+}

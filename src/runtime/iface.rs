@@ -1,0 +1,48 @@
+//! Interface facts read from the kernel: index, MAC, IPv4 address, link type.
+
+use crate::wire::{LinkType, MacAddr};
+use std::net::Ipv4Addr;
+
+/// ARPHRD_ETHER, from /sys/class/net/IF/type.
+const ARPHRD_ETHER: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceInfo {
+    pub name: String,
+    pub index: u32,
+    pub mac: Option<MacAddr>,
+    pub ipv4: Option<Ipv4Addr>,
+    pub link: LinkType,
+    /// ARPHRD_* number, for messages.
+    pub arphrd: u32,
+}
+
+fn sysfs(name: &str, attr: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/{attr}")).ok().map(|s| s.trim().to_string())
+}
+
+/// Look an interface up; None when it does not exist.
+pub fn lookup(name: &str) -> Option<IfaceInfo> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return None;
+    }
+    let index = super::sys::if_nametoindex(name)?;
+    let arphrd: u32 = sysfs(name, "type").and_then(|t| t.parse().ok()).unwrap_or(ARPHRD_ETHER);
+    let link = if arphrd == ARPHRD_ETHER { LinkType::Ethernet } else { LinkType::RawIp };
+    let mac = sysfs(name, "address").and_then(|a| a.parse::<MacAddr>().ok()).filter(|m| !m.is_zero());
+    let ipv4 = pnet_datalink::interfaces()
+        .into_iter()
+        .find(|i| i.name == name)
+        .and_then(|i| {
+            i.ips.iter().find_map(|n| match n.ip() {
+                std::net::IpAddr::V4(a) => Some(a),
+                _ => None,
+            })
+        });
+    Some(IfaceInfo { name: name.to_string(), index, mac, ipv4, link, arphrd })
+}
+
+/// pnet's view of the interface, which its channel constructor needs.
+pub fn pnet_interface(index: u32) -> Option<pnet_datalink::NetworkInterface> {
+    pnet_datalink::interfaces().into_iter().find(|i| i.index == index)
+}
