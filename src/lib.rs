@@ -4,4 +4,5 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod runtime;
+pub mod status;
 pub mod wire;

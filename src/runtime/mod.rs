@@ -1,4 +1,6 @@
 //! I/O: sockets, capture threads, the sender pool, the control socket and daemon wiring.
 
+pub mod control;
 pub mod iface;
+pub mod stats;
 pub mod sys;

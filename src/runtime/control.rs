@@ -1,0 +1,154 @@
+//! The control socket: each connection gets one JSON snapshot, then the server closes it.
+//! The server never reads from clients.
+
+use crate::status::Snapshot;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Why the control socket could not be opened.
+#[derive(Debug)]
+pub enum ControlError {
+    /// Another daemon answers on the path.
+    InUse(PathBuf),
+    /// Something that is not a socket is in the way.
+    NotASocket(PathBuf),
+    Io(PathBuf, io::Error),
+}
+
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlError::InUse(p) => write!(f, "another snoopcast is running: {} answers (use --control PATH)", p.display()),
+            ControlError::NotASocket(p) => write!(f, "control path {} exists and is not a socket; not removing it", p.display()),
+            ControlError::Io(p, e) => write!(f, "cannot create control socket {}: {e}", p.display()),
+        }
+    }
+}
+
+/// Bind the control socket, removing a stale one (a socket nobody answers on) first.
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(ControlError::NotASocket(path.into()));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(ControlError::InUse(path.into()));
+        }
+        std::fs::remove_file(path).map_err(|e| ControlError::Io(path.into(), e))?;
+    }
+    let l = UnixListener::bind(path).map_err(|e| ControlError::Io(path.into(), e))?;
+    l.set_nonblocking(true).map_err(|e| ControlError::Io(path.into(), e))?;
+    Ok(l)
+}
+
+/// Serve snapshots until `stop`. `snapshot` builds one (under the daemon's lock, which it
+/// drops before returning); serialisation and writing happen outside the lock.
+pub fn serve(listener: UnixListener, stop: &AtomicBool, snapshot: impl Fn() -> Snapshot) {
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((mut stream, _)) => {
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+                let snap = snapshot();
+                let mut body = serde_json::to_vec(&snap).unwrap_or_default();
+                body.push(b'\n');
+                if let Err(e) = stream.write_all(&body) {
+                    log::debug!("control: client went away: {e}");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => {
+                log::warn!("control: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// Why `status` failed.
+#[derive(Debug)]
+pub enum ClientError {
+    NotRunning(PathBuf, io::Error),
+    Io(io::Error),
+    BadReply(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::NotRunning(p, e) => {
+                write!(f, "snoopcast is not running (nothing answers on {}: {e})", p.display())
+            }
+            ClientError::Io(e) => write!(f, "reading status failed: {e}"),
+            ClientError::BadReply(e) => write!(f, "the daemon sent an unreadable status: {e}"),
+        }
+    }
+}
+
+/// Fetch one snapshot as raw JSON text.
+pub fn fetch(path: &Path) -> Result<String, ClientError> {
+    let mut s = UnixStream::connect(path).map_err(|e| ClientError::NotRunning(path.into(), e))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(ClientError::Io)?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).map_err(ClientError::Io)?;
+    Ok(body)
+}
+
+pub fn parse(body: &str) -> Result<Snapshot, ClientError> {
+    serde_json::from_str(body).map_err(|e| ClientError::BadReply(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::UpstreamStatus;
+    use std::sync::Arc;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("snoopcast-ctl-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&d);
+        d
+    }
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            version: "t".into(),
+            uptime_ms: 1,
+            groups: vec![],
+            upstream: UpstreamStatus { interface: "up0".into(), joined: vec![], sockets: 0 },
+            interfaces: vec![],
+            counters: Default::default(),
+        }
+    }
+
+    #[test]
+    fn serves_one_snapshot_per_connection_and_detects_stale_and_busy_paths() {
+        let p = tmp("serve");
+        let l = bind(&p).unwrap();
+        assert!(matches!(bind(&p), Err(ControlError::InUse(_))), "a live socket is not stolen");
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let t = std::thread::spawn(move || serve(l, &s2, snap));
+        for _ in 0..2 {
+            assert_eq!(parse(&fetch(&p).unwrap()).unwrap(), snap());
+        }
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+        // Now stale: the next bind removes it.
+        drop(bind(&p).unwrap());
+        std::fs::remove_file(&p).unwrap();
+        assert!(matches!(fetch(&p), Err(ClientError::NotRunning(..))));
+    }
+
+    #[test]
+    fn refuses_to_remove_a_regular_file() {
+        let p = tmp("file");
+        std::fs::write(&p, b"x").unwrap();
+        assert!(matches!(bind(&p), Err(ControlError::NotASocket(_))));
+        std::fs::remove_file(&p).unwrap();
+    }
+}
