@@ -48,18 +48,27 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Resolve and check everything `run` was given. `lookup` finds interfaces (the real one
     /// reads the kernel; tests pass a fake).
-    pub fn from_args(a: &RunArgs, lookup: impl Fn(&str) -> Option<IfaceInfo>) -> Result<Config, ConfigError> {
+    pub fn from_args(
+        a: &RunArgs,
+        lookup: impl Fn(&str) -> Option<IfaceInfo>,
+    ) -> Result<Config, ConfigError> {
         let err = |s: String| Err(ConfigError(s));
         let find = |name: &str, opt: &str| {
-            lookup(name).ok_or_else(|| ConfigError(format!("{opt} {name}: no such network interface")))
+            lookup(name)
+                .ok_or_else(|| ConfigError(format!("{opt} {name}: no such network interface")))
         };
         let upstream = find(&a.upstream, "--upstream")?;
         let mut downstreams = Vec::new();
         for name in &a.downstreams {
             if name == &a.upstream {
-                return err(format!("--downstream {name} is also the --upstream interface; they must differ"));
+                return err(format!(
+                    "--downstream {name} is also the --upstream interface; they must differ"
+                ));
             }
-            if downstreams.iter().any(|d: &Downstream| &d.iface.name == name) {
+            if downstreams
+                .iter()
+                .any(|d: &Downstream| &d.iface.name == name)
+            {
                 return err(format!("--downstream {name} is given twice"));
             }
             let iface = find(name, "--downstream")?;
@@ -71,10 +80,20 @@ impl Config {
                 ));
             }
             let Some(source_mac) = a.source_mac.or(iface.mac) else {
-                return err(format!("--downstream {name} has no MAC address; give --source-mac"));
+                return err(format!(
+                    "--downstream {name} has no MAC address; give --source-mac"
+                ));
             };
-            let query_source = a.query_source.or(iface.ipv4).unwrap_or(Ipv4Addr::UNSPECIFIED);
-            downstreams.push(Downstream { iface, source_mac, query_source, compat_fallback: a.compat_fallback.into() });
+            let query_source = a
+                .query_source
+                .or(iface.ipv4)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            downstreams.push(Downstream {
+                iface,
+                source_mac,
+                query_source,
+                compat_fallback: a.compat_fallback.into(),
+            });
         }
         if a.query_response_interval >= a.query_interval {
             return err(format!(
@@ -104,7 +123,9 @@ impl Config {
         };
         let workers = match a.workers {
             Some(n) => n as usize,
-            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         };
         Ok(Config {
             upstream,
@@ -139,19 +160,36 @@ mod tests {
             "lan0" => (LinkType::Ethernet, 1, Some(Ipv4Addr::new(10, 2, 0, 1))),
             _ => return None,
         };
-        Some(IfaceInfo { name: name.into(), index: 7, mac: Some(MacAddr([2, 0, 0, 0, 0, 7])), ipv4, link, arphrd })
+        Some(IfaceInfo {
+            name: name.into(),
+            index: 7,
+            mac: Some(MacAddr([2, 0, 0, 0, 0, 7])),
+            ipv4,
+            link,
+            arphrd,
+        })
     }
 
     fn cfg(args: &[&str]) -> Result<Config, ConfigError> {
         let mut v = vec!["snoopcast", "run"];
         v.extend_from_slice(args);
-        let Command::Run(r) = Cli::try_parse_from(v).unwrap().command else { unreachable!() };
+        let Command::Run(r) = Cli::try_parse_from(v).unwrap().command else {
+            unreachable!()
+        };
         Config::from_args(&r, fake)
     }
 
     #[test]
     fn resolves_interfaces_and_defaults() {
-        let c = cfg(&["--upstream", "tun0", "--downstream", "dn0", "--downstream", "lan0"]).unwrap();
+        let c = cfg(&[
+            "--upstream",
+            "tun0",
+            "--downstream",
+            "dn0",
+            "--downstream",
+            "lan0",
+        ])
+        .unwrap();
         assert_eq!(c.upstream.link, LinkType::RawIp);
         assert_eq!(c.downstreams[0].query_source, Ipv4Addr::UNSPECIFIED);
         assert_eq!(c.downstreams[1].query_source, Ipv4Addr::new(10, 2, 0, 1));
@@ -168,19 +206,45 @@ mod tests {
         assert!(e.0.contains("ghost9"), "{e}");
         let e = cfg(&["--upstream", "up0", "--downstream", "up0"]).unwrap_err();
         assert!(e.0.contains("must differ"), "{e}");
-        let e = cfg(&["--upstream", "up0", "--downstream", "dn0", "--downstream", "dn0"]).unwrap_err();
+        let e = cfg(&[
+            "--upstream",
+            "up0",
+            "--downstream",
+            "dn0",
+            "--downstream",
+            "dn0",
+        ])
+        .unwrap_err();
         assert!(e.0.contains("twice"), "{e}");
         let e = cfg(&["--upstream", "up0", "--downstream", "tun0"]).unwrap_err();
         assert!(e.0.contains("Ethernet"), "{e}");
-        let e = cfg(&["--upstream", "up0", "--downstream", "dn0", "--query-interval", "5s", "--query-response-interval", "10s"])
-            .unwrap_err();
+        let e = cfg(&[
+            "--upstream",
+            "up0",
+            "--downstream",
+            "dn0",
+            "--query-interval",
+            "5s",
+            "--query-response-interval",
+            "10s",
+        ])
+        .unwrap_err();
         assert!(e.0.contains("shorter"), "{e}");
     }
 
     #[test]
     fn explicit_query_source_and_mac_win() {
-        let c = cfg(&["--upstream", "up0", "--downstream", "lan0", "--query-source", "10.2.0.99", "--source-mac", "02:11:22:33:44:55"])
-            .unwrap();
+        let c = cfg(&[
+            "--upstream",
+            "up0",
+            "--downstream",
+            "lan0",
+            "--query-source",
+            "10.2.0.99",
+            "--source-mac",
+            "02:11:22:33:44:55",
+        ])
+        .unwrap();
         assert_eq!(c.downstreams[0].query_source, Ipv4Addr::new(10, 2, 0, 99));
         assert_eq!(c.downstreams[0].source_mac.to_string(), "02:11:22:33:44:55");
     }

@@ -79,9 +79,23 @@ fn secs(ms: u64) -> String {
 /// The human-readable table of `snoopcast status`.
 pub fn render(s: &Snapshot) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "snoopcast {} up {}", s.version, humantime::format_duration(std::time::Duration::from_secs(s.uptime_ms / 1000)));
+    let _ = writeln!(
+        o,
+        "snoopcast {} up {}",
+        s.version,
+        humantime::format_duration(std::time::Duration::from_secs(s.uptime_ms / 1000))
+    );
     let _ = writeln!(o);
-    let head = ["GROUP", "HOST MAC", "HOST IP", "INTERFACE", "FILTER", "EXPIRES", "PACKETS", "BYTES"];
+    let head = [
+        "GROUP",
+        "HOST MAC",
+        "HOST IP",
+        "INTERFACE",
+        "FILTER",
+        "EXPIRES",
+        "PACKETS",
+        "BYTES",
+    ];
     let mut rows: Vec<[String; 8]> = vec![];
     for g in &s.groups {
         for m in &g.members {
@@ -90,7 +104,11 @@ pub fn render(s: &Snapshot) -> String {
             } else {
                 format!("{}{{{}}}", m.mode, m.sources.join(","))
             };
-            let filter = if m.igmp_version < 3 { format!("{filter} v{}", m.igmp_version) } else { filter };
+            let filter = if m.igmp_version < 3 {
+                format!("{filter} v{}", m.igmp_version)
+            } else {
+                filter
+            };
             rows.push([
                 g.group.clone(),
                 m.mac.clone(),
@@ -115,7 +133,11 @@ pub fn render(s: &Snapshot) -> String {
         let line = |cells: Vec<&str>| {
             let mut l = String::new();
             for (i, c) in cells.iter().enumerate() {
-                let _ = if i >= 6 { write!(l, "{:>1$}  ", c, w[i]) } else { write!(l, "{:<1$}  ", c, w[i]) };
+                let _ = if i >= 6 {
+                    write!(l, "{:>1$}  ", c, w[i])
+                } else {
+                    write!(l, "{:<1$}  ", c, w[i])
+                };
             }
             l.trim_end().to_string()
         };
@@ -124,7 +146,11 @@ pub fn render(s: &Snapshot) -> String {
             let _ = writeln!(o, "{}", line(r.iter().map(String::as_str).collect()));
         }
     }
-    let compat: Vec<_> = s.groups.iter().flat_map(|g| g.multicast_on.iter().map(move |c| (g, c))).collect();
+    let compat: Vec<_> = s
+        .groups
+        .iter()
+        .flat_map(|g| g.multicast_on.iter().map(move |c| (g, c)))
+        .collect();
     if !compat.is_empty() {
         let _ = writeln!(o, "\nIGMPv1/v2 hosts present:");
         for (g, c) in compat {
@@ -133,12 +159,20 @@ pub fn render(s: &Snapshot) -> String {
                 "  {} on {}: sent as {} (compat ends in {})",
                 g.group,
                 c.interface,
-                if c.delivery == "multicast" { "L2 multicast" } else { "unicast copies" },
+                if c.delivery == "multicast" {
+                    "L2 multicast"
+                } else {
+                    "unicast copies"
+                },
                 secs(c.expires_in_ms)
             );
         }
     }
-    let _ = writeln!(o, "\nUpstream {} ({} join sockets):", s.upstream.interface, s.upstream.sockets);
+    let _ = writeln!(
+        o,
+        "\nUpstream {} ({} join sockets):",
+        s.upstream.interface, s.upstream.sockets
+    );
     if s.upstream.joined.is_empty() {
         let _ = writeln!(o, "  nothing joined");
     }
@@ -151,7 +185,11 @@ pub fn render(s: &Snapshot) -> String {
     }
     let _ = writeln!(o, "\nDownstream interfaces:");
     for i in &s.interfaces {
-        let other = i.other_querier.as_deref().map(|q| format!(", querier heard: {q}")).unwrap_or_default();
+        let other = i
+            .other_querier
+            .as_deref()
+            .map(|q| format!(", querier heard: {q}"))
+            .unwrap_or_default();
         let _ = writeln!(
             o,
             "  {}: {} (query source {}{}), IGMPv1/v2 fallback {}",
@@ -175,7 +213,11 @@ mod tests {
             uptime_ms: 61_000,
             groups: vec![GroupStatus {
                 group: "239.1.1.1".into(),
-                multicast_on: vec![CompatStatus { interface: "dn0".into(), delivery: "multicast".into(), expires_in_ms: 5000 }],
+                multicast_on: vec![CompatStatus {
+                    interface: "dn0".into(),
+                    delivery: "multicast".into(),
+                    expires_in_ms: 5000,
+                }],
                 members: vec![MemberStatus {
                     interface: "dn0".into(),
                     mac: "aa:bb:cc:dd:ee:ff".into(),
@@ -190,7 +232,10 @@ mod tests {
             }],
             upstream: UpstreamStatus {
                 interface: "up0".into(),
-                joined: vec![JoinStatus { group: "239.1.1.1".into(), sources: vec![] }],
+                joined: vec![JoinStatus {
+                    group: "239.1.1.1".into(),
+                    sources: vec![],
+                }],
                 sockets: 1,
             },
             interfaces: vec![InterfaceStatus {
@@ -209,7 +254,16 @@ mod tests {
         let v: serde_json::Value = serde_json::to_value(sample()).unwrap();
         let m = &v["groups"][0]["members"][0];
         assert_eq!(v["groups"][0]["group"], "239.1.1.1");
-        for k in ["interface", "mac", "ip", "mode", "sources", "expires_in_ms", "packets", "bytes"] {
+        for k in [
+            "interface",
+            "mac",
+            "ip",
+            "mode",
+            "sources",
+            "expires_in_ms",
+            "packets",
+            "bytes",
+        ] {
             assert!(m.get(k).is_some(), "member field {k}");
         }
         assert_eq!(v["upstream"]["interface"], "up0");
@@ -222,8 +276,14 @@ mod tests {
     #[test]
     fn table_shows_members_and_compat() {
         let t = render(&sample());
-        assert!(t.contains("GROUP") && t.contains("HOST MAC") && t.contains("EXPIRES"), "{t}");
-        assert!(t.contains("aa:bb:cc:dd:ee:ff") && t.contains("exclude{}") && t.contains("1.2s"), "{t}");
+        assert!(
+            t.contains("GROUP") && t.contains("HOST MAC") && t.contains("EXPIRES"),
+            "{t}"
+        );
+        assert!(
+            t.contains("aa:bb:cc:dd:ee:ff") && t.contains("exclude{}") && t.contains("1.2s"),
+            "{t}"
+        );
         assert!(t.contains("L2 multicast"), "{t}");
         assert!(t.contains("239.1.1.1 any source"), "{t}");
     }

@@ -22,9 +22,19 @@ pub enum ControlError {
 impl std::fmt::Display for ControlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ControlError::InUse(p) => write!(f, "another snoopcast is running: {} answers (use --control PATH)", p.display()),
-            ControlError::NotASocket(p) => write!(f, "control path {} exists and is not a socket; not removing it", p.display()),
-            ControlError::Io(p, e) => write!(f, "cannot create control socket {}: {e}", p.display()),
+            ControlError::InUse(p) => write!(
+                f,
+                "another snoopcast is running: {} answers (use --control PATH)",
+                p.display()
+            ),
+            ControlError::NotASocket(p) => write!(
+                f,
+                "control path {} exists and is not a socket; not removing it",
+                p.display()
+            ),
+            ControlError::Io(p, e) => {
+                write!(f, "cannot create control socket {}: {e}", p.display())
+            }
         }
     }
 }
@@ -41,7 +51,8 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
         std::fs::remove_file(path).map_err(|e| ControlError::Io(path.into(), e))?;
     }
     let l = UnixListener::bind(path).map_err(|e| ControlError::Io(path.into(), e))?;
-    l.set_nonblocking(true).map_err(|e| ControlError::Io(path.into(), e))?;
+    l.set_nonblocking(true)
+        .map_err(|e| ControlError::Io(path.into(), e))?;
     Ok(l)
 }
 
@@ -60,7 +71,9 @@ pub fn serve(listener: UnixListener, stop: &AtomicBool, snapshot: impl Fn() -> S
                     log::debug!("control: client went away: {e}");
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
             Err(e) => {
                 log::warn!("control: accept failed: {e}");
                 std::thread::sleep(Duration::from_millis(200));
@@ -81,7 +94,11 @@ impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientError::NotRunning(p, e) => {
-                write!(f, "snoopcast is not running (nothing answers on {}: {e})", p.display())
+                write!(
+                    f,
+                    "snoopcast is not running (nothing answers on {}: {e})",
+                    p.display()
+                )
             }
             ClientError::Io(e) => write!(f, "reading status failed: {e}"),
             ClientError::BadReply(e) => write!(f, "the daemon sent an unreadable status: {e}"),
@@ -92,7 +109,8 @@ impl std::fmt::Display for ClientError {
 /// Fetch one snapshot as raw JSON text.
 pub fn fetch(path: &Path) -> Result<String, ClientError> {
     let mut s = UnixStream::connect(path).map_err(|e| ClientError::NotRunning(path.into(), e))?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(ClientError::Io)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(ClientError::Io)?;
     let mut body = String::new();
     s.read_to_string(&mut body).map_err(ClientError::Io)?;
     Ok(body)
@@ -119,7 +137,11 @@ mod tests {
             version: "t".into(),
             uptime_ms: 1,
             groups: vec![],
-            upstream: UpstreamStatus { interface: "up0".into(), joined: vec![], sockets: 0 },
+            upstream: UpstreamStatus {
+                interface: "up0".into(),
+                joined: vec![],
+                sockets: 0,
+            },
             interfaces: vec![],
             counters: Default::default(),
         }
@@ -129,7 +151,10 @@ mod tests {
     fn serves_one_snapshot_per_connection_and_detects_stale_and_busy_paths() {
         let p = tmp("serve");
         let l = bind(&p).unwrap();
-        assert!(matches!(bind(&p), Err(ControlError::InUse(_))), "a live socket is not stolen");
+        assert!(
+            matches!(bind(&p), Err(ControlError::InUse(_))),
+            "a live socket is not stolen"
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
         let t = std::thread::spawn(move || serve(l, &s2, snap));

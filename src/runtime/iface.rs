@@ -18,7 +18,9 @@ pub struct IfaceInfo {
 }
 
 fn sysfs(name: &str, attr: &str) -> Option<String> {
-    std::fs::read_to_string(format!("/sys/class/net/{name}/{attr}")).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(format!("/sys/class/net/{name}/{attr}"))
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Look an interface up; None when it does not exist.
@@ -27,9 +29,17 @@ pub fn lookup(name: &str) -> Option<IfaceInfo> {
         return None;
     }
     let index = super::sys::if_nametoindex(name)?;
-    let arphrd: u32 = sysfs(name, "type").and_then(|t| t.parse().ok()).unwrap_or(ARPHRD_ETHER);
-    let link = if arphrd == ARPHRD_ETHER { LinkType::Ethernet } else { LinkType::RawIp };
-    let mac = sysfs(name, "address").and_then(|a| a.parse::<MacAddr>().ok()).filter(|m| !m.is_zero());
+    let arphrd: u32 = sysfs(name, "type")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(ARPHRD_ETHER);
+    let link = if arphrd == ARPHRD_ETHER {
+        LinkType::Ethernet
+    } else {
+        LinkType::RawIp
+    };
+    let mac = sysfs(name, "address")
+        .and_then(|a| a.parse::<MacAddr>().ok())
+        .filter(|m| !m.is_zero());
     let ipv4 = pnet_datalink::interfaces()
         .into_iter()
         .find(|i| i.name == name)
@@ -39,10 +49,19 @@ pub fn lookup(name: &str) -> Option<IfaceInfo> {
                 _ => None,
             })
         });
-    Some(IfaceInfo { name: name.to_string(), index, mac, ipv4, link, arphrd })
+    Some(IfaceInfo {
+        name: name.to_string(),
+        index,
+        mac,
+        ipv4,
+        link,
+        arphrd,
+    })
 }
 
 /// pnet's view of the interface, which its channel constructor needs.
 pub fn pnet_interface(index: u32) -> Option<pnet_datalink::NetworkInterface> {
-    pnet_datalink::interfaces().into_iter().find(|i| i.index == index)
+    pnet_datalink::interfaces()
+        .into_iter()
+        .find(|i| i.index == index)
 }

@@ -83,7 +83,10 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub const fn new(every: std::time::Duration) -> Self {
-        RateLimit { every, last: parking_lot::Mutex::new(None) }
+        RateLimit {
+            every,
+            last: parking_lot::Mutex::new(None),
+        }
     }
 
     /// True when a message may be logged now.

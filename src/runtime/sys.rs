@@ -13,7 +13,12 @@ const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const PACKET_MR_ALLMULTI: libc::c_ushort = 2;
 
-fn setsockopt<T>(fd: &impl AsRawFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
+fn setsockopt<T>(
+    fd: &impl AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    val: &T,
+) -> io::Result<()> {
     // SAFETY: `val` points to a live, initialised T for the duration of the call and the
     // length passed is exactly its size; the kernel only reads it.
     let r = unsafe {
@@ -74,7 +79,12 @@ pub fn add_allmulti(sock: &Socket, ifindex: u32) -> io::Result<()> {
         mr_alen: libc::c_ushort,
         mr_address: [u8; 8],
     }
-    let mreq = PacketMreq { mr_ifindex: ifindex as i32, mr_type: PACKET_MR_ALLMULTI, mr_alen: 0, mr_address: [0; 8] };
+    let mreq = PacketMreq {
+        mr_ifindex: ifindex as i32,
+        mr_type: PACKET_MR_ALLMULTI,
+        mr_alen: 0,
+        mr_address: [0; 8],
+    };
     setsockopt(sock, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)
 }
 
@@ -82,7 +92,8 @@ pub fn add_allmulti(sock: &Socket, ifindex: u32) -> io::Result<()> {
 /// (capped by net.core.rmem_max).
 pub fn set_rcvbuf(sock: &Socket, bytes: usize) -> io::Result<()> {
     let v = bytes.min(i32::MAX as usize) as libc::c_int;
-    setsockopt(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &v).or_else(|_| sock.set_recv_buffer_size(bytes))
+    setsockopt(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &v)
+        .or_else(|_| sock.set_recv_buffer_size(bytes))
 }
 
 /// Classic BPF, built with symbolic jump targets.
@@ -168,7 +179,12 @@ pub mod bpf {
 
     /// Downstream: IPv4 frames whose protocol is IGMP (2). Ethernet only.
     pub fn igmp_only() -> Vec<Insn_> {
-        Prog(vec![]).ld_h(12).require(0x0800).ld_b(14 + 9).require(2).finish(65535)
+        Prog(vec![])
+            .ld_h(12)
+            .require(0x0800)
+            .ld_b(14 + 9)
+            .require(2)
+            .finish(65535)
     }
 
     /// Upstream: IPv4 multicast data. Destination in 224.0.0.0/4 but not 224.0.0.0/24, and
@@ -225,7 +241,10 @@ pub mod bpf {
 
 /// Attach a classic BPF program to a socket.
 pub fn attach_filter(sock: &Socket, prog: &[libc::sock_filter]) -> io::Result<()> {
-    let f: Vec<SockFilter> = prog.iter().map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k)).collect();
+    let f: Vec<SockFilter> = prog
+        .iter()
+        .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
+        .collect();
     sock.attach_filter(&f)
 }
 
@@ -244,7 +263,9 @@ fn sockaddr_in(addr: Ipv4Addr) -> libc::sockaddr_storage {
     let sin = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,
-        sin_addr: libc::in_addr { s_addr: u32::from(addr).to_be() },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(addr).to_be(),
+        },
         sin_zero: [0; 8],
     };
     // SAFETY: sockaddr_storage is aligned and sized for any sockaddr.
@@ -255,19 +276,36 @@ fn sockaddr_in(addr: Ipv4Addr) -> libc::sockaddr_storage {
 /// MCAST_JOIN_GROUP / MCAST_LEAVE_GROUP on interface `ifindex` (RFC 3678 protocol-independent
 /// API: works on interfaces without an IPv4 address, unlike IP_ADD_SOURCE_MEMBERSHIP).
 pub fn any_source(sock: &Socket, ifindex: u32, group: Ipv4Addr, join: bool) -> io::Result<()> {
-    let req = libc::group_req { gr_interface: ifindex, gr_group: sockaddr_in(group) };
-    let opt = if join { libc::MCAST_JOIN_GROUP } else { libc::MCAST_LEAVE_GROUP };
+    let req = libc::group_req {
+        gr_interface: ifindex,
+        gr_group: sockaddr_in(group),
+    };
+    let opt = if join {
+        libc::MCAST_JOIN_GROUP
+    } else {
+        libc::MCAST_LEAVE_GROUP
+    };
     setsockopt(sock, libc::IPPROTO_IP, opt, &req)
 }
 
 /// MCAST_JOIN_SOURCE_GROUP / MCAST_LEAVE_SOURCE_GROUP.
-pub fn source_specific(sock: &Socket, ifindex: u32, group: Ipv4Addr, source: Ipv4Addr, join: bool) -> io::Result<()> {
+pub fn source_specific(
+    sock: &Socket,
+    ifindex: u32,
+    group: Ipv4Addr,
+    source: Ipv4Addr,
+    join: bool,
+) -> io::Result<()> {
     let req = libc::group_source_req {
         gsr_interface: ifindex,
         gsr_group: sockaddr_in(group),
         gsr_source: sockaddr_in(source),
     };
-    let opt = if join { libc::MCAST_JOIN_SOURCE_GROUP } else { libc::MCAST_LEAVE_SOURCE_GROUP };
+    let opt = if join {
+        libc::MCAST_JOIN_SOURCE_GROUP
+    } else {
+        libc::MCAST_LEAVE_SOURCE_GROUP
+    };
     setsockopt(sock, libc::IPPROTO_IP, opt, &req)
 }
 
@@ -317,7 +355,11 @@ mod tests {
             assert!(bpf::run(&p, &pkt([239, 1, 1, 1], 17)) > 0, "link {link}");
             assert!(bpf::run(&p, &pkt([232, 1, 1, 1], 17)) > 0);
             assert!(bpf::run(&p, &pkt([224, 0, 1, 1], 17)) > 0);
-            assert_eq!(bpf::run(&p, &pkt([224, 0, 0, 251], 17)), 0, "224.0.0.0/24 is link-local");
+            assert_eq!(
+                bpf::run(&p, &pkt([224, 0, 0, 251], 17)),
+                0,
+                "224.0.0.0/24 is link-local"
+            );
             assert_eq!(bpf::run(&p, &pkt([239, 1, 1, 1], 2)), 0, "IGMP is not data");
             assert_eq!(bpf::run(&p, &pkt([10, 1, 1, 1], 17)), 0, "unicast");
             assert_eq!(bpf::run(&p, &pkt([240, 1, 1, 1], 17)), 0, "class E");
