@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn parse_real_header() {
-        // Start of a Linux IGMPv3 report frame: to 01:00:5e:00:00:16, IPv4.
+        // Start of a Linux-style IGMPv3 report frame: to 01:00:5e:00:00:16, IPv4.
         let frame = [
             0x01, 0x00, 0x5e, 0x00, 0x00, 0x16, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x00,
             0x46, 0xc0,

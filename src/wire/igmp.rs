@@ -418,14 +418,17 @@ mod tests {
         Ipv4Addr::new(a, b, c, d)
     }
 
-    /// The IGMP part of a Linux IGMPv3 report: CHANGE_TO_EXCLUDE {} for 239.1.2.3 (a join)
+    // Reference messages built byte by byte with python3 `struct` (not captures), in the
+    // layout Linux uses for reports; checksums computed there, independently of this crate.
+
+    /// The IGMP part of a Linux-style IGMPv3 report: CHANGE_TO_EXCLUDE {} for 239.1.2.3 (a join)
     /// and CHANGE_TO_INCLUDE {10.0.0.1, 10.0.0.2} for 232.1.1.1, checksum e8f0.
     const LINUX_V3_REPORT: [u8; 32] = [
         0x22, 0x00, 0xe8, 0xf0, 0x00, 0x00, 0x00, 0x02, 0x04, 0x00, 0x00, 0x00, 0xef, 0x01, 0x02,
         0x03, 0x03, 0x00, 0x00, 0x02, 0xe8, 0x01, 0x01, 0x01, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00,
         0x00, 0x02,
     ];
-    /// A Linux IGMPv2 report for 239.1.2.3, checksum f8fa.
+    /// A Linux-style IGMPv2 report for 239.1.2.3, checksum f8fa.
     const LINUX_V2_REPORT: [u8; 8] = [0x16, 0x00, 0xf8, 0xfa, 0xef, 0x01, 0x02, 0x03];
     /// An IGMPv2 leave for 239.1.2.3, checksum f7fa.
     const V2_LEAVE: [u8; 8] = [0x17, 0x00, 0xf7, 0xfa, 0xef, 0x01, 0x02, 0x03];
@@ -437,7 +440,7 @@ mod tests {
     const V2_QUERY: [u8; 8] = [0x11, 0x64, 0xee, 0x9b, 0, 0, 0, 0];
     /// IGMPv2 group-specific query for 239.1.2.3, 1 s, checksum fdf0.
     const V2_GROUP_QUERY: [u8; 8] = [0x11, 0x0a, 0xfd, 0xf0, 0xef, 0x01, 0x02, 0x03];
-    /// IGMPv3 general query as Linux defaults send it: 10 s, QRV 2, QQIC 125, checksum ec1e.
+    /// IGMPv3 general query with the RFC 3376 defaults: 10 s, QRV 2, QQIC 125, checksum ec1e.
     const V3_QUERY: [u8; 12] = [0x11, 0x64, 0xec, 0x1e, 0, 0, 0, 0, 0x02, 0x7d, 0, 0];
     /// IGMPv3 group-and-source-specific query: 239.1.2.3 {10.0.0.1, 10.0.0.2}, 1 s, S flag
     /// set (a retransmission, RFC 3376 6.6.3.2), QRV 2, QQIC 125, checksum df6e.
@@ -806,7 +809,7 @@ mod tests {
             let m = fix(vec![t, 0, 0, 0, 239, 1, 2, 3]);
             assert_eq!(parse(&m), Err(WireError::UnknownType(t)));
         }
-        // A Linux mtrace / DVMRP (0x13) message is not ours.
+        // A DVMRP (0x13) message is not ours.
         assert_eq!(
             parse(&fix(vec![0x13; 12])),
             Err(WireError::UnknownType(0x13))

@@ -193,8 +193,9 @@ mod tests {
     use super::*;
     use crate::wire::checksum;
 
-    /// The IPv4 part of a Linux IGMPv3 report (192.168.1.10 -> 224.0.0.22, TOS 0xc0, DF,
-    /// TTL 1, Router Alert), total length 56, followed by its 32-byte IGMP message.
+    /// The IPv4 part of a Linux-style IGMPv3 report, hand-built with python3 `struct`
+    /// (192.168.1.10 -> 224.0.0.22, TOS 0xc0, DF, TTL 1, Router Alert), total length 56,
+    /// followed by its 32-byte IGMP message.
     const V3_REPORT_IP: [u8; 56] = [
         0x46, 0xc0, 0x00, 0x38, 0x00, 0x00, 0x40, 0x00, 0x01, 0x02, 0x42, 0x37, 0xc0, 0xa8, 0x01,
         0x0a, 0xe0, 0x00, 0x00, 0x16, 0x94, 0x04, 0x00, 0x00, 0x22, 0x00, 0xe8, 0xf0, 0x00, 0x00,
