@@ -64,7 +64,8 @@ impl FromStr for MacAddr {
         }
         let mut m = [0u8; 6];
         for (b, p) in m.iter_mut().zip(parts) {
-            if p.len() != 2 {
+            // from_str_radix alone would also take a sign ("+f").
+            if p.len() != 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
                 return Err(err());
             }
             *b = u8::from_str_radix(p, 16).map_err(|_| err())?;
@@ -173,6 +174,12 @@ mod tests {
         assert!("52:54:00:12:34:5G".parse::<MacAddr>().is_err());
         assert!("52:54:00:12:34".parse::<MacAddr>().is_err());
         assert!("525:4:00:12:34:56".parse::<MacAddr>().is_err());
+        assert!("+f:54:00:12:34:56".parse::<MacAddr>().is_err());
+        assert!("52:54:00:12:34:56:".parse::<MacAddr>().is_err());
+        assert_eq!(
+            "AA:bb:CC:dd:EE:ff".parse::<MacAddr>().unwrap().to_string(),
+            "aa:bb:cc:dd:ee:ff"
+        );
         assert!(MacAddr::default().is_zero());
         assert!(MacAddr::BROADCAST.is_multicast());
     }
