@@ -3,7 +3,10 @@
 use std::process::{Command, Output};
 
 fn snoopcast(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_snoopcast")).args(args).output().expect("run snoopcast")
+    Command::new(env!("CARGO_BIN_EXE_snoopcast"))
+        .args(args)
+        .output()
+        .expect("run snoopcast")
 }
 
 fn stderr(o: &Output) -> String {
@@ -43,13 +46,20 @@ fn bad_values_exit_2_and_name_the_value() {
     ] {
         let o = snoopcast(&["run", "--upstream", "lo", "--downstream", "dn0", opt, val]);
         assert_eq!(o.status.code(), Some(2), "{opt} {val}: {}", stderr(&o));
-        assert!(stderr(&o).contains(val), "{opt} {val}: message should name the value: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(val),
+            "{opt} {val}: message should name the value: {}",
+            stderr(&o)
+        );
     }
 }
 
 #[test]
 fn missing_required_options_exit_2() {
-    assert_eq!(snoopcast(&["run", "--upstream", "lo"]).status.code(), Some(2));
+    assert_eq!(
+        snoopcast(&["run", "--upstream", "lo"]).status.code(),
+        Some(2)
+    );
     assert_eq!(snoopcast(&["run"]).status.code(), Some(2));
     assert_eq!(snoopcast(&["frobnicate"]).status.code(), Some(2));
 }
@@ -60,9 +70,24 @@ fn help_lists_every_contract_option() {
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8_lossy(&o.stdout);
     for opt in [
-        "--upstream", "--downstream", "--control", "--query-interval", "--query-response-interval", "--robustness",
-        "--querier", "--igmp-version", "--allow", "--deny", "--max-groups-per-host", "--max-members",
-        "--query-source", "--compat-fallback", "--workers", "--source-mac", "--log-level", "--log-file",
+        "--upstream",
+        "--downstream",
+        "--control",
+        "--query-interval",
+        "--query-response-interval",
+        "--robustness",
+        "--querier",
+        "--igmp-version",
+        "--allow",
+        "--deny",
+        "--max-groups-per-host",
+        "--max-members",
+        "--query-source",
+        "--compat-fallback",
+        "--workers",
+        "--source-mac",
+        "--log-level",
+        "--log-file",
     ] {
         assert!(out.contains(opt), "run --help lacks {opt}");
     }

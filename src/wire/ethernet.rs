@@ -64,7 +64,8 @@ impl FromStr for MacAddr {
         }
         let mut m = [0u8; 6];
         for (b, p) in m.iter_mut().zip(parts) {
-            if p.len() != 2 {
+            // from_str_radix alone would also take a sign ("+f").
+            if p.len() != 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
                 return Err(err());
             }
             *b = u8::from_str_radix(p, 16).map_err(|_| err())?;
@@ -81,13 +82,115 @@ pub struct EthernetHeader {
     pub ethertype: u16,
 }
 
+/// Field offsets of the Ethernet II header (IEEE 802.3 clause 3.2, "Ethernet II" framing).
+mod field {
+    pub type Field = std::ops::Range<usize>;
+    pub const DESTINATION: Field = 0..6;
+    pub const SOURCE: Field = 6..12;
+    pub const ETHERTYPE: Field = 12..14;
+}
+
+fn mac_at(frame: &[u8], f: field::Field) -> MacAddr {
+    let mut m = [0u8; 6];
+    m.copy_from_slice(&frame[f]);
+    MacAddr(m)
+}
+
 /// Parse the 14-byte header; the payload starts at `HEADER_LEN`.
 pub fn parse(frame: &[u8]) -> Result<EthernetHeader> {
-    let _ = WireError::Truncated;
-    todo!("wire helper")
+    if frame.len() < HEADER_LEN {
+        return Err(WireError::Truncated);
+    }
+    let et = &frame[field::ETHERTYPE];
+    Ok(EthernetHeader {
+        dst: mac_at(frame, field::DESTINATION),
+        src: mac_at(frame, field::SOURCE),
+        ethertype: u16::from_be_bytes([et[0], et[1]]),
+    })
 }
 
 /// Write an Ethernet II header into `buf[..14]`. Panics if `buf` is shorter (callers size it).
 pub fn write_header(buf: &mut [u8], dst: MacAddr, src: MacAddr, ethertype: u16) {
-    todo!("wire helper")
+    buf[field::DESTINATION].copy_from_slice(&dst.0);
+    buf[field::SOURCE].copy_from_slice(&src.0);
+    buf[field::ETHERTYPE].copy_from_slice(&ethertype.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const DST: MacAddr = MacAddr([0x01, 0x00, 0x5e, 0x00, 0x00, 0x16]);
+    const SRC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+
+    #[test]
+    fn parse_real_header() {
+        // Start of a Linux-style IGMPv3 report frame: to 01:00:5e:00:00:16, IPv4.
+        let frame = [
+            0x01, 0x00, 0x5e, 0x00, 0x00, 0x16, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x00,
+            0x46, 0xc0,
+        ];
+        let h = parse(&frame).unwrap();
+        assert_eq!(h.dst, DST);
+        assert_eq!(h.src, SRC);
+        assert_eq!(h.ethertype, ETHERTYPE_IPV4);
+        assert!(h.dst.is_multicast());
+        assert!(!h.src.is_multicast());
+    }
+
+    #[test]
+    fn parse_exactly_header_len() {
+        let mut buf = [0u8; HEADER_LEN];
+        write_header(&mut buf, DST, SRC, 0x86dd);
+        let h = parse(&buf).unwrap();
+        assert_eq!((h.dst, h.src, h.ethertype), (DST, SRC, 0x86dd));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let mut buf = [0u8; HEADER_LEN];
+        write_header(&mut buf, DST, SRC, ETHERTYPE_IPV4);
+        for len in 0..HEADER_LEN {
+            assert_eq!(parse(&buf[..len]), Err(WireError::Truncated), "len {len}");
+        }
+    }
+
+    #[test]
+    fn write_header_layout() {
+        let mut buf = [0xaau8; 20];
+        write_header(&mut buf, MacAddr::BROADCAST, SRC, 0x0806);
+        assert_eq!(&buf[..6], &[0xff; 6]);
+        assert_eq!(&buf[6..12], &SRC.0);
+        assert_eq!(&buf[12..14], &[0x08, 0x06]);
+        // Bytes past the header are left alone.
+        assert_eq!(&buf[14..], &[0xaa; 6]);
+    }
+
+    #[test]
+    fn mac_display_and_parse() {
+        assert_eq!(SRC.to_string(), "52:54:00:12:34:56");
+        assert_eq!("52-54-00-12-34-56".parse::<MacAddr>().unwrap(), SRC);
+        assert!("52:54:00:12:34:5G".parse::<MacAddr>().is_err());
+        assert!("52:54:00:12:34".parse::<MacAddr>().is_err());
+        assert!("525:4:00:12:34:56".parse::<MacAddr>().is_err());
+        assert!("+f:54:00:12:34:56".parse::<MacAddr>().is_err());
+        assert!("52:54:00:12:34:56:".parse::<MacAddr>().is_err());
+        assert_eq!(
+            "AA:bb:CC:dd:EE:ff".parse::<MacAddr>().unwrap().to_string(),
+            "aa:bb:cc:dd:ee:ff"
+        );
+        assert!(MacAddr::default().is_zero());
+        assert!(MacAddr::BROADCAST.is_multicast());
+    }
+
+    #[test]
+    fn group_mac_keeps_low_23_bits() {
+        // RFC 1112 section 6.4: the high bit of the second octet is dropped.
+        assert_eq!(MacAddr::for_ipv4_group(Ipv4Addr::new(224, 0, 0, 22)), DST);
+        assert_eq!(
+            MacAddr::for_ipv4_group(Ipv4Addr::new(239, 129, 2, 3)),
+            MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03])
+        );
+    }
 }
