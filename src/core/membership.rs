@@ -2312,6 +2312,47 @@ mod tests {
         );
     }
 
+    /// The sizes the daemon is built for: 1,000 hosts x 10 groups = 10,000 members.
+    #[test]
+    fn ten_thousand_members() {
+        let mut t = Table::new(settings(), GroupFilter::default(), vec![]);
+        let t0 = Instant::now();
+        for h in 0..1000u16 {
+            let key = HostKey {
+                iface: usize::from(h % 4),
+                mac: MacAddr([2, 0, 0, 0, (h >> 8) as u8, h as u8]),
+            };
+            let records = (0..10)
+                .map(|g| GroupRecord {
+                    record_type: RecordType::ModeIsInclude,
+                    group: Ipv4Addr::new(239, 2, 0, g),
+                    sources: vec![src(g), src(g + 1)],
+                })
+                .collect();
+            let at = t0 + Duration::from_millis(u64::from(h));
+            let ev = t.accept_report(key, hip(1), &Message::ReportV3 { records }, at);
+            assert_eq!(ev.len(), 10);
+        }
+        assert_eq!(t.member_count(), 10_000);
+        assert_eq!(t.next_deadline(), Some(t0 + secs(22)));
+        assert_eq!(
+            t.forwarding()
+                .groups
+                .values()
+                .map(|g| g.members.len())
+                .sum::<usize>(),
+            10_000
+        );
+        assert_eq!(t.upstream_wants().len(), 10);
+        assert_eq!(
+            t.poll(t0 + secs(22) + Duration::from_millis(499)).len(),
+            5_000
+        );
+        assert_eq!(t.member_count(), 5_000);
+        assert_eq!(t.remove_iface(0).len(), 1_250);
+        t.assert_consistent();
+    }
+
     /// xorshift64: deterministic randomness without a crate.
     struct Rng(u64);
     impl Rng {
