@@ -81,3 +81,93 @@ impl Fib {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    fn src(n: u8) -> Ipv4Addr {
+        Ipv4Addr::new(192, 0, 2, n)
+    }
+    fn member(iface: IfaceId, n: u8, mode: FilterMode, sources: &[u8]) -> FibMember {
+        FibMember {
+            iface,
+            mac: MacAddr([2, 0, 0, 0, 0, n]),
+            mode,
+            sources: sources.iter().map(|&s| src(s)).collect(),
+            counters: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn member_admits_by_mode() {
+        let inc = member(0, 1, FilterMode::Include, &[1, 3, 5]);
+        let exc = member(0, 2, FilterMode::Exclude, &[1, 3, 5]);
+        for s in 0..8 {
+            let listed = s % 2 == 1 && s < 6;
+            assert_eq!(inc.admits(src(s)), listed, "{s}");
+            assert_eq!(exc.admits(src(s)), !listed, "{s}");
+        }
+        assert!(member(0, 3, FilterMode::Exclude, &[]).admits(src(9)));
+        assert!(!member(0, 3, FilterMode::Include, &[]).admits(src(9)));
+    }
+
+    #[test]
+    fn targets_multicast_first_then_admitting_members_with_counters() {
+        let g = Ipv4Addr::new(239, 1, 2, 3);
+        let mut fib = Fib::default();
+        fib.groups.insert(
+            g,
+            GroupFwd {
+                multicast_ifaces: vec![2],
+                members: vec![
+                    member(0, 1, FilterMode::Include, &[1]),
+                    member(1, 2, FilterMode::Exclude, &[1]),
+                    member(1, 3, FilterMode::Exclude, &[]),
+                ],
+            },
+        );
+        let mut out = vec![Target {
+            iface: 9,
+            mac: MacAddr::BROADCAST,
+        }];
+        let mut counters = Vec::new();
+        fib.targets(src(1), g, &mut out, &mut counters);
+        assert_eq!(
+            out,
+            vec![
+                Target {
+                    iface: 9,
+                    mac: MacAddr::BROADCAST
+                },
+                Target {
+                    iface: 2,
+                    mac: MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03])
+                },
+                Target {
+                    iface: 0,
+                    mac: MacAddr([2, 0, 0, 0, 0, 1])
+                },
+                Target {
+                    iface: 1,
+                    mac: MacAddr([2, 0, 0, 0, 0, 3])
+                },
+            ],
+            "appends"
+        );
+        assert_eq!(counters.len(), 2, "no counters for the multicast copy");
+        counters[0].packets.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(
+            fib.groups[&g].members[0]
+                .counters
+                .packets
+                .load(Ordering::Relaxed),
+            1
+        );
+        out.clear();
+        counters.clear();
+        fib.targets(src(1), Ipv4Addr::new(239, 9, 9, 9), &mut out, &mut counters);
+        assert!(out.is_empty() && counters.is_empty());
+    }
+}

@@ -892,3 +892,1631 @@ impl Table {
         self.fallback.get(iface).copied().unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fib::Target;
+    use crate::core::filter::Ipv4Cidr;
+    use std::sync::atomic::Ordering;
+
+    const G: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
+    const G2: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 2);
+    const SSM: Ipv4Addr = Ipv4Addr::new(232, 1, 1, 1);
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+    fn host(iface: IfaceId, n: u8) -> HostKey {
+        HostKey {
+            iface,
+            mac: MacAddr([2, 0, 0, 0, iface as u8, n]),
+        }
+    }
+    fn hip(n: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 0, 0, n)
+    }
+    fn src(n: u8) -> Ipv4Addr {
+        Ipv4Addr::new(192, 0, 2, n)
+    }
+    fn set(ns: &[u8]) -> BTreeSet<Ipv4Addr> {
+        ns.iter().map(|&n| src(n)).collect()
+    }
+    fn v3(record_type: RecordType, group: Ipv4Addr, ns: &[u8]) -> Message {
+        Message::ReportV3 {
+            records: vec![GroupRecord {
+                record_type,
+                group,
+                sources: ns.iter().map(|&n| src(n)).collect(),
+            }],
+        }
+    }
+    /// GMI = 2 x 10 s + 2 s = 22 s, LMQI = 1 s.
+    fn settings() -> Settings {
+        Settings {
+            robustness: 2,
+            query_interval: secs(10),
+            query_response_interval: secs(2),
+            last_member_query_interval: secs(1),
+            ..Settings::default()
+        }
+    }
+    /// Interface 0 falls back to multicast, interface 1 stays unicast.
+    fn table() -> Table {
+        Table::new(
+            settings(),
+            GroupFilter::default(),
+            vec![CompatFallback::Multicast, CompatFallback::Unicast],
+        )
+    }
+    fn state(t: &Table, h: HostKey, g: Ipv4Addr) -> Option<(FilterMode, BTreeSet<Ipv4Addr>)> {
+        t.member(h, g).map(|m| (m.mode, m.sources.clone()))
+    }
+    fn ignored(ev: &[Event]) -> Vec<IgnoreReason> {
+        ev.iter()
+            .filter_map(|e| {
+                if let Event::Ignored { reason, .. } = e {
+                    Some(*reason)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+    fn queries(ev: &[Event]) -> usize {
+        ev.iter()
+            .filter(|e| matches!(e, Event::SendGroupQuery { .. }))
+            .count()
+    }
+    fn targets(fib: &crate::core::fib::Fib, s: Ipv4Addr, g: Ipv4Addr) -> Vec<Target> {
+        let mut out = Vec::new();
+        let mut counters = Vec::new();
+        fib.targets(s, g, &mut out, &mut counters);
+        out
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Ev {
+        None,
+        Joined,
+        Changed,
+        Left,
+    }
+
+    #[test]
+    fn v3_records_in_every_starting_state() {
+        use FilterMode::{Exclude as Ex, Include as In};
+        use RecordType::*;
+        type S = Option<(FilterMode, &'static [u8])>;
+        // (start state, record, sources, end state, event)
+        let cases: &[(S, RecordType, &[u8], S, Ev)] = &[
+            // No state: the host's filter is INCLUDE{} (RFC 3376 section 3.2).
+            (
+                None,
+                ModeIsInclude,
+                &[2, 3],
+                Some((In, &[2, 3])),
+                Ev::Joined,
+            ),
+            (
+                None,
+                ChangeToInclude,
+                &[2, 3],
+                Some((In, &[2, 3])),
+                Ev::Joined,
+            ),
+            (
+                None,
+                ModeIsExclude,
+                &[2, 3],
+                Some((Ex, &[2, 3])),
+                Ev::Joined,
+            ),
+            (
+                None,
+                ChangeToExclude,
+                &[2, 3],
+                Some((Ex, &[2, 3])),
+                Ev::Joined,
+            ),
+            (None, AllowNew, &[2, 3], Some((In, &[2, 3])), Ev::Joined),
+            (None, BlockOld, &[2, 3], None, Ev::None),
+            (None, ModeIsInclude, &[], None, Ev::None),
+            (None, ChangeToInclude, &[], None, Ev::None),
+            (None, AllowNew, &[], None, Ev::None),
+            (None, ChangeToExclude, &[], Some((Ex, &[])), Ev::Joined),
+            // INCLUDE{1,2}
+            (
+                Some((In, &[1, 2])),
+                ModeIsInclude,
+                &[2, 3],
+                Some((In, &[2, 3])),
+                Ev::Changed,
+            ),
+            (
+                Some((In, &[1, 2])),
+                ChangeToInclude,
+                &[2, 3],
+                Some((In, &[2, 3])),
+                Ev::Changed,
+            ),
+            (
+                Some((In, &[1, 2])),
+                ModeIsExclude,
+                &[2, 3],
+                Some((Ex, &[2, 3])),
+                Ev::Changed,
+            ),
+            (
+                Some((In, &[1, 2])),
+                ChangeToExclude,
+                &[2, 3],
+                Some((Ex, &[2, 3])),
+                Ev::Changed,
+            ),
+            (
+                Some((In, &[1, 2])),
+                AllowNew,
+                &[2, 3],
+                Some((In, &[1, 2, 3])),
+                Ev::Changed,
+            ),
+            (
+                Some((In, &[1, 2])),
+                BlockOld,
+                &[2, 3],
+                Some((In, &[1])),
+                Ev::Changed,
+            ),
+            (Some((In, &[1, 2])), BlockOld, &[1, 2, 3], None, Ev::Left),
+            (Some((In, &[1, 2])), ModeIsInclude, &[], None, Ev::Left),
+            (Some((In, &[1, 2])), ChangeToInclude, &[], None, Ev::Left),
+            (
+                Some((In, &[1, 2])),
+                ModeIsInclude,
+                &[1, 2],
+                Some((In, &[1, 2])),
+                Ev::None,
+            ),
+            (
+                Some((In, &[1, 2])),
+                AllowNew,
+                &[1],
+                Some((In, &[1, 2])),
+                Ev::None,
+            ),
+            (
+                Some((In, &[1, 2])),
+                BlockOld,
+                &[7],
+                Some((In, &[1, 2])),
+                Ev::None,
+            ),
+            // EXCLUDE{1,2}
+            (
+                Some((Ex, &[1, 2])),
+                ModeIsInclude,
+                &[2, 3],
+                Some((In, &[2, 3])),
+                Ev::Changed,
+            ),
+            (
+                Some((Ex, &[1, 2])),
+                ChangeToInclude,
+                &[2, 3],
+                Some((In, &[2, 3])),
+                Ev::Changed,
+            ),
+            (
+                Some((Ex, &[1, 2])),
+                ModeIsExclude,
+                &[2, 3],
+                Some((Ex, &[2, 3])),
+                Ev::Changed,
+            ),
+            (
+                Some((Ex, &[1, 2])),
+                ChangeToExclude,
+                &[2, 3],
+                Some((Ex, &[2, 3])),
+                Ev::Changed,
+            ),
+            (
+                Some((Ex, &[1, 2])),
+                AllowNew,
+                &[2, 3],
+                Some((Ex, &[1])),
+                Ev::Changed,
+            ),
+            (
+                Some((Ex, &[1, 2])),
+                AllowNew,
+                &[1, 2],
+                Some((Ex, &[])),
+                Ev::Changed,
+            ),
+            (
+                Some((Ex, &[1, 2])),
+                BlockOld,
+                &[2, 3],
+                Some((Ex, &[1, 2, 3])),
+                Ev::Changed,
+            ),
+            (Some((Ex, &[1, 2])), ChangeToInclude, &[], None, Ev::Left),
+            (
+                Some((Ex, &[1, 2])),
+                ModeIsExclude,
+                &[2, 1],
+                Some((Ex, &[1, 2])),
+                Ev::None,
+            ),
+            (
+                Some((Ex, &[1, 2])),
+                BlockOld,
+                &[1],
+                Some((Ex, &[1, 2])),
+                Ev::None,
+            ),
+        ];
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        for (i, &(start, rt, b, end, want)) in cases.iter().enumerate() {
+            let mut t = table();
+            if let Some((mode, a)) = start {
+                let rt0 = if mode == In {
+                    ModeIsInclude
+                } else {
+                    ModeIsExclude
+                };
+                t.accept_report(h, hip(1), &v3(rt0, G, a), t0);
+            }
+            let ev = t.accept_report(h, hip(1), &v3(rt, G, b), t0 + secs(5));
+            let got = match ev.as_slice() {
+                [] => Ev::None,
+                [Event::Joined { .. }] => Ev::Joined,
+                [Event::Changed { .. }] => Ev::Changed,
+                [Event::Left {
+                    reason: LeaveReason::EmptyInclude,
+                    ..
+                }] => Ev::Left,
+                other => panic!("case {i}: unexpected events {other:?}"),
+            };
+            assert_eq!(got, want, "case {i}: event");
+            assert_eq!(
+                state(&t, h, G),
+                end.map(|(m, s)| (m, set(s))),
+                "case {i}: state"
+            );
+            if let Some(m) = t.member(h, G) {
+                // Every record refreshes the one timer, plain refreshes included.
+                assert_eq!(m.expires, t0 + secs(5 + 22), "case {i}: timer");
+                assert_eq!(m.version, 3);
+            }
+            assert_eq!(
+                t.member_count(),
+                usize::from(end.is_some()),
+                "case {i}: count"
+            );
+        }
+    }
+
+    #[test]
+    fn events_carry_host_ip_group_mode_and_sorted_sources() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        let ev = t.accept_report(h, hip(1), &v3(RecordType::AllowNew, G, &[9, 3]), t0);
+        assert_eq!(
+            ev,
+            vec![Event::Joined {
+                host: h,
+                ip: hip(1),
+                group: G,
+                mode: FilterMode::Include,
+                sources: vec![src(3), src(9)]
+            }]
+        );
+        // A new IP is recorded, but is no change of the filter.
+        assert!(t
+            .accept_report(h, hip(7), &v3(RecordType::ModeIsInclude, G, &[3, 9]), t0)
+            .is_empty());
+        assert_eq!(t.member(h, G).unwrap().ip, hip(7));
+        let ev = t.accept_report(h, hip(7), &v3(RecordType::ChangeToExclude, G, &[]), t0);
+        assert_eq!(
+            ev,
+            vec![Event::Changed {
+                host: h,
+                ip: hip(7),
+                group: G,
+                mode: FilterMode::Exclude,
+                sources: vec![]
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_record_is_ignored_and_others_in_the_report_apply() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        let msg = Message::ReportV3 {
+            records: vec![
+                GroupRecord {
+                    record_type: RecordType::Unknown(9),
+                    group: G,
+                    sources: vec![],
+                },
+                GroupRecord {
+                    record_type: RecordType::ChangeToExclude,
+                    group: G2,
+                    sources: vec![],
+                },
+            ],
+        };
+        let ev = t.accept_report(h, hip(1), &msg, t0);
+        assert_eq!(
+            ev[0],
+            Event::Ignored {
+                host: h,
+                group: G,
+                reason: IgnoreReason::UnknownRecord
+            }
+        );
+        assert!(matches!(ev[1], Event::Joined { group: G2, .. }));
+        assert_eq!(t.member_count(), 1);
+    }
+
+    #[test]
+    fn queries_are_ignored() {
+        let mut t = table();
+        let q = crate::wire::igmp::Query {
+            version: crate::wire::igmp::QueryVersion::V2,
+            max_resp: secs(10),
+            group: Ipv4Addr::UNSPECIFIED,
+            s_flag: false,
+            qrv: 0,
+            qqi: Duration::ZERO,
+            sources: vec![],
+        };
+        assert!(t
+            .accept_report(host(0, 1), hip(1), &Message::Query(q), Instant::now())
+            .is_empty());
+        assert_eq!(t.member_count(), 0);
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn v1_v2_report_and_leave() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let (a, b) = (host(1, 1), host(1, 2));
+        let ev = t.accept_report(a, hip(1), &Message::ReportV2 { group: G }, t0);
+        assert_eq!(
+            ev,
+            vec![
+                Event::Joined {
+                    host: a,
+                    ip: hip(1),
+                    group: G,
+                    mode: FilterMode::Exclude,
+                    sources: vec![]
+                },
+                Event::CompatStarted {
+                    iface: 1,
+                    group: G,
+                    version: 2
+                },
+            ]
+        );
+        let ev = t.accept_report(b, hip(2), &Message::ReportV1 { group: G }, t0);
+        assert!(
+            matches!(ev.as_slice(), [Event::Joined { .. }]),
+            "compat refresh is silent: {ev:?}"
+        );
+        assert_eq!(t.member(b, G).unwrap().version, 1);
+        assert_eq!(t.member(a, G).unwrap().version, 2);
+        // Leave: that host goes at once, the other stays.
+        let ev = t.accept_report(a, hip(1), &Message::LeaveV2 { group: G }, t0 + secs(1));
+        assert_eq!(
+            ev,
+            vec![Event::Left {
+                host: a,
+                ip: hip(1),
+                group: G,
+                reason: LeaveReason::Leave
+            }]
+        );
+        assert!(t.member(a, G).is_none());
+        assert!(t.member(b, G).is_some());
+        // A leave from a host that is not a member changes nothing (and the unicast
+        // fallback needs no queries).
+        let ev = t.accept_report(a, hip(1), &Message::LeaveV2 { group: G }, t0 + secs(1));
+        assert!(ev.is_empty());
+        let ev = t.accept_report(b, hip(2), &Message::LeaveV2 { group: G }, t0 + secs(2));
+        assert_eq!(
+            ev,
+            vec![Event::Left {
+                host: b,
+                ip: hip(2),
+                group: G,
+                reason: LeaveReason::Leave
+            }]
+        );
+        assert_eq!(t.member_count(), 0);
+        // Compat is still tracked for status until its own timer.
+        assert_eq!(t.compat_until(1, G), Some(t0 + secs(22)));
+    }
+
+    #[test]
+    fn v2_report_turns_an_include_member_into_exclude_all() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsInclude, G, &[1]), t0);
+        let ev = t.accept_report(h, hip(1), &Message::ReportV2 { group: G }, t0);
+        assert!(matches!(
+            ev[0],
+            Event::Changed {
+                mode: FilterMode::Exclude,
+                ..
+            }
+        ));
+        assert_eq!(state(&t, h, G), Some((FilterMode::Exclude, set(&[]))));
+        assert_eq!(t.member(h, G).unwrap().version, 2);
+    }
+
+    #[test]
+    fn to_in_empty_removes_at_once() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        t.accept_report(h, hip(1), &v3(RecordType::ChangeToExclude, G, &[]), t0);
+        let ev = t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ChangeToInclude, G, &[]),
+            t0 + secs(1),
+        );
+        assert_eq!(
+            ev,
+            vec![Event::Left {
+                host: h,
+                ip: hip(1),
+                group: G,
+                reason: LeaveReason::EmptyInclude
+            }]
+        );
+        assert_eq!(t.member_count(), 0);
+        assert_eq!(t.next_deadline(), None);
+        assert!(t.upstream_wants().is_empty());
+    }
+
+    #[test]
+    fn expiry_exactly_at_gmi_and_refresh_extends_it() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsExclude, G, &[]), t0);
+        assert_eq!(t.next_deadline(), Some(t0 + secs(22)));
+        assert!(t.poll(t0 + secs(22) - Duration::from_nanos(1)).is_empty());
+        assert_eq!(t.member_count(), 1);
+        // Refresh at 10 s: now due at 32 s.
+        t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ModeIsExclude, G, &[]),
+            t0 + secs(10),
+        );
+        assert_eq!(t.next_deadline(), Some(t0 + secs(32)));
+        assert!(t.poll(t0 + secs(22)).is_empty());
+        assert!(t.poll(t0 + secs(31)).is_empty());
+        let ev = t.poll(t0 + secs(32));
+        assert_eq!(
+            ev,
+            vec![Event::Left {
+                host: h,
+                ip: hip(1),
+                group: G,
+                reason: LeaveReason::Expired
+            }]
+        );
+        assert_eq!(t.member_count(), 0);
+        assert_eq!(t.next_deadline(), None);
+        assert!(t.poll(t0 + secs(100)).is_empty());
+    }
+
+    #[test]
+    fn late_poll_expires_everything_due_in_time_order() {
+        let mut t = table();
+        let t0 = Instant::now();
+        t.accept_report(
+            host(0, 2),
+            hip(2),
+            &v3(RecordType::ModeIsExclude, G, &[]),
+            t0 + secs(1),
+        );
+        t.accept_report(
+            host(0, 1),
+            hip(1),
+            &v3(RecordType::ModeIsExclude, G2, &[]),
+            t0,
+        );
+        t.accept_report(
+            host(0, 3),
+            hip(3),
+            &v3(RecordType::ModeIsExclude, G, &[]),
+            t0 + secs(50),
+        );
+        let ev = t.poll(t0 + secs(60));
+        let left: Vec<_> = ev
+            .iter()
+            .map(|e| {
+                if let Event::Left { host, .. } = e {
+                    *host
+                } else {
+                    panic!()
+                }
+            })
+            .collect();
+        assert_eq!(left, vec![host(0, 1), host(0, 2)]);
+        assert_eq!(t.next_deadline(), Some(t0 + secs(72)));
+    }
+
+    #[test]
+    fn compat_start_refresh_and_end_by_timer() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        let ev = t.accept_report(h, hip(1), &Message::ReportV1 { group: G }, t0);
+        assert_eq!(
+            ev[1],
+            Event::CompatStarted {
+                iface: 0,
+                group: G,
+                version: 1
+            }
+        );
+        assert_eq!(t.compat_until(0, G), Some(t0 + secs(22)));
+        assert_eq!(t.compat_until(1, G), None);
+        // A v3 report from another host does not refresh compat; a v2 report does, silently.
+        t.accept_report(
+            host(0, 2),
+            hip(2),
+            &v3(RecordType::ChangeToExclude, G, &[]),
+            t0 + secs(5),
+        );
+        assert_eq!(t.compat_until(0, G), Some(t0 + secs(22)));
+        let ev = t.accept_report(
+            host(0, 3),
+            hip(3),
+            &Message::ReportV2 { group: G },
+            t0 + secs(10),
+        );
+        assert!(!ev.iter().any(|e| matches!(e, Event::CompatStarted { .. })));
+        assert_eq!(t.compat_until(0, G), Some(t0 + secs(32)));
+        // Host 1 expires at 22 s, host 2 at 27 s; compat and host 3 at 32 s.
+        assert!(t.poll(t0 + secs(31)).iter().all(|e| matches!(
+            e,
+            Event::Left {
+                reason: LeaveReason::Expired,
+                ..
+            }
+        )));
+        assert!(t.compat_until(0, G).is_some());
+        let ev = t.poll(t0 + secs(32));
+        assert!(ev.contains(&Event::CompatEnded { iface: 0, group: G }));
+        assert_eq!(t.compat_until(0, G), None);
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    /// The dumb-switch case: host A reports, host B hears it and stays silent (RFC 2236
+    /// section 3). When A leaves, B must be asked.
+    #[test]
+    fn last_member_queries_count_spacing_and_end() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let a = host(0, 1);
+        t.accept_report(a, hip(1), &Message::ReportV2 { group: G }, t0);
+        let ev = t.accept_report(a, hip(1), &Message::LeaveV2 { group: G }, t0 + secs(3));
+        assert_eq!(
+            ev,
+            vec![
+                Event::Left {
+                    host: a,
+                    ip: hip(1),
+                    group: G,
+                    reason: LeaveReason::Leave
+                },
+                Event::SendGroupQuery { iface: 0, group: G },
+            ]
+        );
+        // Still in compat mode (and so still wanted upstream and multicast on iface 0).
+        assert_eq!(t.upstream_wants().get(&G), Some(&UpstreamWant::AnySource));
+        assert_eq!(t.next_deadline(), Some(t0 + secs(4)));
+        assert!(t.poll(t0 + secs(4) - Duration::from_millis(1)).is_empty());
+        // A second leave while querying does not restart the queries.
+        assert!(t
+            .accept_report(
+                host(0, 2),
+                hip(2),
+                &Message::LeaveV2 { group: G },
+                t0 + secs(3)
+            )
+            .is_empty());
+        assert_eq!(
+            t.poll(t0 + secs(4)),
+            vec![Event::SendGroupQuery { iface: 0, group: G }]
+        );
+        assert_eq!(t.next_deadline(), Some(t0 + secs(5)));
+        assert!(t.poll(t0 + secs(5) - Duration::from_millis(1)).is_empty());
+        // robustness (2) queries, then robustness x LMQI after the leave, compat ends.
+        assert_eq!(
+            t.poll(t0 + secs(5)),
+            vec![Event::CompatEnded { iface: 0, group: G }]
+        );
+        assert_eq!(t.compat_until(0, G), None);
+        assert_eq!(t.next_deadline(), None);
+        assert!(t.upstream_wants().is_empty());
+        assert!(t.forwarding().groups.is_empty());
+    }
+
+    #[test]
+    fn last_member_queries_with_a_late_poll_and_other_robustness() {
+        let mut t = Table::new(
+            Settings {
+                robustness: 3,
+                ..settings()
+            },
+            GroupFilter::default(),
+            vec![],
+        );
+        let t0 = Instant::now();
+        let a = host(0, 1);
+        t.accept_report(a, hip(1), &Message::ReportV2 { group: G }, t0);
+        let ev = t.accept_report(a, hip(1), &Message::LeaveV2 { group: G }, t0);
+        assert_eq!(queries(&ev), 1);
+        // One late poll runs every step that came due, in order.
+        let ev = t.poll(t0 + secs(10));
+        assert_eq!(
+            ev,
+            vec![
+                Event::SendGroupQuery { iface: 0, group: G },
+                Event::SendGroupQuery { iface: 0, group: G },
+                Event::CompatEnded { iface: 0, group: G },
+            ]
+        );
+    }
+
+    #[test]
+    fn report_cancels_last_member_queries() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let (a, b) = (host(0, 1), host(0, 2));
+        t.accept_report(a, hip(1), &Message::ReportV2 { group: G }, t0);
+        let ev = t.accept_report(a, hip(1), &Message::LeaveV2 { group: G }, t0 + secs(1));
+        assert_eq!(queries(&ev), 1);
+        // The silent host B answers the query.
+        let ev = t.accept_report(
+            b,
+            hip(2),
+            &Message::ReportV2 { group: G },
+            t0 + secs(1) + Duration::from_millis(300),
+        );
+        assert!(matches!(ev.as_slice(), [Event::Joined { .. }]));
+        let ev = t.poll(t0 + secs(10));
+        assert!(ev.is_empty(), "{ev:?}");
+        assert_eq!(
+            t.compat_until(0, G),
+            Some(t0 + secs(23) + Duration::from_millis(300))
+        );
+        assert_eq!(
+            t.next_deadline(),
+            Some(t0 + secs(23) + Duration::from_millis(300))
+        );
+        // An IGMPv3 host answering also counts.
+        let ev = t.accept_report(b, hip(2), &Message::LeaveV2 { group: G }, t0 + secs(11));
+        assert_eq!(queries(&ev), 1);
+        t.accept_report(
+            host(0, 3),
+            hip(3),
+            &v3(RecordType::ModeIsExclude, G, &[]),
+            t0 + secs(11),
+        );
+        assert!(t.poll(t0 + secs(15)).is_empty());
+        assert!(t.compat_until(0, G).is_some());
+    }
+
+    #[test]
+    fn no_last_member_queries_while_members_remain_or_unicast_or_v1() {
+        let t0 = Instant::now();
+        // Another member remains on the interface.
+        let mut t = table();
+        t.accept_report(host(0, 1), hip(1), &Message::ReportV2 { group: G }, t0);
+        t.accept_report(
+            host(0, 2),
+            hip(2),
+            &v3(RecordType::ModeIsInclude, G, &[1]),
+            t0,
+        );
+        assert_eq!(
+            queries(&t.accept_report(host(0, 1), hip(1), &Message::LeaveV2 { group: G }, t0)),
+            0
+        );
+        // A member on another interface does not count.
+        let mut t = table();
+        t.accept_report(host(0, 1), hip(1), &Message::ReportV2 { group: G }, t0);
+        t.accept_report(host(1, 1), hip(2), &Message::ReportV2 { group: G }, t0);
+        assert_eq!(
+            queries(&t.accept_report(host(0, 1), hip(1), &Message::LeaveV2 { group: G }, t0)),
+            1
+        );
+        // Unicast fallback: the leave suffices.
+        let mut t = table();
+        t.accept_report(host(1, 1), hip(1), &Message::ReportV2 { group: G }, t0);
+        let ev = t.accept_report(host(1, 1), hip(1), &Message::LeaveV2 { group: G }, t0);
+        assert_eq!(queries(&ev), 0);
+        assert!(t.compat_until(1, G).is_some());
+        // An IGMPv1 host present: leaves are ignored for compat (RFC 3376 section 7.3.2)
+        // until its timer runs out.
+        let mut t = table();
+        t.accept_report(host(0, 1), hip(1), &Message::ReportV1 { group: G }, t0);
+        t.accept_report(
+            host(0, 2),
+            hip(2),
+            &Message::ReportV2 { group: G },
+            t0 + secs(10),
+        );
+        t.accept_report(
+            host(0, 1),
+            hip(1),
+            &Message::LeaveV2 { group: G },
+            t0 + secs(11),
+        );
+        let ev = t.accept_report(
+            host(0, 2),
+            hip(2),
+            &Message::LeaveV2 { group: G },
+            t0 + secs(11),
+        );
+        assert_eq!(queries(&ev), 0);
+        t.accept_report(
+            host(0, 2),
+            hip(2),
+            &Message::ReportV2 { group: G },
+            t0 + secs(25),
+        );
+        let ev = t.accept_report(
+            host(0, 2),
+            hip(2),
+            &Message::LeaveV2 { group: G },
+            t0 + secs(26),
+        );
+        assert_eq!(queries(&ev), 1, "v1 host gone after 22 s");
+        // No compat at all: no queries.
+        let mut t = table();
+        t.accept_report(
+            host(0, 1),
+            hip(1),
+            &v3(RecordType::ChangeToExclude, G, &[]),
+            t0,
+        );
+        assert!(
+            t.accept_report(host(0, 1), hip(1), &Message::LeaveV2 { group: G }, t0)
+                .len()
+                == 1
+        );
+    }
+
+    #[test]
+    fn ssm_range_only_include() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        for msg in [
+            Message::ReportV1 { group: SSM },
+            Message::ReportV2 { group: SSM },
+            Message::LeaveV2 { group: SSM },
+            v3(RecordType::ModeIsExclude, SSM, &[]),
+            v3(RecordType::ChangeToExclude, SSM, &[1]),
+        ] {
+            let ev = t.accept_report(h, hip(1), &msg, t0);
+            assert_eq!(
+                ev,
+                vec![Event::Ignored {
+                    host: h,
+                    group: SSM,
+                    reason: IgnoreReason::SsmExclude
+                }],
+                "{msg:?}"
+            );
+        }
+        assert_eq!(t.member_count(), 0);
+        assert_eq!(t.compat_until(0, SSM), None);
+        t.accept_report(h, hip(1), &v3(RecordType::AllowNew, SSM, &[1]), t0);
+        // An EXCLUDE record does not disturb the INCLUDE member, nor refresh it.
+        let ev = t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ChangeToExclude, SSM, &[]),
+            t0 + secs(5),
+        );
+        assert_eq!(ignored(&ev), vec![IgnoreReason::SsmExclude]);
+        assert_eq!(state(&t, h, SSM), Some((FilterMode::Include, set(&[1]))));
+        assert_eq!(t.member(h, SSM).unwrap().expires, t0 + secs(22));
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsInclude, SSM, &[1, 2]), t0);
+        assert_eq!(
+            t.upstream_wants().get(&SSM),
+            Some(&UpstreamWant::Sources(set(&[1, 2])))
+        );
+        let ev = t.accept_report(h, hip(1), &v3(RecordType::BlockOld, SSM, &[1, 2]), t0);
+        assert!(matches!(
+            ev.as_slice(),
+            [Event::Left {
+                reason: LeaveReason::EmptyInclude,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn group_filter_rejects_without_creating_state() {
+        let filter = GroupFilter::new(
+            vec![Ipv4Cidr::new(Ipv4Addr::new(239, 0, 0, 0), 8)],
+            vec![Ipv4Cidr::new(G2, 32)],
+        );
+        let mut t = Table::new(settings(), filter, vec![]);
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        let mdns = Ipv4Addr::new(224, 0, 0, 251);
+        let other = Ipv4Addr::new(238, 1, 1, 1);
+        for g in [G2, mdns, other] {
+            for msg in [
+                Message::ReportV1 { group: g },
+                Message::ReportV2 { group: g },
+                Message::LeaveV2 { group: g },
+                v3(RecordType::AllowNew, g, &[1]),
+                v3(RecordType::ChangeToExclude, g, &[]),
+            ] {
+                let ev = t.accept_report(h, hip(1), &msg, t0);
+                assert_eq!(
+                    ev,
+                    vec![Event::Ignored {
+                        host: h,
+                        group: g,
+                        reason: IgnoreReason::GroupFiltered
+                    }]
+                );
+            }
+            assert_eq!(t.compat_until(0, g), None);
+        }
+        assert_eq!(t.member_count(), 0);
+        assert_eq!(t.next_deadline(), None);
+        assert_eq!(
+            t.accept_report(h, hip(1), &Message::ReportV2 { group: G }, t0)
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn groups_per_host_limit_but_updates_still_work() {
+        let mut t = Table::new(
+            Settings {
+                max_groups_per_host: 2,
+                ..settings()
+            },
+            GroupFilter::default(),
+            vec![],
+        );
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        let g3 = Ipv4Addr::new(239, 1, 1, 3);
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsInclude, G, &[1]), t0);
+        t.accept_report(h, hip(1), &Message::ReportV2 { group: G2 }, t0);
+        for msg in [
+            Message::ReportV2 { group: g3 },
+            v3(RecordType::AllowNew, g3, &[1]),
+        ] {
+            let ev = t.accept_report(h, hip(1), &msg, t0);
+            assert_eq!(
+                ev,
+                vec![Event::Ignored {
+                    host: h,
+                    group: g3,
+                    reason: IgnoreReason::GroupsPerHostLimit
+                }]
+            );
+        }
+        // A rejected v2 report starts no compat mode.
+        assert_eq!(t.compat_until(0, g3), None);
+        // Existing members can change and refresh.
+        let ev = t.accept_report(h, hip(1), &v3(RecordType::AllowNew, G, &[2]), t0 + secs(1));
+        assert!(matches!(ev.as_slice(), [Event::Changed { .. }]));
+        assert_eq!(t.member(h, G).unwrap().expires, t0 + secs(23));
+        // Another host is not affected.
+        assert!(matches!(
+            t.accept_report(host(0, 2), hip(2), &Message::ReportV2 { group: g3 }, t0)[0],
+            Event::Joined { .. }
+        ));
+        // After one leaves, there is room again.
+        t.accept_report(h, hip(1), &Message::LeaveV2 { group: G2 }, t0);
+        assert!(matches!(
+            t.accept_report(h, hip(1), &Message::ReportV2 { group: g3 }, t0)[0],
+            Event::Joined { .. }
+        ));
+    }
+
+    #[test]
+    fn members_limit_but_updates_still_work() {
+        let mut t = Table::new(
+            Settings {
+                max_members: 2,
+                ..settings()
+            },
+            GroupFilter::default(),
+            vec![],
+        );
+        let t0 = Instant::now();
+        t.accept_report(
+            host(0, 1),
+            hip(1),
+            &v3(RecordType::ModeIsInclude, G, &[1]),
+            t0,
+        );
+        t.accept_report(
+            host(0, 2),
+            hip(2),
+            &v3(RecordType::ModeIsInclude, G, &[1]),
+            t0,
+        );
+        let ev = t.accept_report(
+            host(0, 3),
+            hip(3),
+            &v3(RecordType::ModeIsInclude, G, &[1]),
+            t0,
+        );
+        assert_eq!(
+            ev,
+            vec![Event::Ignored {
+                host: host(0, 3),
+                group: G,
+                reason: IgnoreReason::MembersLimit
+            }]
+        );
+        let ev = t.accept_report(
+            host(0, 1),
+            hip(1),
+            &v3(RecordType::ChangeToExclude, G, &[]),
+            t0,
+        );
+        assert!(matches!(ev.as_slice(), [Event::Changed { .. }]));
+        assert_eq!(t.member_count(), 2);
+        // A BLOCK with no state is silently nothing, even at the limit.
+        assert!(t
+            .accept_report(host(0, 3), hip(3), &v3(RecordType::BlockOld, G, &[1]), t0)
+            .is_empty());
+        t.accept_report(
+            host(0, 2),
+            hip(2),
+            &v3(RecordType::ChangeToInclude, G, &[]),
+            t0,
+        );
+        assert!(matches!(
+            t.accept_report(host(0, 3), hip(3), &v3(RecordType::AllowNew, G, &[1]), t0)[0],
+            Event::Joined { .. }
+        ));
+    }
+
+    #[test]
+    fn source_cap() {
+        let mut t = Table::new(
+            Settings {
+                max_sources_per_member: 3,
+                ..settings()
+            },
+            GroupFilter::default(),
+            vec![],
+        );
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        // New member: the lowest sources in sorted order.
+        let ev = t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ModeIsInclude, G, &[9, 5, 1, 7, 3]),
+            t0,
+        );
+        assert!(matches!(ev[0], Event::Joined { .. }));
+        assert_eq!(
+            ev[1..],
+            [Event::Ignored {
+                host: h,
+                group: G,
+                reason: IgnoreReason::SourcesLimit
+            }]
+        );
+        assert_eq!(
+            state(&t, h, G),
+            Some((FilterMode::Include, set(&[1, 3, 5])))
+        );
+        // ALLOW beyond the cap keeps the sources already present.
+        let ev = t.accept_report(h, hip(1), &v3(RecordType::AllowNew, G, &[0, 2]), t0);
+        assert_eq!(ignored(&ev), vec![IgnoreReason::SourcesLimit]);
+        assert_eq!(
+            state(&t, h, G),
+            Some((FilterMode::Include, set(&[1, 3, 5])))
+        );
+        // Room again after a BLOCK: the new source fits.
+        t.accept_report(h, hip(1), &v3(RecordType::BlockOld, G, &[5]), t0);
+        let ev = t.accept_report(h, hip(1), &v3(RecordType::AllowNew, G, &[0, 2]), t0);
+        assert_eq!(ignored(&ev), vec![IgnoreReason::SourcesLimit]);
+        assert_eq!(
+            state(&t, h, G),
+            Some((FilterMode::Include, set(&[0, 1, 3])))
+        );
+        // EXCLUDE mode is capped too, once per record; at the cap exactly is fine.
+        let ev = t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ChangeToExclude, G, &[4, 5, 6, 7]),
+            t0,
+        );
+        assert_eq!(ignored(&ev), vec![IgnoreReason::SourcesLimit]);
+        assert_eq!(
+            state(&t, h, G),
+            Some((FilterMode::Exclude, set(&[4, 5, 6])))
+        );
+        assert!(ignored(&t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ModeIsExclude, G, &[4, 5, 6]),
+            t0
+        ))
+        .is_empty());
+    }
+
+    #[test]
+    fn remove_iface_drops_members_and_compat_of_that_iface_only() {
+        let mut t = table();
+        let t0 = Instant::now();
+        t.accept_report(host(0, 1), hip(1), &Message::ReportV2 { group: G }, t0);
+        t.accept_report(host(0, 1), hip(1), &v3(RecordType::AllowNew, G2, &[1]), t0);
+        t.accept_report(host(0, 2), hip(2), &v3(RecordType::AllowNew, G2, &[1]), t0);
+        t.accept_report(host(1, 1), hip(3), &Message::ReportV2 { group: G }, t0);
+        let ev = t.remove_iface(0);
+        let mut left: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Left {
+                    host,
+                    group,
+                    reason: LeaveReason::InterfaceGone,
+                    ..
+                } => Some((*group, *host)),
+                _ => None,
+            })
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![(G, host(0, 1)), (G2, host(0, 1)), (G2, host(0, 2))]
+        );
+        assert!(ev.contains(&Event::CompatEnded { iface: 0, group: G }));
+        assert_eq!(ev.len(), 4);
+        assert_eq!(t.member_count(), 1);
+        assert_eq!(t.compat_until(0, G), None);
+        assert!(t.compat_until(1, G).is_some());
+        assert_eq!(
+            t.members().map(|(g, h, _)| (g, h)).collect::<Vec<_>>(),
+            vec![(G, host(1, 1))]
+        );
+        assert!(t.remove_iface(0).is_empty());
+        // Only iface 1's timers remain.
+        assert_eq!(t.next_deadline(), Some(t0 + secs(22)));
+    }
+
+    #[test]
+    fn remove_iface_stops_last_member_queries() {
+        let mut t = table();
+        let t0 = Instant::now();
+        t.accept_report(host(0, 1), hip(1), &Message::ReportV2 { group: G }, t0);
+        t.accept_report(host(0, 1), hip(1), &Message::LeaveV2 { group: G }, t0);
+        assert_eq!(
+            t.remove_iface(0),
+            vec![Event::CompatEnded { iface: 0, group: G }]
+        );
+        assert_eq!(t.next_deadline(), None);
+        assert!(t.poll(t0 + secs(100)).is_empty());
+    }
+
+    #[test]
+    fn members_ordered_by_group_then_host() {
+        let mut t = table();
+        let t0 = Instant::now();
+        t.accept_report(
+            host(1, 1),
+            hip(1),
+            &v3(RecordType::ChangeToExclude, G2, &[]),
+            t0,
+        );
+        t.accept_report(
+            host(0, 9),
+            hip(2),
+            &v3(RecordType::ChangeToExclude, G2, &[]),
+            t0,
+        );
+        t.accept_report(
+            host(1, 1),
+            hip(1),
+            &v3(RecordType::ChangeToExclude, G, &[]),
+            t0,
+        );
+        t.accept_report(
+            host(0, 3),
+            hip(3),
+            &v3(RecordType::ChangeToExclude, G2, &[]),
+            t0,
+        );
+        let got: Vec<_> = t.members().map(|(g, h, _)| (g, h)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (G, host(1, 1)),
+                (G2, host(0, 3)),
+                (G2, host(0, 9)),
+                (G2, host(1, 1))
+            ]
+        );
+        assert_eq!(t.member_count(), 4);
+    }
+
+    #[test]
+    fn upstream_wants_mixed() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let g3 = Ipv4Addr::new(239, 1, 1, 3);
+        let g4 = Ipv4Addr::new(239, 1, 1, 4);
+        // G: INCLUDE members only -> union of sources.
+        t.accept_report(
+            host(0, 1),
+            hip(1),
+            &v3(RecordType::ModeIsInclude, G, &[1, 2]),
+            t0,
+        );
+        t.accept_report(
+            host(1, 1),
+            hip(2),
+            &v3(RecordType::ModeIsInclude, G, &[2, 3]),
+            t0,
+        );
+        // G2: one INCLUDE and one EXCLUDE member -> any source.
+        t.accept_report(
+            host(0, 1),
+            hip(1),
+            &v3(RecordType::ModeIsInclude, G2, &[1]),
+            t0,
+        );
+        t.accept_report(
+            host(0, 2),
+            hip(3),
+            &v3(RecordType::ModeIsExclude, G2, &[1]),
+            t0,
+        );
+        // g3: INCLUDE member plus compat on another iface (member gone) -> any source.
+        t.accept_report(
+            host(0, 1),
+            hip(1),
+            &v3(RecordType::ModeIsInclude, g3, &[5]),
+            t0,
+        );
+        t.accept_report(host(1, 2), hip(4), &Message::ReportV2 { group: g3 }, t0);
+        t.accept_report(host(1, 2), hip(4), &Message::LeaveV2 { group: g3 }, t0);
+        // g4: compat only, no members.
+        t.accept_report(host(1, 3), hip(5), &Message::ReportV1 { group: g4 }, t0);
+        t.accept_report(host(1, 3), hip(5), &Message::LeaveV2 { group: g4 }, t0);
+        let want = t.upstream_wants();
+        let expect: BTreeMap<_, _> = [
+            (G, UpstreamWant::Sources(set(&[1, 2, 3]))),
+            (G2, UpstreamWant::AnySource),
+            (g3, UpstreamWant::AnySource),
+            (g4, UpstreamWant::AnySource),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(want, expect);
+        // Compat ends: g3 falls back to its INCLUDE member, g4 disappears.
+        t.poll(t0 + secs(22));
+        assert!(t.upstream_wants().is_empty());
+        t.accept_report(
+            host(0, 1),
+            hip(1),
+            &v3(RecordType::ModeIsInclude, g3, &[5]),
+            t0 + secs(40),
+        );
+        t.accept_report(
+            host(1, 2),
+            hip(4),
+            &Message::ReportV2 { group: g3 },
+            t0 + secs(30),
+        );
+        t.accept_report(
+            host(1, 2),
+            hip(4),
+            &Message::LeaveV2 { group: g3 },
+            t0 + secs(30),
+        );
+        assert_eq!(t.upstream_wants().get(&g3), Some(&UpstreamWant::AnySource));
+        t.poll(t0 + secs(52));
+        assert_eq!(
+            t.upstream_wants().get(&g3),
+            Some(&UpstreamWant::Sources(set(&[5])))
+        );
+    }
+
+    #[test]
+    fn forwarding_multicast_vs_unicast_fallback_and_source_filtering() {
+        let mut t = table();
+        let t0 = Instant::now();
+        // iface 0 (multicast fallback): a v2 host and a v3 INCLUDE host.
+        t.accept_report(host(0, 1), hip(1), &Message::ReportV2 { group: G }, t0);
+        t.accept_report(
+            host(0, 2),
+            hip(2),
+            &v3(RecordType::ModeIsInclude, G, &[1]),
+            t0,
+        );
+        // iface 1 (unicast fallback): a v2 host, an INCLUDE{1} host and an EXCLUDE{1} host.
+        t.accept_report(host(1, 1), hip(3), &Message::ReportV2 { group: G }, t0);
+        t.accept_report(
+            host(1, 2),
+            hip(4),
+            &v3(RecordType::ModeIsInclude, G, &[1]),
+            t0,
+        );
+        t.accept_report(
+            host(1, 3),
+            hip(5),
+            &v3(RecordType::ModeIsExclude, G, &[1]),
+            t0,
+        );
+        // G2: no compat anywhere, a member on iface 0 gets unicast.
+        t.accept_report(
+            host(0, 2),
+            hip(2),
+            &v3(RecordType::ModeIsInclude, G2, &[2, 1]),
+            t0,
+        );
+        let fib = t.forwarding();
+        let gf = &fib.groups[&G];
+        assert_eq!(gf.multicast_ifaces, vec![0]);
+        assert!(
+            gf.members.iter().all(|m| m.iface == 1),
+            "no unicast copies on a multicast iface"
+        );
+        let group_mac = Target {
+            iface: 0,
+            mac: MacAddr::for_ipv4_group(G),
+        };
+        let uni = |h: HostKey| Target {
+            iface: h.iface,
+            mac: h.mac,
+        };
+        assert_eq!(
+            targets(&fib, src(1), G),
+            vec![group_mac.clone(), uni(host(1, 1)), uni(host(1, 2))]
+        );
+        assert_eq!(
+            targets(&fib, src(2), G),
+            vec![group_mac, uni(host(1, 1)), uni(host(1, 3))]
+        );
+        assert_eq!(&*fib.groups[&G2].members[0].sources, &[src(1), src(2)]);
+        assert_eq!(targets(&fib, src(2), G2), vec![uni(host(0, 2))]);
+        assert!(targets(&fib, src(3), G2).is_empty());
+        assert!(targets(&fib, src(1), Ipv4Addr::new(239, 9, 9, 9)).is_empty());
+        // When compat ends on iface 0, its remaining members get unicast copies again.
+        t.accept_report(
+            host(0, 2),
+            hip(2),
+            &v3(RecordType::ModeIsInclude, G, &[1]),
+            t0 + secs(20),
+        );
+        t.accept_report(
+            host(1, 1),
+            hip(3),
+            &Message::ReportV2 { group: G },
+            t0 + secs(20),
+        );
+        t.accept_report(
+            host(1, 2),
+            hip(4),
+            &v3(RecordType::ModeIsInclude, G, &[1]),
+            t0 + secs(20),
+        );
+        assert!(t
+            .poll(t0 + secs(22))
+            .contains(&Event::CompatEnded { iface: 0, group: G }));
+        let fib = t.forwarding();
+        assert!(fib.groups[&G].multicast_ifaces.is_empty());
+        assert_eq!(
+            targets(&fib, src(1), G),
+            vec![uni(host(0, 2)), uni(host(1, 1)), uni(host(1, 2))]
+        );
+    }
+
+    #[test]
+    fn forwarding_compat_without_members_still_multicasts() {
+        let mut t = table();
+        let t0 = Instant::now();
+        t.accept_report(host(0, 1), hip(1), &Message::ReportV2 { group: G }, t0);
+        t.accept_report(host(0, 1), hip(1), &Message::LeaveV2 { group: G }, t0);
+        let fib = t.forwarding();
+        assert_eq!(
+            targets(&fib, src(1), G),
+            vec![Target {
+                iface: 0,
+                mac: MacAddr::for_ipv4_group(G)
+            }]
+        );
+    }
+
+    #[test]
+    fn counters_survive_rebuilds() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(1, 1);
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsExclude, G, &[]), t0);
+        let fib = t.forwarding();
+        let mut out = Vec::new();
+        let mut counters = Vec::new();
+        fib.targets(src(1), G, &mut out, &mut counters);
+        assert_eq!(counters.len(), 1);
+        counters[0].packets.fetch_add(1, Ordering::Relaxed);
+        counters[0].bytes.fetch_add(100, Ordering::Relaxed);
+        // Changes and rebuilds keep the same counters.
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsExclude, G, &[9]), t0);
+        t.accept_report(
+            host(1, 2),
+            hip(2),
+            &v3(RecordType::ModeIsExclude, G, &[]),
+            t0,
+        );
+        let fib2 = t.forwarding();
+        let m = fib2.groups[&G]
+            .members
+            .iter()
+            .find(|m| m.mac == h.mac)
+            .unwrap();
+        assert!(Arc::ptr_eq(
+            &m.counters,
+            &fib.groups[&G].members[0].counters
+        ));
+        assert_eq!(m.counters.packets.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            t.member(h, G)
+                .unwrap()
+                .counters
+                .bytes
+                .load(Ordering::Relaxed),
+            100
+        );
+        // A new membership after a leave starts from zero.
+        t.accept_report(h, hip(1), &Message::LeaveV2 { group: G }, t0);
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsExclude, G, &[]), t0);
+        assert_eq!(
+            t.member(h, G)
+                .unwrap()
+                .counters
+                .packets
+                .load(Ordering::Relaxed),
+            0
+        );
+    }
+
+    /// The sizes the daemon is built for: 1,000 hosts x 10 groups = 10,000 members.
+    #[test]
+    fn ten_thousand_members() {
+        let mut t = Table::new(settings(), GroupFilter::default(), vec![]);
+        let t0 = Instant::now();
+        for h in 0..1000u16 {
+            let key = HostKey {
+                iface: usize::from(h % 4),
+                mac: MacAddr([2, 0, 0, 0, (h >> 8) as u8, h as u8]),
+            };
+            let records = (0..10)
+                .map(|g| GroupRecord {
+                    record_type: RecordType::ModeIsInclude,
+                    group: Ipv4Addr::new(239, 2, 0, g),
+                    sources: vec![src(g), src(g + 1)],
+                })
+                .collect();
+            let at = t0 + Duration::from_millis(u64::from(h));
+            let ev = t.accept_report(key, hip(1), &Message::ReportV3 { records }, at);
+            assert_eq!(ev.len(), 10);
+        }
+        assert_eq!(t.member_count(), 10_000);
+        assert_eq!(t.next_deadline(), Some(t0 + secs(22)));
+        assert_eq!(
+            t.forwarding()
+                .groups
+                .values()
+                .map(|g| g.members.len())
+                .sum::<usize>(),
+            10_000
+        );
+        assert_eq!(t.upstream_wants().len(), 10);
+        assert_eq!(
+            t.poll(t0 + secs(22) + Duration::from_millis(499)).len(),
+            5_000
+        );
+        assert_eq!(t.member_count(), 5_000);
+        assert_eq!(t.remove_iface(0).len(), 1_250);
+        t.assert_consistent();
+    }
+
+    /// xorshift64: deterministic randomness without a crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    impl Table {
+        /// The private indexes agree with the members and compat state.
+        fn assert_consistent(&self) {
+            let mut timers = BTreeSet::new();
+            let mut count = 0;
+            let mut host_groups: BTreeMap<HostKey, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+            for (g, h, m) in self.members() {
+                count += 1;
+                host_groups.entry(h).or_default().insert(g);
+                timers.insert((m.expires, TimerKey::Member(g, h)));
+                assert!(!(m.mode == FilterMode::Include && m.sources.is_empty()));
+                assert!(!(is_ssm_group(g) && m.mode == FilterMode::Exclude));
+                assert!(m.sources.len() <= self.settings.max_sources_per_member);
+            }
+            for (&(i, g), c) in &self.compat {
+                assert!(!is_ssm_group(g));
+                timers.insert((c.until, TimerKey::CompatEnd(i, g)));
+                if let Some(l) = c.lmq {
+                    timers.insert((l.next, TimerKey::LastMemberQuery(i, g)));
+                }
+            }
+            assert!(self.groups.values().all(|hs| !hs.is_empty()));
+            assert_eq!(count, self.count);
+            assert_eq!(host_groups, self.host_groups);
+            assert_eq!(timers, self.timers);
+        }
+    }
+
+    #[test]
+    fn randomized_reports_keep_invariants() {
+        let s = Settings {
+            max_groups_per_host: 4,
+            max_members: 40,
+            max_sources_per_member: 3,
+            ..settings()
+        };
+        let filter = GroupFilter::new(vec![], vec![Ipv4Cidr::new(Ipv4Addr::new(239, 0, 0, 7), 32)]);
+        let mut t = Table::new(
+            s.clone(),
+            filter,
+            vec![CompatFallback::Multicast, CompatFallback::Unicast],
+        );
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let t0 = Instant::now();
+        let mut now = t0;
+        let groups: Vec<Ipv4Addr> = (0..8)
+            .map(|i| Ipv4Addr::new(239, 0, 0, i))
+            .chain([
+                SSM,
+                Ipv4Addr::new(232, 0, 0, 2),
+                Ipv4Addr::new(224, 0, 0, 5),
+            ])
+            .collect();
+        let types = [
+            RecordType::ModeIsInclude,
+            RecordType::ModeIsExclude,
+            RecordType::ChangeToInclude,
+            RecordType::ChangeToExclude,
+            RecordType::AllowNew,
+            RecordType::BlockOld,
+            RecordType::Unknown(7),
+        ];
+        let mut reported: BTreeSet<(HostKey, Ipv4Addr)> = BTreeSet::new();
+        let mut queries_sent = 0;
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for step in 0..20_000 {
+            now += Duration::from_millis(rng.below(1500));
+            let h = host(rng.below(3) as usize, rng.below(8) as u8);
+            let g = groups[rng.below(groups.len() as u64) as usize];
+            let action = rng.below(10);
+            let ev = match action {
+                0 => t.poll(now),
+                1 => t.accept_report(h, hip(h.mac.0[5]), &Message::ReportV2 { group: g }, now),
+                2 => t.accept_report(h, hip(h.mac.0[5]), &Message::ReportV1 { group: g }, now),
+                3 => t.accept_report(h, hip(h.mac.0[5]), &Message::LeaveV2 { group: g }, now),
+                4 if rng.below(50) == 0 => t.remove_iface(h.iface),
+                _ => {
+                    let n = rng.below(6);
+                    let records = (0..1 + rng.below(3))
+                        .map(|_| GroupRecord {
+                            record_type: types[rng.below(types.len() as u64) as usize],
+                            group: groups[rng.below(groups.len() as u64) as usize],
+                            sources: (0..n).map(|_| src(rng.below(6) as u8)).collect(),
+                        })
+                        .collect::<Vec<_>>();
+                    for r in &records {
+                        reported.insert((h, r.group));
+                    }
+                    t.accept_report(h, hip(h.mac.0[5]), &Message::ReportV3 { records }, now)
+                }
+            };
+            reported.insert((h, g));
+            queries_sent += queries(&ev);
+            for e in &ev {
+                seen.insert(match e {
+                    Event::Ignored { reason, .. } => format!("{reason:?}"),
+                    Event::Left { reason, .. } => format!("Left{reason:?}"),
+                    other => format!("{other:?}")
+                        .split([' ', '{'])
+                        .next()
+                        .unwrap()
+                        .to_string(),
+                });
+            }
+            // Invariants.
+            t.assert_consistent();
+            assert!(t.member_count() <= s.max_members, "step {step}");
+            let mut per_host: BTreeMap<HostKey, usize> = BTreeMap::new();
+            for (g, h, m) in t.members() {
+                *per_host.entry(h).or_default() += 1;
+                assert!(
+                    reported.contains(&(h, g)),
+                    "step {step}: {h:?} never reported {g}"
+                );
+                assert!(t.next_deadline().unwrap() <= m.expires, "step {step}");
+                assert!(
+                    action != 0 || m.expires > now,
+                    "step {step}: a due member survived a poll"
+                );
+            }
+            assert!(
+                per_host.values().all(|&n| n <= s.max_groups_per_host),
+                "step {step}"
+            );
+            let with_state: BTreeSet<Ipv4Addr> = t
+                .members()
+                .map(|(g, _, _)| g)
+                .chain(t.compat.keys().map(|&(_, g)| g))
+                .collect();
+            let wants = t.upstream_wants();
+            assert_eq!(
+                wants.keys().copied().collect::<BTreeSet<_>>(),
+                with_state,
+                "step {step}"
+            );
+            for (g, w) in &wants {
+                if let UpstreamWant::Sources(s) = w {
+                    assert!(!s.is_empty(), "step {step}: {g}");
+                }
+            }
+            if let Some(d) = t.next_deadline() {
+                assert!(t.compat.values().all(|c| d <= c.until));
+            }
+        }
+        assert!(t.member_count() > 0);
+        assert!(
+            queries_sent > 0,
+            "the walk should exercise last-member queries"
+        );
+        // The walk reaches every kind of event.
+        assert_eq!(seen.len(), 15, "{seen:?}");
+    }
+}
