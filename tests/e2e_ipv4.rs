@@ -511,7 +511,12 @@ fn status_json_lists_members() {
     let ctl = lan.control_path();
     let plain = ns_exec(
         &lan.box_ns(),
-        &[SNOOPCAST, "status", "--control", ctl.to_str().unwrap()],
+        &[
+            &snoopcast_bin(),
+            "status",
+            "--control",
+            ctl.to_str().unwrap(),
+        ],
         Duration::from_secs(5),
     );
     assert!(

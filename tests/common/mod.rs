@@ -21,8 +21,14 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The daemon under test.
+/// The daemon under test (see `snoopcast_bin`).
 pub const SNOOPCAST: &str = env!("CARGO_BIN_EXE_snoopcast");
+
+/// The snoopcast binary the tests run: SNOOPCAST_E2E_BIN if set (e.g. a release build),
+/// else the one cargo built for this test.
+pub fn snoopcast_bin() -> String {
+    std::env::var("SNOOPCAST_E2E_BIN").unwrap_or_else(|_| SNOOPCAST.to_string())
+}
 /// tests/helpers, holding host_agent.py and mcast_send.py.
 pub const HELPERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers");
 /// UDP port the senders and agents use.
@@ -614,7 +620,7 @@ impl Lan {
         let out = ns_exec(
             &self.box_ns(),
             &[
-                SNOOPCAST,
+                &snoopcast_bin(),
                 "status",
                 "--control",
                 ctl.to_str().unwrap(),
@@ -769,13 +775,17 @@ pub fn remove_stale_namespaces() {
             continue;
         };
         let mut parts = name.splitn(3, '-');
-        let (Some(head), Some(pid), Some(_role)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(head), Some(pid), Some(role)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
+        let ours = matches!(role, "src" | "box" | "sw")
+            || (role.len() > 1 && role.starts_with('h') && role[1..].parse::<u32>().is_ok());
+        if !ours {
+            continue;
+        }
         if !head.starts_with("sc")
             || head == "scdemo"
             || Path::new(&format!("/proc/{pid}")).exists()
@@ -840,11 +850,12 @@ pub fn start_snoopcast(lan: &Lan, args: &[&str]) -> Snoopcast {
     );
     let ctl = lan.control_path();
     let box_ns = lan.box_ns();
+    let bin = snoopcast_bin();
     let mut argv: Vec<&str> = vec![
         "netns",
         "exec",
         &box_ns,
-        SNOOPCAST,
+        &bin,
         "run",
         "--upstream",
         "up0",
