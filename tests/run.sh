@@ -47,7 +47,7 @@ fi
 
 export PYTHONUNBUFFERED=1 RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 if [ "$#" -eq 0 ]; then
-    set -- --all-targets
+    set -- --no-fail-fast --all-targets
 fi
 echo "tests/run.sh: cargo test $*"
 exec cargo test "$@"
