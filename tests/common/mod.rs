@@ -1,0 +1,1248 @@
+//! Shared harness of the netns end-to-end tests: builds the test LAN, runs the helpers and
+//! snoopcast inside it, and tears everything down again (see tests/README.md).
+//!
+//! ```text
+//!  [src] s0 --veth-- up0 [box] dn0 --veth-- p0 [sw: br0, dumb] p1..pN --veth-- eth0 [h1..hN]
+//! ```
+//!
+//! Every namespace is called `sc<tag>-<pid>-<role>`; interfaces are created directly inside
+//! them, so nothing is ever added to the root namespace. `Lan` deletes its namespaces and
+//! kills every process left inside them when it is dropped, also while a test panics.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The daemon under test (see `snoopcast_bin`).
+pub const SNOOPCAST: &str = env!("CARGO_BIN_EXE_snoopcast");
+
+/// The snoopcast binary the tests run: SNOOPCAST_E2E_BIN if set (e.g. a release build),
+/// else the one cargo built for this test.
+pub fn snoopcast_bin() -> String {
+    std::env::var("SNOOPCAST_E2E_BIN").unwrap_or_else(|_| SNOOPCAST.to_string())
+}
+/// tests/helpers, holding host_agent.py and mcast_send.py.
+pub const HELPERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers");
+/// UDP port the senders and agents use.
+pub const PORT: u16 = 5000;
+/// The default timeout of a helper command.
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Fraction of sent datagrams that must arrive for a stream to count as delivered.
+pub const DELIVERY: f64 = 0.98;
+
+/// Skips (returns from) the test when not root; under CI=true it fails instead.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::common::have_root() {
+            return;
+        }
+    };
+}
+
+/// True when running as root. Otherwise: panics under `CI=true` (CI must not skip
+/// silently), else prints "skipped: needs root" and returns false.
+pub fn have_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+        panic!("e2e tests need root (network namespaces, veth, bridges); CI=true, so this fails");
+    }
+    println!("skipped: needs root");
+    false
+}
+
+/// The python3 that runs the helpers: Debian's /usr/bin/python3 when present.
+pub fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Running commands
+// ------------------------------------------------------------------------------------------
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct CmdOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CmdOutput {
+    pub fn ok(&self) -> bool {
+        self.status.success()
+    }
+}
+
+/// Runs argv (in the root namespace) with a timeout; panics if it cannot start or times out.
+pub fn exec(argv: &[&str], timeout: Duration) -> CmdOutput {
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+    let out = collect(child.stdout.take().unwrap());
+    let err = collect(child.stderr.take().unwrap());
+    let status = match wait_child(&mut child, timeout) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "timed out after {timeout:?}: {argv:?}\nstdout: {}\nstderr: {}",
+                out.join().unwrap_or_default(),
+                err.join().unwrap_or_default()
+            );
+        }
+    };
+    CmdOutput {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// Runs argv inside namespace `ns` (`ip netns exec`) with a timeout and returns its output.
+pub fn ns_exec(ns: &str, argv: &[&str], timeout: Duration) -> CmdOutput {
+    let mut full = vec!["ip", "netns", "exec", ns];
+    full.extend_from_slice(argv);
+    exec(&full, timeout)
+}
+
+/// Like `exec`, but panics unless the command exits 0; returns its stdout.
+pub fn run(argv: &[&str]) -> String {
+    let out = exec(argv, CMD_TIMEOUT);
+    if !out.ok() {
+        panic!(
+            "{argv:?} failed ({}): {}{}",
+            out.status, out.stderr, out.stdout
+        );
+    }
+    out.stdout
+}
+
+/// Like `ns_exec`, but panics unless the command exits 0; returns its stdout.
+pub fn ns_run(ns: &str, argv: &[&str]) -> String {
+    let mut full = vec!["ip", "netns", "exec", ns];
+    full.extend_from_slice(argv);
+    run(&full)
+}
+
+/// Writes a sysctl inside `ns` through /proc/sys (no dependency on procps).
+pub fn ns_sysctl(ns: &str, key: &str, value: &str) {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    ns_run(
+        ns,
+        &["sh", "-c", "echo \"$1\" > \"$2\"", "sh", value, &path],
+    );
+}
+
+fn collect<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on the pid of a child we have not reaped yet (it cannot be reused).
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+/// Stops a child: SIGTERM, then SIGKILL after `grace`. Returns its exit status.
+fn terminate(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    signal(child, libc::SIGTERM);
+    if let Some(status) = wait_child(child, grace) {
+        return Some(status);
+    }
+    let _ = child.kill();
+    child.wait().ok()
+}
+
+/// Polls `cond` every 50 ms until it is true (returns true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The LAN
+// ------------------------------------------------------------------------------------------
+
+/// One receiver host of the LAN.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// "h1", "h2", ...
+    pub name: String,
+    /// Its namespace.
+    pub ns: String,
+    /// eth0's address, 10.2.0.(10+i).
+    pub ip: String,
+    /// eth0's MAC, 02:5c:00:02:00:ii.
+    pub mac: String,
+    /// Some(2) when the kernel is forced to IGMPv2 (force_igmp_version).
+    pub igmp_version: Option<u8>,
+}
+
+/// What the box namespace does between up0 and dn0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoxMode {
+    /// Nothing: snoopcast is started there (up0 has 10.1.0.2/24, dn0 no address).
+    Snoopcast,
+    /// A plain Linux bridge `brx` (no snooping) joins up0 and dn0: every frame floods.
+    Bridge,
+}
+
+pub struct LanBuilder {
+    tag: String,
+    hosts: Vec<Option<u8>>,
+    box_mode: BoxMode,
+    ipv6: bool,
+    src_addrs: Vec<String>,
+}
+
+impl LanBuilder {
+    /// `n` hosts h1..hn with the kernel's default IGMP version (3).
+    pub fn hosts(mut self, n: usize) -> Self {
+        assert!((1..=100).contains(&n), "1..=100 hosts");
+        self.hosts = vec![None; n];
+        self
+    }
+
+    /// Forces host `i` (1-based) to IGMP version `v` via force_igmp_version.
+    pub fn igmp_version(mut self, i: usize, v: u8) -> Self {
+        assert!((1..=self.hosts.len()).contains(&i), "no host h{i}");
+        assert!((1..=3).contains(&v));
+        self.hosts[i - 1] = Some(v);
+        self
+    }
+
+    /// A plain bridge in the box instead of snoopcast (the flooding baseline).
+    pub fn bridge_box(mut self) -> Self {
+        self.box_mode = BoxMode::Bridge;
+        self
+    }
+
+    /// Another address on s0 (e.g. "10.1.0.3/24"), for a second multicast source.
+    pub fn src_addr(mut self, cidr: &str) -> Self {
+        self.src_addrs.push(cidr.to_string());
+        self
+    }
+
+    /// Leave IPv6 enabled (off by default so MLD and router solicitations stay quiet).
+    pub fn ipv6(mut self, on: bool) -> Self {
+        self.ipv6 = on;
+        self
+    }
+
+    pub fn build(self) -> Lan {
+        let lock = global_lock();
+        remove_stale_namespaces();
+        let prefix = format!("sc{}-{}", self.tag, std::process::id());
+        let dir = std::env::temp_dir().join(format!("snoopcast-e2e-{prefix}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create the test's temp dir");
+        let mut lan = Lan {
+            prefix,
+            box_mode: self.box_mode,
+            hosts: Vec::new(),
+            namespaces: Vec::new(),
+            dir,
+            logs: Mutex::new(Vec::new()),
+            _lock: lock,
+        };
+        lan.setup(&self);
+        lan
+    }
+}
+
+/// The test LAN. Dropping it kills everything inside its namespaces and deletes them.
+pub struct Lan {
+    /// `sc<tag>-<pid>`: every namespace of this LAN starts with it.
+    pub prefix: String,
+    pub box_mode: BoxMode,
+    pub hosts: Vec<Host>,
+    namespaces: Vec<String>,
+    /// Per-test temp dir: logs and the control socket.
+    pub dir: PathBuf,
+    logs: Mutex<Vec<(String, PathBuf)>>,
+    _lock: Option<File>,
+}
+
+impl Lan {
+    /// `tag`: a short [a-z0-9] name unique among the tests (namespace names carry it).
+    pub fn builder(tag: &str) -> LanBuilder {
+        assert!(
+            !tag.is_empty()
+                && tag.len() <= 10
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "tag must be 1-10 chars of [a-z0-9]: {tag:?}"
+        );
+        LanBuilder {
+            tag: tag.to_string(),
+            hosts: vec![None; 3],
+            box_mode: BoxMode::Snoopcast,
+            ipv6: false,
+            src_addrs: Vec::new(),
+        }
+    }
+
+    pub fn ns(&self, role: &str) -> String {
+        format!("{}-{role}", self.prefix)
+    }
+    pub fn src_ns(&self) -> String {
+        self.ns("src")
+    }
+    pub fn box_ns(&self) -> String {
+        self.ns("box")
+    }
+    pub fn sw_ns(&self) -> String {
+        self.ns("sw")
+    }
+    /// Host `i`, 1-based.
+    pub fn host(&self, i: usize) -> &Host {
+        &self.hosts[i - 1]
+    }
+    /// Where snoopcast's control socket is put by `start_snoopcast`.
+    pub fn control_path(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+
+    /// Registers a file to print when the test fails.
+    pub fn add_log(&self, label: &str, path: &Path) {
+        self.logs
+            .lock()
+            .unwrap()
+            .push((label.to_string(), path.to_path_buf()));
+    }
+
+    fn add_ns(&mut self, role: &str, ipv6: bool) -> String {
+        let ns = self.ns(role);
+        run(&["ip", "netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        if !ipv6 {
+            // Before any veth exists, so none of them starts IPv6 (no MLD, no RS noise).
+            ns_sysctl(&ns, "net.ipv6.conf.all.disable_ipv6", "1");
+            ns_sysctl(&ns, "net.ipv6.conf.default.disable_ipv6", "1");
+        }
+        ns_sysctl(&ns, "net.ipv4.conf.all.rp_filter", "0");
+        ns_sysctl(&ns, "net.ipv4.conf.default.rp_filter", "0");
+        ns
+    }
+
+    fn setup(&mut self, b: &LanBuilder) {
+        let (src, bx, sw) = (
+            self.add_ns("src", b.ipv6),
+            self.add_ns("box", b.ipv6),
+            self.add_ns("sw", b.ipv6),
+        );
+        let ip = |ns: &str, args: &[&str]| {
+            let mut argv = vec!["ip", "-n", ns];
+            argv.extend_from_slice(args);
+            run(&argv);
+        };
+
+        // src <-> box
+        run(&[
+            "ip", "link", "add", "s0", "netns", &src, "type", "veth", "peer", "name", "up0",
+            "netns", &bx,
+        ]);
+        ip(&src, &["link", "set", "s0", "address", "02:5c:00:01:00:01"]);
+        ip(&bx, &["link", "set", "up0", "address", "02:5c:00:01:00:02"]);
+        ip(&src, &["addr", "add", "10.1.0.1/24", "dev", "s0"]);
+        for cidr in &b.src_addrs {
+            ip(&src, &["addr", "add", cidr, "dev", "s0"]);
+        }
+        ip(&src, &["link", "set", "s0", "up"]);
+        ip(&src, &["route", "add", "224.0.0.0/4", "dev", "s0"]);
+        // veth leaves the UDP checksum to "hardware": a frame captured and re-sent by
+        // snoopcast would then carry a wrong checksum and hosts drop it silently.
+        if exec(&["sh", "-c", "command -v ethtool"], CMD_TIMEOUT).ok() {
+            ns_run(&src, &["ethtool", "-K", "s0", "tx", "off"]);
+        } else {
+            panic!("ethtool is missing (apt-get install ethtool, or run tests/run.sh)");
+        }
+
+        // box <-> sw
+        run(&[
+            "ip", "link", "add", "dn0", "netns", &bx, "type", "veth", "peer", "name", "p0",
+            "netns", &sw,
+        ]);
+        ip(&bx, &["link", "set", "dn0", "address", "02:5c:00:01:00:03"]);
+        match self.box_mode {
+            BoxMode::Snoopcast => ip(&bx, &["addr", "add", "10.1.0.2/24", "dev", "up0"]),
+            BoxMode::Bridge => {
+                ip(
+                    &bx,
+                    &[
+                        "link",
+                        "add",
+                        "brx",
+                        "type",
+                        "bridge",
+                        "mcast_snooping",
+                        "0",
+                    ],
+                );
+                ip(&bx, &["link", "set", "up0", "master", "brx"]);
+                ip(&bx, &["link", "set", "dn0", "master", "brx"]);
+                ip(&bx, &["link", "set", "brx", "up"]);
+            }
+        }
+        ip(&bx, &["link", "set", "up0", "up"]);
+        ip(&bx, &["link", "set", "dn0", "up"]);
+
+        // the dumb switch
+        ip(
+            &sw,
+            &[
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ],
+        );
+        ip(&sw, &["link", "set", "p0", "master", "br0"]);
+        ip(&sw, &["link", "set", "p0", "up"]);
+
+        for (idx, version) in b.hosts.iter().enumerate() {
+            let i = idx + 1;
+            let name = format!("h{i}");
+            let ns = self.add_ns(&name, b.ipv6);
+            let port = format!("p{i}");
+            let mac = format!("02:5c:00:02:00:{i:02x}");
+            let addr = format!("10.2.0.{}", 10 + i);
+            run(&[
+                "ip", "link", "add", &port, "netns", &sw, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ]);
+            ip(&sw, &["link", "set", &port, "master", "br0"]);
+            ip(&sw, &["link", "set", &port, "up"]);
+            ip(&ns, &["link", "set", "eth0", "address", &mac]);
+            ns_sysctl(&ns, "net.ipv4.conf.eth0.rp_filter", "0");
+            if let Some(v) = version {
+                ns_sysctl(&ns, "net.ipv4.conf.eth0.force_igmp_version", &v.to_string());
+            }
+            ip(&ns, &["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+            ip(&ns, &["link", "set", "eth0", "up"]);
+            ip(&ns, &["route", "add", "224.0.0.0/4", "dev", "eth0"]);
+            self.hosts.push(Host {
+                name,
+                ns,
+                ip: addr,
+                mac,
+                igmp_version: *version,
+            });
+        }
+        ip(&sw, &["link", "set", "br0", "up"]);
+        self.wait_links_up();
+    }
+
+    /// Waits until every interface but lo is operationally up. Carrier changes are applied
+    /// by the kernel's linkwatch, up to a second later; until then the device still has the
+    /// noop qdisc (which drops everything) and bridge ports do not forward yet.
+    fn wait_links_up(&self) {
+        let mut down = Vec::new();
+        let ok = wait_until(Duration::from_secs(10), || {
+            down.clear();
+            for ns in &self.namespaces {
+                let out = run(&["ip", "-n", ns, "-o", "link", "show"]);
+                for line in out.lines() {
+                    let name = line.split(": ").nth(1).unwrap_or("").split('@').next();
+                    let name = name.unwrap_or("");
+                    if name != "lo" && !line.contains(" state UP ") {
+                        down.push(format!("{ns}/{name}"));
+                    }
+                }
+            }
+            down.is_empty()
+        });
+        assert!(ok, "links not up after 10 s: {down:?}");
+    }
+
+    // -- helpers ---------------------------------------------------------------------------
+
+    /// Starts host_agent.py in host `i` (1-based) joined to `joins` (G or G@S) and waits for
+    /// it to be ready (joined and capturing).
+    pub fn start_agent(&self, i: usize, joins: &[&str]) -> Agent {
+        let host = self.host(i).clone();
+        let script = format!("{HELPERS}/host_agent.py");
+        let port = PORT.to_string();
+        let mut argv: Vec<&str> = vec![
+            "netns",
+            "exec",
+            &host.ns,
+            python(),
+            &script,
+            "--iface",
+            "eth0",
+            "--port",
+            &port,
+            "--duration",
+            "300",
+            "--name",
+            &host.name,
+        ];
+        for j in joins {
+            argv.push("--join");
+            argv.push(j);
+        }
+        let log = self.dir.join(format!("agent-{}.stderr", host.name));
+        self.add_log(&format!("agent {} stderr", host.name), &log);
+        let mut child = Command::new("ip")
+            .args(&argv)
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).expect("agent log"))
+            .spawn()
+            .expect("spawn host_agent.py");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        let mut agent = Agent {
+            host,
+            child,
+            stdin,
+            lines,
+            log,
+        };
+        agent.expect_line(|l| l == "ready", Duration::from_secs(10), "ready");
+        agent
+    }
+
+    /// Starts mcast_send.py in the src namespace; `args` are its options beyond --iface s0
+    /// (e.g. ["--group", G, "--count", "800", "--rate", "400"]).
+    pub fn spawn_sender(&self, args: &[&str]) -> Sender {
+        let script = format!("{HELPERS}/mcast_send.py");
+        let src = self.src_ns();
+        let port = PORT.to_string();
+        let mut argv: Vec<&str> = vec![
+            "netns",
+            "exec",
+            &src,
+            python(),
+            &script,
+            "--iface",
+            "s0",
+            "--port",
+            &port,
+        ];
+        argv.extend_from_slice(args);
+        let mut child = Command::new("ip")
+            .args(&argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mcast_send.py");
+        let out = collect(child.stdout.take().unwrap());
+        let err = collect(child.stderr.take().unwrap());
+        Sender {
+            child,
+            out: Some(out),
+            err: Some(err),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Sends and waits for the sender to finish (timeout 120 s).
+    pub fn send(&self, args: &[&str]) -> SendReport {
+        self.spawn_sender(args).wait(Duration::from_secs(120))
+    }
+
+    /// `snoopcast status --json` in the box namespace, parsed; Err if it failed.
+    pub fn try_status_json(&self) -> Result<Value, String> {
+        let ctl = self.control_path();
+        let out = ns_exec(
+            &self.box_ns(),
+            &[
+                &snoopcast_bin(),
+                "status",
+                "--control",
+                ctl.to_str().unwrap(),
+                "--json",
+            ],
+            Duration::from_secs(5),
+        );
+        if !out.ok() {
+            return Err(format!("status failed ({}): {}", out.status, out.stderr));
+        }
+        serde_json::from_str(&out.stdout)
+            .map_err(|e| format!("status --json is not JSON ({e}): {}", out.stdout))
+    }
+
+    /// `snoopcast status --json`, parsed; panics if it fails.
+    pub fn status_json(&self) -> Value {
+        self.try_status_json().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Makes host `i` silent for IGMP: a tc clsact egress filter on its eth0 drops every
+    /// outgoing IPv4 frame with protocol 2. The kernel keeps its memberships (the socket
+    /// still receives) and keeps trying to answer queries, but nothing reaches the wire,
+    /// so the host looks exactly like one that vanished without a leave. The filter is a
+    /// classic BPF program (iproute2 only, no nft/iptables, no act_gact module):
+    ///   ldb [23]; jeq #2, drop, pass; drop: ret #2 (TC_ACT_SHOT); pass: ret #0 (TC_ACT_OK)
+    /// Offset 23 = 14 (Ethernet) + 9 (IPv4 protocol); tc egress sees the Ethernet header.
+    pub fn block_igmp_out(&self, i: usize) {
+        let ns = &self.host(i).ns;
+        let tc = ns_exec(
+            ns,
+            &["tc", "qdisc", "add", "dev", "eth0", "clsact"],
+            CMD_TIMEOUT,
+        );
+        let filter = ns_exec(
+            ns,
+            &[
+                "tc",
+                "filter",
+                "add",
+                "dev",
+                "eth0",
+                "egress",
+                "protocol",
+                "ip",
+                "prio",
+                "1",
+                "bpf",
+                "da",
+                "bytecode",
+                "4,48 0 0 23,21 0 1 2,6 0 0 2,6 0 0 0",
+            ],
+            CMD_TIMEOUT,
+        );
+        if tc.ok() && filter.ok() {
+            return;
+        }
+        // Fallback: nftables, where the tc classifier is missing from the kernel.
+        let nft = ns_exec(
+            ns,
+            &[
+                "nft",
+                "add table ip sc; add chain ip sc out { type filter hook output priority 0; }; \
+                 add rule ip sc out ip protocol igmp drop",
+            ],
+            CMD_TIMEOUT,
+        );
+        if !nft.ok() {
+            panic!(
+                "cannot block outgoing IGMP on {ns}: tc: {}{} nft: {}",
+                tc.stderr, filter.stderr, nft.stderr
+            );
+        }
+    }
+
+    fn print_logs(&self) {
+        for (label, path) in self.logs.lock().unwrap().iter() {
+            let text = fs::read_to_string(path).unwrap_or_else(|e| format!("(unreadable: {e})"));
+            let lines: Vec<&str> = text.lines().collect();
+            let skip = lines.len().saturating_sub(300);
+            eprintln!(
+                "----- {label}: {} ({} lines) -----",
+                path.display(),
+                lines.len()
+            );
+            if skip > 0 {
+                eprintln!("... {skip} earlier lines left out");
+            }
+            for l in &lines[skip..] {
+                eprintln!("{l}");
+            }
+        }
+        eprintln!("----- end of logs; kept in {} -----", self.dir.display());
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let failed = thread::panicking();
+        if failed {
+            self.print_logs();
+        }
+        for ns in self.namespaces.iter().rev() {
+            kill_ns_processes(ns);
+        }
+        for ns in self.namespaces.iter().rev() {
+            let out = Command::new("ip").args(["netns", "delete", ns]).output();
+            if !matches!(&out, Ok(o) if o.status.success()) {
+                eprintln!("warning: could not delete netns {ns}: {out:?}");
+            }
+        }
+        if !failed {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// SIGKILLs every process inside `ns` (all of them were started by this harness) and waits
+/// briefly for them to go, so the namespace and its veths really disappear.
+fn kill_ns_processes(ns: &str) {
+    let pids = |ns: &str| -> Vec<i32> {
+        Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let me = std::process::id() as i32;
+    for pid in pids(ns) {
+        if pid != me {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+    wait_until(Duration::from_secs(2), || pids(ns).is_empty());
+}
+
+/// Deletes namespaces `sc<tag>-<pid>-<role>` left by test processes that no longer exist
+/// (a test binary killed with SIGKILL cannot run its Drop).
+pub fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let mut parts = name.splitn(3, '-');
+        let (Some(head), Some(pid), Some(role)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let ours = matches!(role, "src" | "box" | "sw")
+            || (role.len() > 1 && role.starts_with('h') && role[1..].parse::<u32>().is_ok());
+        if !ours {
+            continue;
+        }
+        if !head.starts_with("sc")
+            || head == "scdemo"
+            || Path::new(&format!("/proc/{pid}")).exists()
+        {
+            continue;
+        }
+        eprintln!("removing stale namespace {name} (pid {pid} is gone)");
+        kill_ns_processes(name);
+        let _ = Command::new("ip").args(["netns", "delete", name]).status();
+    }
+}
+
+/// One e2e LAN at a time on this machine (2 cores: parallel LANs made the timing-sensitive
+/// checks noisy). An flock on a file in the temp dir, held for the Lan's lifetime; it also
+/// serialises separate test binaries. SNOOPCAST_E2E_PARALLEL=1 turns it off.
+fn global_lock() -> Option<File> {
+    if std::env::var("SNOOPCAST_E2E_PARALLEL")
+        .map(|v| v == "1")
+        .unwrap_or(false)
+    {
+        return None;
+    }
+    let path = std::env::temp_dir().join("snoopcast-e2e.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .expect("open the e2e lock file");
+    // SAFETY: flock(2) on a descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        eprintln!(
+            "waiting for {} (another e2e test is running)",
+            path.display()
+        );
+        // SAFETY: as above.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock {}", path.display());
+    }
+    Some(file)
+}
+
+// ------------------------------------------------------------------------------------------
+// snoopcast
+// ------------------------------------------------------------------------------------------
+
+/// A running snoopcast daemon. Dropping it stops it (SIGTERM, then SIGKILL).
+pub struct Snoopcast {
+    child: Child,
+    pub log: PathBuf,
+}
+
+/// Starts `snoopcast run --upstream up0 --downstream dn0 --control <lan.control_path()>
+/// --log-level debug <args>` in the box namespace (--log-level only when `args` has none),
+/// stdout and stderr to `<lan.dir>/snoopcast.log`, and waits until `status --json` answers.
+pub fn start_snoopcast(lan: &Lan, args: &[&str]) -> Snoopcast {
+    assert_eq!(
+        lan.box_mode,
+        BoxMode::Snoopcast,
+        "the box is a bridge in this LAN"
+    );
+    let ctl = lan.control_path();
+    let box_ns = lan.box_ns();
+    let bin = snoopcast_bin();
+    let mut argv: Vec<&str> = vec![
+        "netns",
+        "exec",
+        &box_ns,
+        &bin,
+        "run",
+        "--upstream",
+        "up0",
+        "--downstream",
+        "dn0",
+        "--control",
+        ctl.to_str().unwrap(),
+    ];
+    if !args.contains(&"--log-level") {
+        argv.extend_from_slice(&["--log-level", "debug"]);
+    }
+    argv.extend_from_slice(args);
+    let log = lan.dir.join("snoopcast.log");
+    lan.add_log("snoopcast", &log);
+    let file = File::create(&log).expect("create snoopcast.log");
+    writeln!(&file, "# ip {}", argv.join(" ")).unwrap();
+    let child = Command::new("ip")
+        .args(&argv)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("spawn snoopcast");
+    let mut daemon = Snoopcast { child, log };
+    let mut last = String::new();
+    let up = wait_until(Duration::from_secs(10), || {
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            panic!("snoopcast exited at start with {status}");
+        }
+        match lan.try_status_json() {
+            Ok(_) => true,
+            Err(e) => {
+                last = e;
+                false
+            }
+        }
+    });
+    assert!(
+        up,
+        "snoopcast's control socket did not answer within 10 s: {last}"
+    );
+    daemon
+}
+
+impl Snoopcast {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops it with SIGTERM and asserts the contract: exit status 0 within 5 s.
+    pub fn stop_ok(mut self) {
+        signal(&self.child, libc::SIGTERM);
+        let status = wait_child(&mut self.child, Duration::from_secs(5));
+        assert!(
+            status.is_some(),
+            "snoopcast did not exit within 5 s of SIGTERM"
+        );
+        let status = status.unwrap();
+        assert!(
+            status.success(),
+            "snoopcast exited with {status} after SIGTERM"
+        );
+    }
+}
+
+impl Drop for Snoopcast {
+    fn drop(&mut self) {
+        terminate(&mut self.child, Duration::from_secs(3));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// status --json
+// ------------------------------------------------------------------------------------------
+
+/// The member entries of `group` in a status snapshot (empty if the group is not listed).
+pub fn members(status: &Value, group: &str) -> Vec<Value> {
+    status["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["group"] == group)
+        .flat_map(|g| g["members"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// The member entry of `host` in `group`, matched by MAC.
+pub fn member(status: &Value, group: &str, host: &Host) -> Option<Value> {
+    members(status, group)
+        .into_iter()
+        .find(|m| m["mac"].as_str().map(|s| s.eq_ignore_ascii_case(&host.mac)) == Some(true))
+}
+
+pub fn is_member(status: &Value, group: &str, host: &Host) -> bool {
+    member(status, group, host).is_some()
+}
+
+/// Groups the status lists `host` in.
+pub fn groups_of(status: &Value, host: &Host) -> Vec<String> {
+    status["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| {
+            g["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["mac"].as_str().map(|s| s.eq_ignore_ascii_case(&host.mac)) == Some(true))
+        })
+        .filter_map(|g| g["group"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Waits until `status --json` satisfies `cond`; panics with the last snapshot if not.
+pub fn wait_for_status(lan: &Lan, timeout: Duration, what: &str, cond: impl Fn(&Value) -> bool) {
+    let mut last = Value::Null;
+    let ok = wait_until(timeout, || match lan.try_status_json() {
+        Ok(v) => {
+            let hit = cond(&v);
+            last = v;
+            hit
+        }
+        Err(e) => {
+            last = Value::String(e);
+            false
+        }
+    });
+    assert!(
+        ok,
+        "timed out after {timeout:?} waiting for: {what}\nlast status: {last:#}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Agents and senders
+// ------------------------------------------------------------------------------------------
+
+/// A running host_agent.py (see tests/helpers/host_agent.py for its protocol).
+pub struct Agent {
+    pub host: Host,
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    fn expect_line(
+        &mut self,
+        pred: impl Fn(&str) -> bool,
+        timeout: Duration,
+        what: &str,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(line) if line.starts_with("err ") => {
+                    panic!("agent {}: {line}", self.host.name)
+                }
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("agent {}: no '{what}' within {timeout:?}", self.host.name)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().ok();
+                    let log = fs::read_to_string(&self.log).unwrap_or_default();
+                    panic!(
+                        "agent {} ended ({status:?}) before '{what}'; stderr:\n{log}",
+                        self.host.name
+                    )
+                }
+            }
+        }
+    }
+
+    /// Sends one command (`join SPEC`, `leave SPEC`, `mark`) and waits for its `ok`.
+    pub fn command(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").expect("write to agent");
+        self.stdin.flush().expect("flush agent stdin");
+        let ok = format!("ok {cmd}");
+        self.expect_line(|l| l == ok, Duration::from_secs(5), &ok);
+    }
+
+    pub fn join(&mut self, spec: &str) {
+        self.command(&format!("join {spec}"));
+    }
+    pub fn leave(&mut self, spec: &str) {
+        self.command(&format!("leave {spec}"));
+    }
+    /// Zeroes the agent's `since_mark` counters.
+    pub fn mark(&mut self) {
+        self.command("mark");
+    }
+
+    /// The counts so far; the agent keeps running.
+    pub fn report(&mut self) -> AgentReport {
+        writeln!(self.stdin, "report").expect("write to agent");
+        self.stdin.flush().expect("flush agent stdin");
+        let line = self.expect_line(|l| l.starts_with('{'), Duration::from_secs(5), "report");
+        self.expect_line(|l| l == "ok report", Duration::from_secs(5), "ok report");
+        AgentReport::parse(&self.host, &line)
+    }
+
+    /// Stops the agent (SIGTERM) and returns its final counts.
+    pub fn finish(mut self) -> AgentReport {
+        signal(&self.child, libc::SIGTERM);
+        let line = self.expect_line(|l| l.starts_with('{'), Duration::from_secs(10), "result");
+        AgentReport::parse(&self.host, &line)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        terminate(&mut self.child, Duration::from_secs(2));
+    }
+}
+
+/// Frame classes counted by the agent.
+pub const UNICAST: &str = "unicast_to_me";
+pub const MULTICAST: &str = "multicast";
+pub const OTHER: &str = "other";
+
+/// An agent's JSON result with accessors. Counts of absent keys are 0.
+#[derive(Debug, Clone)]
+pub struct AgentReport {
+    pub host: Host,
+    pub json: Value,
+}
+
+impl AgentReport {
+    fn parse(host: &Host, line: &str) -> AgentReport {
+        let json = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("agent {}: bad JSON ({e}): {line}", host.name));
+        AgentReport {
+            host: host.clone(),
+            json,
+        }
+    }
+
+    fn sum(table: &Value, group: &str, source: Option<&str>, key: Option<&str>) -> u64 {
+        let Some(per_source) = table[group].as_object() else {
+            return 0;
+        };
+        per_source
+            .iter()
+            .filter(|(s, _)| source.map_or(true, |want| want == s.as_str()))
+            .map(|(_, counts)| match key {
+                Some(k) => counts[k].as_u64().unwrap_or(0),
+                None => counts
+                    .as_object()
+                    .map(|o| o.values().filter_map(Value::as_u64).sum())
+                    .unwrap_or(0),
+            })
+            .sum()
+    }
+
+    /// Frames of `group` of one class (UNICAST, MULTICAST, OTHER), all sources.
+    pub fn frames(&self, group: &str, class: &str) -> u64 {
+        Self::sum(&self.json["frames"], group, None, Some(class))
+    }
+    /// Frames of `group` from `source` of one class.
+    pub fn frames_from(&self, group: &str, source: &str, class: &str) -> u64 {
+        Self::sum(&self.json["frames"], group, Some(source), Some(class))
+    }
+    /// Frames of `group` of any class.
+    pub fn frames_any(&self, group: &str) -> u64 {
+        Self::sum(&self.json["frames"], group, None, None)
+    }
+    /// Frames of `group` from `source` of any class.
+    pub fn frames_any_from(&self, group: &str, source: &str) -> u64 {
+        Self::sum(&self.json["frames"], group, Some(source), None)
+    }
+    /// Frames of `group` of any class since the last `mark`.
+    pub fn since_mark(&self, group: &str) -> u64 {
+        Self::sum(&self.json["since_mark"], group, None, None)
+    }
+    pub fn since_mark_class(&self, group: &str, class: &str) -> u64 {
+        Self::sum(&self.json["since_mark"], group, None, Some(class))
+    }
+    /// Intact datagrams of `group` received on the agent's socket, all sources.
+    pub fn sock_ok(&self, group: &str) -> u64 {
+        Self::sum(&self.json["socket"], group, None, Some("ok"))
+    }
+    pub fn sock_ok_from(&self, group: &str, source: &str) -> u64 {
+        Self::sum(&self.json["socket"], group, Some(source), Some("ok"))
+    }
+    /// Datagrams of `group` from `source` on the socket, intact or not.
+    pub fn sock_any_from(&self, group: &str, source: &str) -> u64 {
+        Self::sum(&self.json["socket"], group, Some(source), None)
+    }
+    /// Corrupt or duplicate datagrams over all groups.
+    pub fn sock_bad_or_dup(&self) -> u64 {
+        self.json["socket"]
+            .as_object()
+            .into_iter()
+            .flat_map(|groups| groups.keys())
+            .map(|g| {
+                Self::sum(&self.json["socket"], g, None, Some("bad"))
+                    + Self::sum(&self.json["socket"], g, None, Some("dup"))
+            })
+            .sum()
+    }
+    /// Groups that any frame arrived for.
+    pub fn groups_seen(&self) -> Vec<String> {
+        self.json["frames"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+    pub fn igmp_out(&self) -> u64 {
+        self.json["igmp_out"].as_u64().unwrap_or(0)
+    }
+    pub fn igmp_in(&self) -> u64 {
+        self.json["igmp_in"].as_u64().unwrap_or(0)
+    }
+    pub fn igmp_out_since_mark(&self) -> u64 {
+        self.json["igmp_out_since_mark"].as_u64().unwrap_or(0)
+    }
+    pub fn mac(&self) -> &str {
+        self.json["mac"].as_str().unwrap_or("")
+    }
+}
+
+/// A running mcast_send.py.
+pub struct Sender {
+    child: Child,
+    out: Option<thread::JoinHandle<String>>,
+    err: Option<thread::JoinHandle<String>>,
+    argv: Vec<String>,
+}
+
+impl Sender {
+    /// Waits for the sender to finish and returns what it sent; panics on failure.
+    pub fn wait(mut self, timeout: Duration) -> SendReport {
+        let status = wait_child(&mut self.child, timeout)
+            .unwrap_or_else(|| panic!("sender still running after {timeout:?}: {:?}", self.argv));
+        let out = self.out.take().unwrap().join().unwrap_or_default();
+        let err = self.err.take().unwrap().join().unwrap_or_default();
+        assert!(
+            status.success(),
+            "sender failed ({status}): {err}\n{:?}",
+            self.argv
+        );
+        let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+        let json: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("sender printed no JSON ({e}): {out}{err}"));
+        assert_eq!(json["errors"], 0, "sender had send errors: {json}\n{err}");
+        SendReport { json }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        terminate(&mut self.child, Duration::from_secs(1));
+    }
+}
+
+/// What mcast_send.py reported.
+#[derive(Debug, Clone)]
+pub struct SendReport {
+    pub json: Value,
+}
+
+impl SendReport {
+    pub fn sent(&self, group: &str) -> u64 {
+        self.json["per_group"][group].as_u64().unwrap_or(0)
+    }
+    pub fn total(&self) -> u64 {
+        self.json["sent"].as_u64().unwrap_or(0)
+    }
+}
+
+/// Asserts `got >= DELIVERY * sent` (and `got <= sent`: no duplicates), with context.
+pub fn assert_delivered(got: u64, sent: u64, what: &str) {
+    assert!(sent > 0, "{what}: nothing was sent");
+    let need = (sent as f64 * DELIVERY).ceil() as u64;
+    assert!(
+        got >= need && got <= sent,
+        "{what}: got {got} of {sent} (need {need}..={sent})"
+    );
+}
+
+/// Gives the last frames time to arrive after a sender finished.
+pub fn settle() {
+    thread::sleep(Duration::from_millis(400));
+}

@@ -1,0 +1,371 @@
+#!/usr/bin/python3
+"""A multicast receiver host for the snoopcast e2e tests. Runs inside one host namespace.
+
+    host_agent.py [--iface eth0] [--port 5000] [--join SPEC ...] [--duration SEC] [--name h1]
+
+SPEC is a group (`239.1.1.1`, any-source join with IP_ADD_MEMBERSHIP) or a group and a
+source (`232.1.1.1@10.1.0.1`, source-specific join with IP_ADD_SOURCE_MEMBERSHIP).
+
+Two things are counted at the same time:
+
+* socket: one UDP socket per group, bound to (group, port), with IP_MULTICAST_ALL=0 so it
+  only gets its own memberships. Datagrams are counted per (group, source address) as
+  `ok` (intact, see mcast_send.py for the payload), `bad` (wrong hash, magic, group or
+  source) and `dup` (a sequence number seen before).
+* frames: an AF_PACKET capture on the interface counts incoming IPv4 UDP frames whose IP
+  destination is a multicast group, per (group, source), by destination MAC:
+  `unicast_to_me` (the interface's own MAC), `multicast` (group bit set), `other`.
+  Outgoing and incoming IGMP frames are counted too (`igmp_out`, `igmp_in`); outgoing
+  frames are seen after tc egress, so a dropped report is not counted.
+
+Commands, one per line on stdin, each answered on stdout by `ok CMD` or `err CMD: why`:
+
+    join SPEC      join (as above)
+    leave SPEC     drop that membership (the group's socket is closed when none is left)
+    mark           zero the `since_mark` frame counters and `igmp_out_since_mark`
+    report         print the JSON result now and keep running
+
+`ready` is printed once the initial joins are done and the capture is open. On SIGTERM,
+SIGINT, `quit` or when --duration ends, the JSON result is printed as one line and the
+agent exits 0. End of stdin is not a stop (the agent may run with stdin from /dev/null).
+
+Result:
+    {"name": "h1", "iface": "eth0", "mac": "02:..", "ip": "10.2.0.11",
+     "joined": ["239.1.1.1", "232.1.1.1@10.1.0.1"],
+     "socket": {GROUP: {SOURCE: {"ok": n, "bad": n, "dup": n}}},
+     "frames": {GROUP: {SOURCE: {"unicast_to_me": n, "multicast": n, "other": n}}},
+     "since_mark": {same shape as frames},
+     "igmp_out": n, "igmp_out_since_mark": n, "igmp_in": n, "elapsed": seconds}
+
+Only the Python standard library is used.
+"""
+
+import argparse
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+
+MAGIC = b"SCT1"
+DIGEST_LEN = 8
+HEADER = struct.Struct("!I4s4sH")
+
+# Linux values; older Pythons lack some of these names.
+IP_MULTICAST_ALL = 49
+IP_ADD_SOURCE_MEMBERSHIP = 39
+IP_DROP_SOURCE_MEMBERSHIP = 40
+SO_RCVBUFFORCE = 33
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+SIOCGIFADDR = 0x8915
+
+CLASSES = ("unicast_to_me", "multicast", "other")
+
+
+def parse_spec(spec):
+    """'G' or 'G@S' -> (group, source or None), validated."""
+    group, _, source = spec.partition("@")
+    g = ipaddress.IPv4Address(group)
+    if not g.is_multicast:
+        raise ValueError(f"{group} is not a multicast address")
+    s = ipaddress.IPv4Address(source) if source else None
+    return str(g), (str(s) if s else None)
+
+
+def check_payload(data, group, source):
+    """True when the datagram is intact and was sent to this group from this source."""
+    if len(data) < DIGEST_LEN + len(MAGIC) + HEADER.size:
+        return False, None
+    digest, rest = data[:DIGEST_LEN], data[DIGEST_LEN:]
+    if hashlib.sha256(rest).digest()[:DIGEST_LEN] != digest or not rest.startswith(MAGIC):
+        return False, None
+    seq, g, s, size = HEADER.unpack_from(rest, len(MAGIC))
+    if len(rest) != len(MAGIC) + HEADER.size + size:
+        return False, seq
+    if g != socket.inet_aton(group) or s != socket.inet_aton(source):
+        return False, seq
+    return True, seq
+
+
+class Agent:
+    def __init__(self, args):
+        self.args = args
+        self.iface = args.iface
+        self.ifindex = socket.if_nametoindex(self.iface)
+        with open(f"/sys/class/net/{self.iface}/address") as f:
+            self.mac_text = f.read().strip()
+        self.mac = bytes.fromhex(self.mac_text.replace(":", ""))
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        req = struct.pack("256s", self.iface.encode()[:15])
+        self.addr = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, req)[20:24]
+        probe.close()
+        self.sel = selectors.DefaultSelector()
+        self.groups = {}  # group -> {"sock": socket, "sources": set() or None (ASM)}
+        self.socket_counts = {}
+        self.seen = {}
+        self.frames = {}
+        self.since_mark = {}
+        self.igmp_out = 0
+        self.igmp_out_since_mark = 0
+        self.igmp_in = 0
+        self.stdin_buf = b""
+        self.stop = False
+        self.start = time.monotonic()
+
+    # -- memberships ---------------------------------------------------------------------
+
+    def join(self, spec):
+        group, source = parse_spec(spec)
+        entry = self.groups.get(group)
+        if entry is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            sock.bind((group, self.args.port))
+            sock.setblocking(False)
+            entry = {"sock": sock, "sources": None if source is None else set()}
+        elif (entry["sources"] is None) != (source is None):
+            raise ValueError(f"{group}: cannot mix any-source and source-specific joins")
+        elif source is None or source in entry["sources"]:
+            raise ValueError(f"{spec} already joined")
+        sock = entry["sock"]
+        try:
+            if source is None:
+                # struct ip_mreqn {imr_multiaddr, imr_address, imr_ifindex}
+                mreqn = struct.pack("4s4si", socket.inet_aton(group), b"\0" * 4, self.ifindex)
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP,
+                                self.mreq_source(group, source))
+                entry["sources"].add(source)
+        except OSError:
+            if group not in self.groups:
+                sock.close()
+            raise
+        if group not in self.groups:
+            self.groups[group] = entry
+            self.sel.register(sock, selectors.EVENT_READ, ("udp", group))
+
+    def leave(self, spec):
+        group, source = parse_spec(spec)
+        entry = self.groups.get(group)
+        if entry is None:
+            raise ValueError(f"{group} not joined")
+        sock = entry["sock"]
+        if source is None:
+            if entry["sources"] is not None:
+                raise ValueError(f"{group} was joined source-specific: leave G@S")
+            mreqn = struct.pack("4s4si", socket.inet_aton(group), b"\0" * 4, self.ifindex)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreqn)
+        else:
+            if entry["sources"] is None or source not in entry["sources"]:
+                raise ValueError(f"{spec} not joined")
+            sock.setsockopt(socket.IPPROTO_IP, IP_DROP_SOURCE_MEMBERSHIP,
+                            self.mreq_source(group, source))
+            entry["sources"].discard(source)
+            if entry["sources"]:
+                return
+        self.drain_udp(group, sock)
+        self.sel.unregister(sock)
+        sock.close()
+        del self.groups[group]
+
+    def mreq_source(self, group, source):
+        # struct ip_mreq_source {imr_multiaddr, imr_interface, imr_sourceaddr}
+        return struct.pack("4s4s4s", socket.inet_aton(group), self.addr, socket.inet_aton(source))
+
+    def joined(self):
+        out = []
+        for group, entry in sorted(self.groups.items()):
+            if entry["sources"] is None:
+                out.append(group)
+            else:
+                out.extend(f"{group}@{s}" for s in sorted(entry["sources"]))
+        return out
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def open_capture(self):
+        cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        try:
+            cap.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+        except OSError:
+            cap.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        cap.bind((self.iface, ETH_P_ALL))
+        cap.setblocking(False)
+        self.cap = cap
+        self.sel.register(cap, selectors.EVENT_READ, ("cap", None))
+
+    def drain_capture(self):
+        while True:
+            try:
+                frame, addr = self.cap.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            if addr[0] == self.iface:
+                self.count_frame(frame, addr[2])
+
+    def count_frame(self, f, pkttype):
+        if len(f) < 34 or f[12:14] != b"\x08\x00" or f[14] >> 4 != 4:
+            return
+        proto = f[23]
+        if proto == 2:
+            if pkttype == PACKET_OUTGOING:
+                self.igmp_out += 1
+                self.igmp_out_since_mark += 1
+            else:
+                self.igmp_in += 1
+            return
+        if proto != 17 or pkttype == PACKET_OUTGOING or not 224 <= f[30] <= 239:
+            return
+        group = socket.inet_ntoa(f[30:34])
+        source = socket.inet_ntoa(f[26:30])
+        dst = f[0:6]
+        if dst == self.mac:
+            cls = "unicast_to_me"
+        elif dst[0] & 1:
+            cls = "multicast"
+        else:
+            cls = "other"
+        for table in (self.frames, self.since_mark):
+            per_source = table.setdefault(group, {})
+            counts = per_source.setdefault(source, dict.fromkeys(CLASSES, 0))
+            counts[cls] += 1
+
+    def drain_udp(self, group, sock):
+        while True:
+            try:
+                data, (src, _port) = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            counts = self.socket_counts.setdefault(group, {}).setdefault(
+                src, {"ok": 0, "bad": 0, "dup": 0})
+            ok, seq = check_payload(data, group, src)
+            if not ok:
+                counts["bad"] += 1
+                continue
+            seen = self.seen.setdefault((group, src), set())
+            if seq in seen:
+                counts["dup"] += 1
+            else:
+                seen.add(seq)
+                counts["ok"] += 1
+
+    # -- commands and output ----------------------------------------------------------------
+
+    def read_stdin(self):
+        data = os.read(0, 4096)
+        if not data:
+            self.sel.unregister(0)
+            return
+        self.stdin_buf += data
+        while b"\n" in self.stdin_buf:
+            line, self.stdin_buf = self.stdin_buf.split(b"\n", 1)
+            self.command(line.decode(errors="replace").strip())
+
+    def command(self, line):
+        if not line:
+            return
+        verb, _, arg = line.partition(" ")
+        arg = arg.strip()
+        try:
+            if verb == "join":
+                self.join(arg)
+            elif verb == "leave":
+                self.leave(arg)
+            elif verb == "mark":
+                self.drain_capture()
+                self.since_mark = {}
+                self.igmp_out_since_mark = 0
+            elif verb == "report":
+                self.drain_all()
+                print(json.dumps(self.result()), flush=True)
+            elif verb == "quit":
+                self.stop = True
+            else:
+                raise ValueError("unknown command")
+        except (OSError, ValueError) as e:
+            print(f"err {line}: {e}", flush=True)
+            return
+        print(f"ok {line}", flush=True)
+
+    def drain_all(self):
+        self.drain_capture()
+        for group, entry in list(self.groups.items()):
+            self.drain_udp(group, entry["sock"])
+
+    def result(self):
+        return {
+            "name": self.args.name,
+            "iface": self.iface,
+            "mac": self.mac_text,
+            "ip": socket.inet_ntoa(self.addr),
+            "joined": self.joined(),
+            "socket": self.socket_counts,
+            "frames": self.frames,
+            "since_mark": self.since_mark,
+            "igmp_out": self.igmp_out,
+            "igmp_out_since_mark": self.igmp_out_since_mark,
+            "igmp_in": self.igmp_in,
+            "elapsed": round(time.monotonic() - self.start, 3),
+        }
+
+    def run(self):
+        self.open_capture()
+        for spec in self.args.join:
+            self.join(spec)
+        try:
+            self.sel.register(0, selectors.EVENT_READ, ("stdin", None))
+        except (ValueError, OSError, PermissionError):
+            pass  # stdin closed or not pollable (a regular file): no commands
+        print("ready", flush=True)
+        deadline = self.start + self.args.duration
+        while not self.stop and time.monotonic() < deadline:
+            for key, _ in self.sel.select(timeout=0.05):
+                kind, group = key.data
+                if kind == "cap":
+                    self.drain_capture()
+                elif kind == "udp":
+                    if group in self.groups:
+                        self.drain_udp(group, self.groups[group]["sock"])
+                elif kind == "stdin":
+                    self.read_stdin()
+        self.drain_all()
+        print(json.dumps(self.result()), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--iface", default="eth0")
+    ap.add_argument("--port", type=int, default=5000)
+    ap.add_argument("--join", action="append", default=[], metavar="SPEC",
+                    help="G or G@S, repeatable")
+    ap.add_argument("--duration", type=float, default=120.0, help="seconds before exiting")
+    ap.add_argument("--name", default=socket.gethostname())
+    args = ap.parse_args()
+    for spec in args.join:
+        try:
+            parse_spec(spec)
+        except ValueError as e:
+            ap.error(f"--join {spec}: {e}")
+    agent = Agent(args)
+
+    def on_signal(_signo, _frame):
+        agent.stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    agent.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""Send numbered, hashed UDP datagrams to IPv4 multicast groups (snoopcast e2e tests).
+
+Run inside the source namespace:
+
+    mcast_send.py --iface s0 --group 239.1.1.1 [--group ...] --count 1000 --rate 400
+                  [--source 10.1.0.3] [--port 5000] [--size 200] [--ttl 8]
+
+COUNT datagrams go to every group; groups are served round-robin and RATE is
+the total number of datagrams per second over all groups. Each payload is
+
+    digest(8) | "SCT1" | seq u32 | group 4 bytes | source 4 bytes | size u16 | filler
+
+with digest = first 8 bytes of SHA-256 over everything after it, so a receiver
+(host_agent.py) can check that the datagram arrived intact and was meant for the
+group and source it came from. At the end one JSON line is printed:
+
+    {"sent": N, "per_group": {"239.1.1.1": n, ...}, "errors": E,
+     "source": "10.1.0.1", "elapsed": seconds}
+
+Only the Python standard library is used.
+"""
+
+import argparse
+import fcntl
+import hashlib
+import ipaddress
+import json
+import socket
+import struct
+import sys
+import time
+
+MAGIC = b"SCT1"
+DIGEST_LEN = 8
+SIOCGIFADDR = 0x8915
+PATTERN = bytes(range(256)) * 40
+
+
+def build_payload(seq, group, source, size):
+    """The datagram body for sequence number seq (see the module doc)."""
+    start = seq % 256
+    filler = PATTERN[start:start + size]
+    rest = MAGIC + struct.pack("!I4s4sH", seq, group, source, size) + filler
+    return hashlib.sha256(rest).digest()[:DIGEST_LEN] + rest
+
+
+def iface_addr(sock, iface):
+    """The first IPv4 address of iface, as 4 bytes."""
+    req = struct.pack("256s", iface.encode()[:15])
+    return fcntl.ioctl(sock.fileno(), SIOCGIFADDR, req)[20:24]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--iface", default="s0", help="outgoing interface (IP_MULTICAST_IF)")
+    ap.add_argument("--group", action="append", required=True, help="destination group, repeatable")
+    ap.add_argument("--count", type=int, default=1000, help="datagrams per group")
+    ap.add_argument("--rate", type=float, default=400.0, help="datagrams per second over all groups")
+    ap.add_argument("--source", help="source address to bind (default: the interface's address)")
+    ap.add_argument("--port", type=int, default=5000)
+    ap.add_argument("--size", type=int, default=200, help="filler bytes per datagram (<= 10000)")
+    ap.add_argument("--ttl", type=int, default=8)
+    args = ap.parse_args()
+
+    groups = [ipaddress.IPv4Address(g) for g in args.group]
+    for g in groups:
+        if not g.is_multicast:
+            ap.error(f"{g} is not a multicast address")
+    if not 0 <= args.size <= 10000:
+        ap.error("--size must be 0..10000")
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    ifindex = socket.if_nametoindex(args.iface)
+    source = socket.inet_aton(args.source) if args.source else iface_addr(sock, args.iface)
+    sock.bind((socket.inet_ntoa(source), 0))
+    # struct ip_mreqn {imr_multiaddr, imr_address, imr_ifindex}: pick the interface by index.
+    mreqn = struct.pack("4s4si", b"\0" * 4, source, ifindex)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, args.ttl)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+
+    per_group = {str(g): 0 for g in groups}
+    errors = 0
+    interval = 1.0 / args.rate if args.rate > 0 else 0.0
+    start = time.monotonic()
+    slot = 0
+    for seq in range(args.count):
+        for g in groups:
+            due = start + slot * interval
+            slot += 1
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            payload = build_payload(seq, g.packed, source, args.size)
+            try:
+                sock.sendto(payload, (str(g), args.port))
+                per_group[str(g)] += 1
+            except OSError as e:
+                errors += 1
+                if errors <= 5:
+                    print(f"mcast_send: sendto {g}: {e}", file=sys.stderr)
+    elapsed = time.monotonic() - start
+    result = {
+        "sent": sum(per_group.values()),
+        "per_group": per_group,
+        "errors": errors,
+        "source": socket.inet_ntoa(source),
+        "elapsed": round(elapsed, 3),
+    }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
