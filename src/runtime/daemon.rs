@@ -23,7 +23,7 @@ use crate::status::{
     CompatStatus, GroupStatus, InterfaceStatus, JoinStatus, MemberStatus, Snapshot, UpstreamStatus,
 };
 use crate::wire::igmp::{self, Message};
-use crate::wire::{self, ethernet, LinkType, MacAddr, WireError};
+use crate::wire::{self, ethernet, LinkType, MacAddr};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use log::{debug, info, trace, warn};
 use parking_lot::{Mutex, RwLock};
@@ -316,6 +316,25 @@ static WARN_SEND: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_LIMIT: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_QUEUE: RateLimit = RateLimit::new(Duration::from_secs(10));
 
+/// The next captured frame, or None after a read timeout (so the caller can look at the stop
+/// flag) or an error (logged at a limited rate, then a pause).
+fn next_frame<'a>(
+    rx: &'a mut Box<dyn pnet_datalink::DataLinkReceiver>,
+    name: &str,
+) -> Option<&'a [u8]> {
+    match rx.next() {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => None,
+        Err(e) => {
+            if WARN_CAPTURE.allow(Instant::now()) {
+                warn!("{name}: capture error: {e}");
+            }
+            std::thread::sleep(TICK);
+            None
+        }
+    }
+}
+
 /// Downstream capture: read IGMP, check it, hand it to the control thread.
 fn capture_downstream(
     sh: &Shared,
@@ -326,26 +345,17 @@ fn capture_downstream(
     let name = &sh.cfg.downstreams[iface].iface.name;
     let c = &sh.counters;
     while !sh.stop.load(Ordering::Relaxed) {
-        let frame = match rx.next() {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => continue,
-            Err(e) => {
-                if WARN_CAPTURE.allow(Instant::now()) {
-                    warn!("{name}: capture error: {e}");
-                }
-                std::thread::sleep(TICK);
-                continue;
-            }
+        let Some(frame) = next_frame(&mut rx, name) else {
+            continue;
         };
         // 1. Parse: Ethernet, IPv4 (header length, checksum, total length), IGMP checksum.
         let f = match wire::parse_igmp_frame(frame) {
             Ok(f) if !f.src_mac.is_multicast() => f,
-            Ok(_) | Err(_) => {
+            bad => {
                 inc(&c.igmp_malformed);
-                let why = wire::parse_igmp_frame(frame)
-                    .err()
-                    .unwrap_or(WireError::Malformed);
                 if WARN_MALFORMED.allow(Instant::now()) {
+                    let why =
+                        bad.map_or_else(|e| e.to_string(), |_| "multicast source MAC".to_string());
                     warn!("{name}: dropped malformed IGMP ({why}); further ones are counted, not logged, for 10 s");
                 }
                 continue;
@@ -398,16 +408,8 @@ fn capture_upstream(
     let mut per_worker: Vec<Vec<(Target, Option<Arc<MemberCounters>>)>> =
         vec![Vec::new(); workers.len()];
     while !sh.stop.load(Ordering::Relaxed) {
-        let frame = match rx.next() {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => continue,
-            Err(e) => {
-                if WARN_CAPTURE.allow(Instant::now()) {
-                    warn!("{name}: capture error: {e}");
-                }
-                std::thread::sleep(TICK);
-                continue;
-            }
+        let Some(frame) = next_frame(&mut rx, name) else {
+            continue;
         };
         inc(&c.frames_received);
         // 1. Read: find the IPv4 multicast packet (trimmed to its total length).
