@@ -709,24 +709,26 @@ fn log_event(sh: &Shared, e: &Event) {
             group,
             mode,
             sources,
-        } => info!(
-            "join: {group} by {} ({ip}) on {}: {}",
-            host.mac,
-            ifname(host.iface),
-            filter_text(*mode, sources)
-        ),
-        Event::Changed {
+        }
+        | Event::Changed {
             host,
             ip,
             group,
             mode,
             sources,
-        } => info!(
-            "change: {group} by {} ({ip}) on {}: now {}",
-            host.mac,
-            ifname(host.iface),
-            filter_text(*mode, sources)
-        ),
+        } => {
+            let verb = if matches!(e, Event::Joined { .. }) {
+                "join"
+            } else {
+                "change"
+            };
+            info!(
+                "{verb}: {group} by {} ({ip}) on {}: {}",
+                host.mac,
+                ifname(host.iface),
+                filter_text(*mode, sources)
+            )
+        }
         Event::Left {
             host,
             ip,
