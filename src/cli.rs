@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon in the foreground.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show the membership table and counters of a running daemon.
     Status(StatusArgs),
 }
@@ -42,19 +42,30 @@ pub enum QuerierMode {
     Off,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FallbackArg {
-    Multicast,
-    Unicast,
+/// One `--compat-fallback` value: `multicast|unicast` for every downstream interface, or
+/// `IF=multicast|unicast` for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackArg {
+    pub iface: Option<String>,
+    pub policy: CompatFallback,
 }
 
-impl From<FallbackArg> for CompatFallback {
-    fn from(f: FallbackArg) -> Self {
-        match f {
-            FallbackArg::Multicast => CompatFallback::Multicast,
-            FallbackArg::Unicast => CompatFallback::Unicast,
+fn parse_fallback(s: &str) -> Result<FallbackArg, String> {
+    let (iface, value) = match s.split_once('=') {
+        Some(("", _)) => return Err(format!("'{s}': the interface name before '=' is empty")),
+        Some((i, v)) => (Some(i.to_string()), v),
+        None => (None, s),
+    };
+    let policy = match value {
+        "multicast" => CompatFallback::Multicast,
+        "unicast" => CompatFallback::Unicast,
+        _ => {
+            return Err(format!(
+                "'{s}': expected multicast, unicast, or IF=multicast|unicast"
+            ))
         }
-    }
+    };
+    Ok(FallbackArg { iface, policy })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -121,9 +132,14 @@ pub struct RunArgs {
     /// Source address of the queries (default: the interface's IPv4 address, else 0.0.0.0).
     #[arg(long, value_name = "IP")]
     pub query_source: Option<Ipv4Addr>,
-    /// What to do for groups with IGMPv1/v2 hosts, whose reports a shared segment suppresses.
-    #[arg(long, value_enum, default_value_t = FallbackArg::Multicast)]
-    pub compat_fallback: FallbackArg,
+    /// Delivery of groups with IGMPv1/v2 hosts (their reports are suppressed on a shared
+    /// segment): multicast|unicast for all downstreams (default multicast), or IF=multicast|unicast
+    /// for one (repeatable).
+    #[arg(long, value_name = "[IF=]POLICY", value_parser = parse_fallback)]
+    pub compat_fallback: Vec<FallbackArg>,
+    /// Wait for interfaces missing at start (with a warning) instead of failing.
+    #[arg(long)]
+    pub wait_for_interfaces: bool,
     /// Sender threads (default: the number of available cores).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
     pub workers: Option<u64>,
@@ -177,7 +193,7 @@ mod tests {
         let mut v = vec!["snoopcast", "run"];
         v.extend_from_slice(args);
         Cli::try_parse_from(v).map(|c| match c.command {
-            Command::Run(r) => r,
+            Command::Run(r) => *r,
             _ => unreachable!(),
         })
     }
@@ -193,7 +209,7 @@ mod tests {
         assert_eq!(r.igmp_version, 3);
         assert_eq!(r.max_groups_per_host, 128);
         assert_eq!(r.max_members, 10_000);
-        assert_eq!(r.compat_fallback, FallbackArg::Multicast);
+        assert!(r.compat_fallback.is_empty() && !r.wait_for_interfaces);
         assert_eq!(r.log_level, LogLevel::Info);
         assert!(r.allow.is_empty() && r.deny.is_empty() && r.workers.is_none());
     }
@@ -218,6 +234,31 @@ mod tests {
         assert_eq!(r.downstreams, vec!["a", "b"]);
         assert_eq!(r.allow.len(), 2);
         assert_eq!(r.deny.len(), 1);
+        let r = run(&[
+            "--upstream",
+            "up0",
+            "--downstream",
+            "a",
+            "--compat-fallback",
+            "unicast",
+            "--compat-fallback",
+            "b=multicast",
+        ])
+        .unwrap();
+        assert_eq!(
+            r.compat_fallback[0],
+            FallbackArg {
+                iface: None,
+                policy: CompatFallback::Unicast
+            }
+        );
+        assert_eq!(
+            r.compat_fallback[1],
+            FallbackArg {
+                iface: Some("b".into()),
+                policy: CompatFallback::Multicast
+            }
+        );
     }
 
     #[test]
@@ -262,6 +303,25 @@ mod tests {
         ])
         .is_err());
         assert!(run(&["--upstream", "u", "--downstream", "d", "--robustness", "0"]).is_err());
+        let e = run(&[
+            "--upstream",
+            "u",
+            "--downstream",
+            "d",
+            "--compat-fallback",
+            "d=sometimes",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("d=sometimes"), "{e}");
+        assert!(run(&[
+            "--upstream",
+            "u",
+            "--downstream",
+            "d",
+            "--compat-fallback",
+            "=unicast"
+        ])
+        .is_err());
         assert!(run(&["--upstream", "u"]).is_err());
     }
 }

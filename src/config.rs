@@ -10,20 +10,61 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+/// A downstream interface as configured (by name: it may come and go).
 #[derive(Debug, Clone)]
 pub struct Downstream {
+    pub name: String,
+    /// `--source-mac`, else the interface's own MAC at the time it is opened.
+    pub source_mac: Option<MacAddr>,
+    /// `--query-source`, else the interface's IPv4 address, else 0.0.0.0.
+    pub query_source: Option<Ipv4Addr>,
+    pub compat_fallback: CompatFallback,
+}
+
+/// What a downstream interface is while it is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownLink {
     pub iface: IfaceInfo,
     /// Source MAC of the copies and queries sent here.
     pub source_mac: MacAddr,
     /// Source address of our queries (0.0.0.0 when the interface has none).
     pub query_source: Ipv4Addr,
-    pub compat_fallback: CompatFallback,
+}
+
+impl Downstream {
+    /// Check a present interface for use as this downstream.
+    pub fn resolve(&self, iface: IfaceInfo) -> Result<DownLink, String> {
+        let name = &self.name;
+        if iface.link != LinkType::Ethernet {
+            return Err(format!(
+                "--downstream {name} has no Ethernet header (link type {}); downstream interfaces must be \
+                 Ethernet-like (a LAN port, veth, bridge or OpenVPN tap)",
+                iface.arphrd
+            ));
+        }
+        let Some(source_mac) = self.source_mac.or(iface.mac) else {
+            return Err(format!(
+                "--downstream {name} has no MAC address; give --source-mac"
+            ));
+        };
+        let query_source = self
+            .query_source
+            .or(iface.ipv4)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        Ok(DownLink {
+            iface,
+            source_mac,
+            query_source,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub upstream: IfaceInfo,
+    pub upstream: String,
     pub downstreams: Vec<Downstream>,
+    /// Interfaces missing at start are waited for instead of being an error.
+    pub wait_for_interfaces: bool,
     pub control: PathBuf,
     pub settings: Settings,
     pub querier: QuerierConfig,
@@ -46,54 +87,63 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Resolve and check everything `run` was given. `lookup` finds interfaces (the real one
-    /// reads the kernel; tests pass a fake).
+    /// Check everything `run` was given. `lookup` finds interfaces (the real one reads the
+    /// kernel; tests pass a fake). Interfaces that exist are checked now; a missing one is an
+    /// error unless `--wait-for-interfaces`.
     pub fn from_args(
         a: &RunArgs,
         lookup: impl Fn(&str) -> Option<IfaceInfo>,
     ) -> Result<Config, ConfigError> {
         let err = |s: String| Err(ConfigError(s));
-        let find = |name: &str, opt: &str| {
-            lookup(name)
-                .ok_or_else(|| ConfigError(format!("{opt} {name}: no such network interface")))
+        let present = |name: &str, opt: &str| match lookup(name) {
+            Some(i) => Ok(Some(i)),
+            None if a.wait_for_interfaces => Ok(None),
+            None => Err(ConfigError(format!(
+                "{opt} {name}: no such network interface (use --wait-for-interfaces to wait for it)"
+            ))),
         };
-        let upstream = find(&a.upstream, "--upstream")?;
-        let mut downstreams = Vec::new();
+        present(&a.upstream, "--upstream")?;
+        for f in &a.compat_fallback {
+            if let Some(i) = &f.iface {
+                if !a.downstreams.contains(i) {
+                    return err(format!(
+                        "--compat-fallback {i}=...: {i} is not a --downstream interface"
+                    ));
+                }
+            }
+        }
+        let default_fallback = a
+            .compat_fallback
+            .iter()
+            .rev()
+            .find(|f| f.iface.is_none())
+            .map_or(CompatFallback::Multicast, |f| f.policy);
+        let mut downstreams: Vec<Downstream> = Vec::new();
         for name in &a.downstreams {
             if name == &a.upstream {
                 return err(format!(
                     "--downstream {name} is also the --upstream interface; they must differ"
                 ));
             }
-            if downstreams
-                .iter()
-                .any(|d: &Downstream| &d.iface.name == name)
-            {
+            if downstreams.iter().any(|d| &d.name == name) {
                 return err(format!("--downstream {name} is given twice"));
             }
-            let iface = find(name, "--downstream")?;
-            if iface.link != LinkType::Ethernet {
-                return err(format!(
-                    "--downstream {name} has no Ethernet header (link type {}); downstream interfaces must be \
-                     Ethernet-like (a LAN port, veth, bridge or OpenVPN tap)",
-                    iface.arphrd
-                ));
-            }
-            let Some(source_mac) = a.source_mac.or(iface.mac) else {
-                return err(format!(
-                    "--downstream {name} has no MAC address; give --source-mac"
-                ));
+            let compat_fallback = a
+                .compat_fallback
+                .iter()
+                .rev()
+                .find(|f| f.iface.as_deref() == Some(name))
+                .map_or(default_fallback, |f| f.policy);
+            let d = Downstream {
+                name: name.clone(),
+                source_mac: a.source_mac,
+                query_source: a.query_source,
+                compat_fallback,
             };
-            let query_source = a
-                .query_source
-                .or(iface.ipv4)
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
-            downstreams.push(Downstream {
-                iface,
-                source_mac,
-                query_source,
-                compat_fallback: a.compat_fallback.into(),
-            });
+            if let Some(info) = present(name, "--downstream")? {
+                d.resolve(info).map_err(ConfigError)?;
+            }
+            downstreams.push(d);
         }
         if a.query_response_interval >= a.query_interval {
             return err(format!(
@@ -128,8 +178,9 @@ impl Config {
                 .unwrap_or(1),
         };
         Ok(Config {
-            upstream,
+            upstream: a.upstream.clone(),
             downstreams,
+            wait_for_interfaces: a.wait_for_interfaces,
             control: a.control.clone(),
             settings,
             querier,
@@ -179,6 +230,12 @@ mod tests {
         Config::from_args(&r, fake)
     }
 
+    fn link(c: &Config, i: usize) -> DownLink {
+        c.downstreams[i]
+            .resolve(fake(&c.downstreams[i].name).unwrap())
+            .unwrap()
+    }
+
     #[test]
     fn resolves_interfaces_and_defaults() {
         let c = cfg(&[
@@ -190,12 +247,72 @@ mod tests {
             "lan0",
         ])
         .unwrap();
-        assert_eq!(c.upstream.link, LinkType::RawIp);
-        assert_eq!(c.downstreams[0].query_source, Ipv4Addr::UNSPECIFIED);
-        assert_eq!(c.downstreams[1].query_source, Ipv4Addr::new(10, 2, 0, 1));
-        assert_eq!(c.downstreams[0].source_mac, MacAddr([2, 0, 0, 0, 0, 7]));
+        assert_eq!(c.upstream, "tun0");
+        assert_eq!(link(&c, 0).query_source, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(link(&c, 1).query_source, Ipv4Addr::new(10, 2, 0, 1));
+        assert_eq!(link(&c, 0).source_mac, MacAddr([2, 0, 0, 0, 0, 7]));
+        assert_eq!(c.downstreams[0].compat_fallback, CompatFallback::Multicast);
         assert_eq!(c.settings.group_membership_interval().as_secs(), 260);
         assert!(c.workers >= 1);
+    }
+
+    #[test]
+    fn compat_fallback_per_interface_beats_the_default() {
+        let c = cfg(&[
+            "--upstream",
+            "up0",
+            "--downstream",
+            "dn0",
+            "--downstream",
+            "dn1",
+            "--compat-fallback",
+            "unicast",
+            "--compat-fallback",
+            "dn1=multicast",
+        ])
+        .unwrap();
+        assert_eq!(c.downstreams[0].compat_fallback, CompatFallback::Unicast);
+        assert_eq!(c.downstreams[1].compat_fallback, CompatFallback::Multicast);
+        let e = cfg(&[
+            "--upstream",
+            "up0",
+            "--downstream",
+            "dn0",
+            "--compat-fallback",
+            "tap7=unicast",
+        ])
+        .unwrap_err();
+        assert!(e.0.contains("tap7"), "{e}");
+    }
+
+    #[test]
+    fn missing_interfaces_are_waited_for_only_when_asked() {
+        let e = cfg(&["--upstream", "up0", "--downstream", "later0"]).unwrap_err();
+        assert!(
+            e.0.contains("later0") && e.0.contains("--wait-for-interfaces"),
+            "{e}"
+        );
+        let c = cfg(&[
+            "--upstream",
+            "later1",
+            "--downstream",
+            "later0",
+            "--wait-for-interfaces",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.upstream.as_str(), c.downstreams[0].name.as_str()),
+            ("later1", "later0")
+        );
+        // Present interfaces are still checked.
+        assert!(cfg(&[
+            "--upstream",
+            "up0",
+            "--downstream",
+            "tun0",
+            "--wait-for-interfaces"
+        ])
+        .is_err());
     }
 
     #[test]
@@ -245,7 +362,7 @@ mod tests {
             "02:11:22:33:44:55",
         ])
         .unwrap();
-        assert_eq!(c.downstreams[0].query_source, Ipv4Addr::new(10, 2, 0, 99));
-        assert_eq!(c.downstreams[0].source_mac.to_string(), "02:11:22:33:44:55");
+        assert_eq!(link(&c, 0).query_source, Ipv4Addr::new(10, 2, 0, 99));
+        assert_eq!(link(&c, 0).source_mac.to_string(), "02:11:22:33:44:55");
     }
 }

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(a) => run(a),
+        Command::Run(a) => run(*a),
         Command::Status(a) => status(a),
     }
 }

@@ -49,6 +49,9 @@ pub struct MemberStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamStatus {
     pub interface: String,
+    /// "up" while open, "down" while missing or down.
+    #[serde(default)]
+    pub state: String,
     pub joined: Vec<JoinStatus>,
     /// Kernel sockets holding the memberships.
     pub sockets: usize,
@@ -64,6 +67,9 @@ pub struct JoinStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceStatus {
     pub name: String,
+    /// "up" while open, "down" while missing or down.
+    #[serde(default)]
+    pub state: String,
     pub query_source: String,
     /// "querier", "non-querier", or "off".
     pub querier: String,
@@ -170,8 +176,8 @@ pub fn render(s: &Snapshot) -> String {
     }
     let _ = writeln!(
         o,
-        "\nUpstream {} ({} join sockets):",
-        s.upstream.interface, s.upstream.sockets
+        "\nUpstream {} ({}, {} join sockets):",
+        s.upstream.interface, s.upstream.state, s.upstream.sockets
     );
     if s.upstream.joined.is_empty() {
         let _ = writeln!(o, "  nothing joined");
@@ -192,8 +198,8 @@ pub fn render(s: &Snapshot) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             o,
-            "  {}: {} (query source {}{}), IGMPv1/v2 fallback {}",
-            i.name, i.querier, i.query_source, other, i.compat_fallback
+            "  {} ({}): {} (query source {}{}), IGMPv1/v2 fallback {}",
+            i.name, i.state, i.querier, i.query_source, other, i.compat_fallback
         );
     }
     let _ = writeln!(o, "\nCounters:");
@@ -232,6 +238,7 @@ mod tests {
             }],
             upstream: UpstreamStatus {
                 interface: "up0".into(),
+                state: "up".into(),
                 joined: vec![JoinStatus {
                     group: "239.1.1.1".into(),
                     sources: vec![],
@@ -240,6 +247,7 @@ mod tests {
             },
             interfaces: vec![InterfaceStatus {
                 name: "dn0".into(),
+                state: "up".into(),
                 query_source: "0.0.0.0".into(),
                 querier: "querier".into(),
                 other_querier: None,

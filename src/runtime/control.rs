@@ -139,6 +139,7 @@ mod tests {
             groups: vec![],
             upstream: UpstreamStatus {
                 interface: "up0".into(),
+                state: "up".into(),
                 joined: vec![],
                 sockets: 0,
             },

@@ -1,50 +1,51 @@
-//! Daemon wiring: opens every socket up front, then runs one thread per role.
+//! Daemon wiring and the control thread.
 //!
 //! ```text
 //!  cap-up:IF ──(fib snapshot, read without the table lock)──> per-worker bounded channels
 //!                                                              └─> send-N ──> downstream sockets
-//!  cap-dn:IF ──(parsed IGMP)──> ctl (owns the table behind a lock; timers, queries,
-//!                                    upstream joins, publishes the fib)
+//!  cap-dn:IF ──(parsed IGMP)──> ctl (owns the table behind a lock; timers, queries, upstream
+//!                                    joins, interfaces coming and going; publishes the fib)
 //!  control   ──(locks briefly for a snapshot, serialises outside)──> status clients
 //! ```
 
+use super::datapath::{sender, DownTx, Job};
+use super::links::{LinkChange, Links};
+use super::stats::{inc, Counters, RateLimit};
+use super::{control, iface, sys};
 use crate::config::Config;
-use crate::core::fib::{Fib, Target};
+use crate::core::fib::Fib;
 use crate::core::membership::{
-    CompatFallback, Event, FilterMode, HostKey, IgnoreReason, LeaveReason, MemberCounters, Table,
-    UpstreamWant,
+    CompatFallback, Event, FilterMode, HostKey, IgnoreReason, LeaveReason, Table, UpstreamWant,
 };
-use crate::core::querier::{Querier, Role, RoleChange};
+use crate::core::querier::{Mode, Querier, Role, RoleChange};
 use crate::core::upstream::{JoinKind, JoinLimits, JoinOp, JoinPool};
 use crate::core::IfaceId;
-use crate::runtime::stats::{add, inc, Counters, RateLimit};
-use crate::runtime::{control, iface, sys};
 use crate::status::{
     CompatStatus, GroupStatus, InterfaceStatus, JoinStatus, MemberStatus, Snapshot, UpstreamStatus,
 };
 use crate::wire::igmp::{self, Message};
-use crate::wire::{self, ethernet, LinkType, MacAddr};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
-use log::{debug, info, trace, warn};
+use crate::wire::{self, MacAddr};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use log::{debug, info, warn};
 use parking_lot::{Mutex, RwLock};
 use socket2::Socket;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long any blocking call may wait before looking at the stop flag.
-const TICK: Duration = Duration::from_millis(200);
+pub(crate) const TICK: Duration = Duration::from_millis(200);
 /// Frames queued per sender worker before copies are dropped (bounded memory).
 const QUEUE_PER_WORKER: usize = 2048;
 /// Parsed IGMP messages queued for the control thread.
 const EVENT_QUEUE: usize = 4096;
 /// How often failed upstream joins are retried.
 const JOIN_RETRY: Duration = Duration::from_secs(5);
+/// How often interfaces are checked for coming and going.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why the daemon could not run. Exit status 1.
 #[derive(Debug)]
@@ -62,20 +63,8 @@ impl std::fmt::Display for RunError {
     }
 }
 
-fn open_err(what: &str, ifname: &str, e: io::Error) -> RunError {
-    if e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EPERM) {
-        RunError::Privilege(format!(
-            "cannot open a packet socket on {ifname} ({what}): {e}. snoopcast needs CAP_NET_RAW and \
-             CAP_NET_ADMIN: run it as root, or grant them with \
-             `setcap cap_net_raw,cap_net_admin+ep /path/to/snoopcast` (or AmbientCapabilities= in a systemd unit)"
-        ))
-    } else {
-        RunError::Io(format!("cannot set up {what} on {ifname}: {e}"))
-    }
-}
-
 /// A parsed IGMP message from a downstream host, for the control thread.
-struct IgmpIn {
+pub struct IgmpIn {
     iface: IfaceId,
     src_mac: MacAddr,
     src_ip: Ipv4Addr,
@@ -90,118 +79,34 @@ struct State {
 }
 
 /// What the threads share.
-struct Shared {
-    cfg: Config,
+pub struct Shared {
+    pub cfg: Config,
     state: Mutex<State>,
     /// The forwarding snapshot, swapped whole by the control thread.
-    fib: RwLock<Arc<Fib>>,
+    pub fib: RwLock<Arc<Fib>>,
     /// Bumped after each swap so readers refresh their copy only then.
-    fib_gen: AtomicU64,
-    counters: Counters,
+    pub fib_gen: AtomicU64,
+    /// Each downstream's send side; None while the interface is away.
+    pub down: Vec<RwLock<Option<Arc<DownTx>>>>,
+    /// Bumped whenever `down` changes.
+    pub links_gen: AtomicU64,
+    /// The upstream interface while it is open.
+    pub up_link: RwLock<Option<iface::IfaceInfo>>,
+    pub counters: Counters,
     started: Instant,
-    stop: Arc<AtomicBool>,
+    pub stop: Arc<AtomicBool>,
 }
 
-/// One copy job for one sender worker: a packet and the hosts this worker sends it to.
-/// Each host always goes to the same worker (by MAC), so its copies stay in order.
-struct Job {
-    ip: Arc<[u8]>,
-    targets: Vec<(Target, Option<Arc<MemberCounters>>)>,
-}
-
-/// A downstream interface's send side.
-struct DownTx {
-    sock: Socket,
-    src_mac: MacAddr,
-}
-
-fn send_socket(iface: &iface::IfaceInfo) -> Result<Socket, RunError> {
-    let s = sys::packet_socket().map_err(|e| open_err("send socket", &iface.name, e))?;
-    (|| {
-        sys::attach_filter(&s, &sys::bpf::drop_all())?;
-        sys::bind_packet(&s, iface.index, 0)?;
-        let _ = s.set_send_buffer_size(4 << 20);
-        s.set_nonblocking(true)
-    })()
-    .map_err(|e| open_err("send socket", &iface.name, e))?;
-    Ok(s)
-}
-
-fn capture(
-    iface: &iface::IfaceInfo,
-    prog: &[libc::sock_filter],
-    allmulti: bool,
-    rcvbuf: usize,
-) -> Result<Box<dyn pnet_datalink::DataLinkReceiver>, RunError> {
-    let what = "capture socket";
-    let s = sys::packet_socket().map_err(|e| open_err(what, &iface.name, e))?;
-    (|| {
-        sys::attach_filter(&s, prog)?;
-        sys::set_ignore_outgoing(&s)?;
-        if allmulti {
-            sys::add_allmulti(&s, iface.index)?;
-        }
-        sys::set_rcvbuf(&s, rcvbuf)
-    })()
-    .map_err(|e| open_err(what, &iface.name, e))?;
-    let ni = iface::pnet_interface(iface.index).ok_or_else(|| {
-        RunError::Io(format!(
-            "interface {} disappeared during start-up",
-            iface.name
-        ))
-    })?;
-    let pcfg = pnet_datalink::Config {
-        read_buffer_size: 65536,
-        read_timeout: Some(TICK),
-        promiscuous: false,
-        socket_fd: Some(s.into_raw_fd()),
-        ..Default::default()
-    };
-    match pnet_datalink::channel(&ni, pcfg) {
-        Ok(pnet_datalink::Channel::Ethernet(_tx, rx)) => Ok(rx),
-        Ok(_) => Err(RunError::Io(format!(
-            "unexpected channel type on {}",
-            iface.name
-        ))),
-        Err(e) => Err(open_err(what, &iface.name, e)),
+impl Shared {
+    /// A copy of every downstream's send side, for a worker to cache.
+    pub fn down_links(&self) -> Vec<Option<Arc<DownTx>>> {
+        self.down.iter().map(|l| l.read().clone()).collect()
     }
 }
 
 /// Run until `stop` is set. Leaves every upstream group before returning.
 pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
     let now = Instant::now();
-    // Open everything first, so a missing privilege is reported before anything runs.
-    let mut down_rx = Vec::new();
-    let mut down_tx = Vec::new();
-    for d in &cfg.downstreams {
-        down_tx.push(DownTx {
-            sock: send_socket(&d.iface)?,
-            src_mac: d.source_mac,
-        });
-        down_rx.push(capture(&d.iface, &sys::bpf::igmp_only(), true, 1 << 20)?);
-    }
-    let header = if cfg.upstream.link == LinkType::Ethernet {
-        14
-    } else {
-        0
-    };
-    let up_rx = capture(
-        &cfg.upstream,
-        &sys::bpf::multicast_data(header),
-        false,
-        8 << 20,
-    )?;
-    let listener = control::bind(&cfg.control).map_err(|e| RunError::Io(e.to_string()))?;
-
-    for d in &cfg.downstreams {
-        if d.query_source.is_unspecified() && cfg.querier.mode != crate::core::querier::Mode::Off {
-            warn!(
-                "{}: no IPv4 address, queries go out from 0.0.0.0; some devices ignore such queries \
-                 (give --query-source to choose an address)",
-                d.iface.name
-            );
-        }
-    }
     let limits = JoinLimits {
         groups_per_socket: read_sysctl("/proc/sys/net/ipv4/igmp_max_memberships")
             .unwrap_or(20)
@@ -216,87 +121,81 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         queriers: cfg
             .downstreams
             .iter()
-            .map(|d| Querier::new(cfg.querier.clone(), d.query_source, now))
+            .map(|d| {
+                Querier::new(
+                    cfg.querier.clone(),
+                    d.query_source.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    now,
+                )
+            })
             .collect(),
         joins: JoinPool::new(limits),
     };
     let shared = Arc::new(Shared {
+        down: cfg.downstreams.iter().map(|_| RwLock::new(None)).collect(),
         cfg,
         state: Mutex::new(state),
         fib: RwLock::new(Arc::new(Fib::default())),
         fib_gen: AtomicU64::new(0),
+        links_gen: AtomicU64::new(0),
+        up_link: RwLock::new(None),
         counters: Counters::default(),
         started: now,
         stop,
     });
-    let cfg = &shared.cfg;
-    info!(
-        "snoopcast {} started: upstream {} ({}), downstream {}; {} sender workers",
-        env!("CARGO_PKG_VERSION"),
-        cfg.upstream.name,
-        if cfg.upstream.link == LinkType::Ethernet {
-            "Ethernet"
-        } else {
-            "raw IP"
-        },
-        cfg.downstreams
-            .iter()
-            .map(|d| d.iface.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        cfg.workers
-    );
-
-    let down_tx = Arc::new(down_tx);
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new()
-            .name(name.clone())
-            .spawn(f)
-            .map_err(|e| RunError::Io(format!("thread {name}: {e}")))
-    };
-
+    let workers = shared.cfg.workers;
+    let mut threads = Vec::new();
     let mut job_txs = Vec::new();
-    for w in 0..cfg.workers {
+    for w in 0..workers {
         let (tx, rx) = bounded::<Job>(QUEUE_PER_WORKER);
         job_txs.push(tx);
-        let (sh, dt) = (shared.clone(), down_tx.clone());
-        threads.push(spawn(
-            format!("send-{w}"),
-            Box::new(move || sender(&sh, &dt, rx)),
-        )?);
+        let sh = shared.clone();
+        threads.push(spawn(format!("send-{w}"), move || sender(&sh, rx))?);
     }
     let (ev_tx, ev_rx) = bounded::<IgmpIn>(EVENT_QUEUE);
-    for (i, rx) in down_rx.into_iter().enumerate() {
-        let (sh, tx) = (shared.clone(), ev_tx.clone());
-        let name = format!("cap-dn:{}", shared.cfg.downstreams[i].iface.name);
-        threads.push(spawn(
-            name,
-            Box::new(move || capture_downstream(&sh, i, rx, tx)),
-        )?);
-    }
-    drop(ev_tx);
+    let mut links = Links::new(&shared, job_txs, ev_tx, now);
+    // Open what is there now, so a missing privilege is reported before anything runs;
+    // then the control socket.
+    let started = links.open_at_start(&shared, now).and_then(|c| {
+        Ok((
+            c,
+            control::bind(&shared.cfg.control).map_err(|e| RunError::Io(e.to_string()))?,
+        ))
+    });
+    let (opened, listener) = match started {
+        Ok(x) => x,
+        Err(e) => {
+            shared.stop.store(true, Ordering::Relaxed);
+            links.shutdown();
+            for t in threads {
+                let _ = t.join();
+            }
+            return Err(e);
+        }
+    };
+    let cfg = &shared.cfg;
+    info!(
+        "snoopcast {} started: upstream {}, downstream {}; {} sender workers",
+        env!("CARGO_PKG_VERSION"),
+        cfg.upstream,
+        cfg.downstreams
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        workers
+    );
     {
         let sh = shared.clone();
-        let name = format!("cap-up:{}", shared.cfg.upstream.name);
-        threads.push(spawn(
-            name,
-            Box::new(move || capture_upstream(&sh, up_rx, job_txs)),
-        )?);
-    }
-    {
-        let (sh, dt) = (shared.clone(), down_tx.clone());
-        threads.push(spawn(
-            "ctl".into(),
-            Box::new(move || control_loop(&sh, &dt, ev_rx)),
-        )?);
+        threads.push(spawn("ctl".into(), move || {
+            control_loop(&sh, links, opened, ev_rx, limits)
+        })?);
     }
     {
         let sh = shared.clone();
-        threads.push(spawn(
-            "control".into(),
-            Box::new(move || control::serve(listener, &sh.stop, || snapshot(&sh))),
-        )?);
+        threads.push(spawn("control".into(), move || {
+            control::serve(listener, &sh.stop, || snapshot(&sh))
+        })?);
     }
     for t in threads {
         let _ = t.join();
@@ -304,6 +203,16 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
     let _ = std::fs::remove_file(&shared.cfg.control);
     info!("snoopcast stopped");
     Ok(())
+}
+
+fn spawn(
+    name: String,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, RunError> {
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(f)
+        .map_err(|e| RunError::Io(format!("thread {name}: {e}")))
 }
 
 fn read_sysctl(path: &str) -> Option<usize> {
@@ -314,7 +223,6 @@ static WARN_MALFORMED: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_CAPTURE: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_SEND: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_LIMIT: RateLimit = RateLimit::new(Duration::from_secs(10));
-static WARN_QUEUE: RateLimit = RateLimit::new(Duration::from_secs(10));
 
 /// The next captured frame, or None after a read timeout (so the caller can look at the stop
 /// flag) or an error (logged at a limited rate, then a pause).
@@ -335,16 +243,18 @@ fn next_frame<'a>(
     }
 }
 
-/// Downstream capture: read IGMP, check it, hand it to the control thread.
-fn capture_downstream(
+/// Downstream capture: read IGMP, check it, hand it to the control thread. Runs until `stop`
+/// or `cancel` (the interface went away).
+pub(crate) fn capture_downstream(
     sh: &Shared,
     iface: IfaceId,
     mut rx: Box<dyn pnet_datalink::DataLinkReceiver>,
     tx: Sender<IgmpIn>,
+    cancel: &AtomicBool,
 ) {
-    let name = &sh.cfg.downstreams[iface].iface.name;
+    let name = &sh.cfg.downstreams[iface].name;
     let c = &sh.counters;
-    while !sh.stop.load(Ordering::Relaxed) {
+    while !sh.stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
         let Some(frame) = next_frame(&mut rx, name) else {
             continue;
         };
@@ -393,137 +303,26 @@ fn capture_downstream(
     }
 }
 
-/// Upstream capture: the per-packet hot path.
-fn capture_upstream(
-    sh: &Shared,
-    mut rx: Box<dyn pnet_datalink::DataLinkReceiver>,
-    workers: Vec<Sender<Job>>,
+/// The control thread: owns the table, runs timers and queriers, joins upstream, watches
+/// interfaces.
+fn control_loop(
+    sh: &Arc<Shared>,
+    mut links: Links,
+    opened: Vec<LinkChange>,
+    rx: Receiver<IgmpIn>,
+    limits: JoinLimits,
 ) {
-    let link = sh.cfg.upstream.link;
-    let name = &sh.cfg.upstream.name;
-    let c = &sh.counters;
-    let mut fib = sh.fib.read().clone();
-    let mut fib_gen = sh.fib_gen.load(Ordering::Acquire);
-    let mut targets = Vec::new();
-    let mut per_worker: Vec<Vec<(Target, Option<Arc<MemberCounters>>)>> =
-        vec![Vec::new(); workers.len()];
-    while !sh.stop.load(Ordering::Relaxed) {
-        let Some(frame) = next_frame(&mut rx, name) else {
-            continue;
-        };
-        inc(&c.frames_received);
-        // 1. Read: find the IPv4 multicast packet (trimmed to its total length).
-        let Ok(pkt) = wire::parse_data_packet(link, frame) else {
-            inc(&c.frames_invalid);
-            continue;
-        };
-        // 2. Look up: refresh our copy of the forwarding snapshot only when it changed.
-        let g = sh.fib_gen.load(Ordering::Acquire);
-        if g != fib_gen {
-            fib = sh.fib.read().clone();
-            fib_gen = g;
-        }
-        targets.clear();
-        let mut ctrs = Vec::new();
-        fib.targets(pkt.source, pkt.group, &mut targets, &mut ctrs);
-        if targets.is_empty() {
-            inc(&c.frames_unwanted);
-            continue;
-        }
-        inc(&c.frames_forwarded);
-        trace!(
-            "{name}: {} -> {}: {} copies",
-            pkt.source,
-            pkt.group,
-            targets.len()
-        );
-        // 3. Hand out: each host's copies to its own worker (ordered per host).
-        let ip: Arc<[u8]> = Arc::from(pkt.ip);
-        let mut ci = ctrs.iter();
-        for t in targets.drain(..) {
-            let counter = if t.mac.is_multicast() {
-                None
-            } else {
-                ci.next().map(|c| Arc::clone(c))
-            };
-            let w = usize::from(t.mac.0[5]) % workers.len();
-            per_worker[w].push((t, counter));
-        }
-        for (w, tx) in workers.iter().enumerate() {
-            if per_worker[w].is_empty() {
-                continue;
-            }
-            let job = Job {
-                ip: ip.clone(),
-                targets: std::mem::take(&mut per_worker[w]),
-            };
-            match tx.try_send(job) {
-                Ok(()) => {}
-                Err(TrySendError::Full(j)) => {
-                    add(&c.copies_dropped, j.targets.len() as u64);
-                    if WARN_QUEUE.allow(Instant::now()) {
-                        warn!("sender queue full: dropping copies (counted in copies_dropped)");
-                    }
-                }
-                Err(TrySendError::Disconnected(_)) => return,
-            }
-        }
-    }
-}
-
-/// A sender worker: rewrite the Ethernet header in its own buffer and send.
-fn sender(sh: &Shared, down: &[DownTx], rx: Receiver<Job>) {
-    let c = &sh.counters;
-    let mut buf = vec![0u8; 65536 + ethernet::HEADER_LEN];
-    loop {
-        let job = match rx.recv_timeout(TICK) {
-            Ok(j) => j,
-            Err(RecvTimeoutError::Timeout) => {
-                if sh.stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let len = ethernet::HEADER_LEN + job.ip.len();
-        buf[ethernet::HEADER_LEN..len].copy_from_slice(&job.ip);
-        for (t, counter) in &job.targets {
-            let tx = &down[t.iface];
-            ethernet::write_header(&mut buf, t.mac, tx.src_mac, ethernet::ETHERTYPE_IPV4);
-            match sys::send(&tx.sock, &buf[..len]) {
-                Ok(_) => {
-                    inc(&c.copies_sent);
-                    if let Some(m) = counter {
-                        m.packets.fetch_add(1, Ordering::Relaxed);
-                        m.bytes.fetch_add(job.ip.len() as u64, Ordering::Relaxed);
-                    }
-                }
-                Err(e) => {
-                    inc(&c.copies_dropped);
-                    if WARN_SEND.allow(Instant::now()) {
-                        warn!(
-                            "{}: send to {} failed: {e}",
-                            sh.cfg.downstreams[t.iface].iface.name, t.mac
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The control thread: owns the table, runs timers and queriers, joins upstream.
-fn control_loop(sh: &Shared, down: &[DownTx], rx: Receiver<IgmpIn>) {
     let mut join_socks: Vec<Socket> = Vec::new();
     let mut retry_at: Option<Instant> = None;
     let mut inbox: Vec<IgmpIn> = Vec::new();
+    let mut link_changes = opened;
+    let mut next_watch = Instant::now() + WATCH_INTERVAL;
     loop {
         // 1. Wait for IGMP or the next timer, at most one tick.
         let now = Instant::now();
         let deadline = {
             let st = sh.state.lock();
-            let mut d = now + TICK;
+            let mut d = (now + TICK).min(next_watch);
             for x in st
                 .table
                 .next_deadline()
@@ -534,24 +333,76 @@ fn control_loop(sh: &Shared, down: &[DownTx], rx: Receiver<IgmpIn>) {
             }
             d
         };
-        match rx.recv_deadline(deadline.max(now)) {
-            Ok(m) => {
-                inbox.push(m);
-                inbox.extend(rx.try_iter().take(255));
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {}
+        if let Ok(m) = rx.recv_deadline(deadline.max(now)) {
+            inbox.push(m);
+            inbox.extend(rx.try_iter().take(255));
         }
         let stopping = sh.stop.load(Ordering::Relaxed);
-        // 2. Apply inputs and timers under the lock; collect what to do after.
         let now = Instant::now();
+        if now >= next_watch && !stopping {
+            link_changes.extend(links.watch(sh, now));
+            next_watch = now + WATCH_INTERVAL;
+        }
+        // 2. Apply inputs, interface changes and timers under the lock.
         let mut events = Vec::new();
         let mut role_changes = Vec::new();
         let mut queries: Vec<(IfaceId, Message, Ipv4Addr)> = Vec::new();
+        let mut links_changed = false;
+        let upstream_open = links.upstream_index().is_some();
         let (fib, ops) = {
             let mut guard = sh.state.lock();
             let st = &mut *guard;
+            for ch in link_changes.drain(..) {
+                links_changed = true;
+                match ch {
+                    LinkChange::DownOpened(i, link) => {
+                        info!(
+                            "downstream {}: open (index {}, MAC {}, queries from {}); sending startup queries",
+                            link.iface.name, link.iface.index, link.source_mac, link.query_source
+                        );
+                        if link.query_source.is_unspecified() && sh.cfg.querier.mode != Mode::Off {
+                            warn!(
+                                "{}: no IPv4 address, queries go out from 0.0.0.0; some devices ignore such \
+                                 queries (give --query-source to choose an address)",
+                                link.iface.name
+                            );
+                        }
+                        st.queriers[i] =
+                            Querier::new(sh.cfg.querier.clone(), link.query_source, now);
+                    }
+                    LinkChange::DownClosed(i) => {
+                        let gone = st.table.remove_iface(i);
+                        let n = gone
+                            .iter()
+                            .filter(|e| matches!(e, Event::Left { .. }))
+                            .count();
+                        sh.counters
+                            .members_dropped_iface
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                        warn!(
+                            "downstream {}: {n} members dropped with the interface",
+                            sh.cfg.downstreams[i].name
+                        );
+                        events.extend(gone);
+                    }
+                    LinkChange::UpOpened(info) => {
+                        info!(
+                            "upstream {}: open (index {}, {:?} link); joining what members want",
+                            info.name, info.index, info.link
+                        );
+                    }
+                    LinkChange::UpClosed => {
+                        // The kernel drops a vanished device's memberships; closing the
+                        // sockets drops the rest. Rejoin from scratch when it returns.
+                        st.joins = JoinPool::new(limits);
+                        join_socks.clear();
+                    }
+                }
+            }
             for m in inbox.drain(..) {
+                if !links.is_down_open(m.iface) {
+                    continue;
+                }
                 match &m.msg {
                     Message::Query(_) => {
                         if let Some(ch) = st.queriers[m.iface].accept_query(m.src_ip, now) {
@@ -575,7 +426,7 @@ fn control_loop(sh: &Shared, down: &[DownTx], rx: Receiver<IgmpIn>) {
                 if let Some(ch) = ch {
                     role_changes.push((i, ch));
                 }
-                if due && !stopping {
+                if due && !stopping && links.is_down_open(i) {
                     queries.push((i, q.config().general_query(), igmp::ALL_SYSTEMS));
                 }
             }
@@ -586,7 +437,7 @@ fn control_loop(sh: &Shared, down: &[DownTx], rx: Receiver<IgmpIn>) {
             let fib = changed.then(|| st.table.forwarding());
             let ops = if stopping {
                 st.joins.leave_all()
-            } else if changed || retry {
+            } else if upstream_open && (changed || retry || links_changed) {
                 let want = st.table.upstream_wants();
                 st.joins.reconcile(&want)
             } else {
@@ -600,7 +451,7 @@ fn control_loop(sh: &Shared, down: &[DownTx], rx: Receiver<IgmpIn>) {
             sh.fib_gen.fetch_add(1, Ordering::Release);
         }
         for (i, ch) in role_changes {
-            let n = &sh.cfg.downstreams[i].iface.name;
+            let n = &sh.cfg.downstreams[i].name;
             match ch {
                 RoleChange::Yielded { other } => {
                     info!("{n}: querier {other} has a lower address; we stop querying")
@@ -610,26 +461,27 @@ fn control_loop(sh: &Shared, down: &[DownTx], rx: Receiver<IgmpIn>) {
         }
         for e in &events {
             if let Event::SendGroupQuery { iface, group } = e {
-                let cfg = &sh.cfg.querier;
-                let msg = cfg.group_query(*group, sh.cfg.settings.last_member_query_interval);
+                let msg = sh
+                    .cfg
+                    .querier
+                    .group_query(*group, sh.cfg.settings.last_member_query_interval);
                 queries.push((*iface, msg, *group));
             }
             log_event(sh, e);
         }
         for (i, msg, dst) in queries {
-            send_query(sh, down, i, &msg, dst);
+            send_query(sh, i, &msg, dst);
         }
         let mut failed = false;
-        for op in ops {
-            if let Err(e) = apply_join(sh, &mut join_socks, op) {
-                failed = true;
-                inc(&sh.counters.upstream_join_errors);
-                warn!(
-                    "upstream {}: {:?} failed: {e}",
-                    sh.cfg.upstream.name, op.kind
-                );
-                if !stopping {
-                    sh.state.lock().joins.undo(op);
+        if let Some(ifx) = links.upstream_index() {
+            for op in ops {
+                if let Err(e) = apply_join(sh, ifx, &mut join_socks, op) {
+                    failed = true;
+                    inc(&sh.counters.upstream_join_errors);
+                    warn!("upstream {}: {:?} failed: {e}", sh.cfg.upstream, op.kind);
+                    if !stopping {
+                        sh.state.lock().joins.undo(op);
+                    }
                 }
             }
         }
@@ -641,18 +493,18 @@ fn control_loop(sh: &Shared, down: &[DownTx], rx: Receiver<IgmpIn>) {
             retry_at
         };
         if stopping {
+            links.shutdown();
             return;
         }
     }
 }
 
-fn apply_join(sh: &Shared, socks: &mut Vec<Socket>, op: JoinOp) -> io::Result<()> {
+fn apply_join(sh: &Shared, ifx: u32, socks: &mut Vec<Socket>, op: JoinOp) -> io::Result<()> {
     while socks.len() <= op.socket {
         socks.push(sys::join_socket()?);
     }
     let s = &socks[op.socket];
-    let ifx = sh.cfg.upstream.index;
-    let up = &sh.cfg.upstream.name;
+    let up = &sh.cfg.upstream;
     match op.kind {
         JoinKind::JoinAny(g) => {
             sys::any_source(s, ifx, g, true)?;
@@ -674,17 +526,19 @@ fn apply_join(sh: &Shared, socks: &mut Vec<Socket>, op: JoinOp) -> io::Result<()
     Ok(())
 }
 
-fn send_query(sh: &Shared, down: &[DownTx], i: IfaceId, msg: &Message, dst: Ipv4Addr) {
-    let d = &sh.cfg.downstreams[i];
-    let frame = igmp::build_frame(d.source_mac, d.query_source, dst, msg);
-    match sys::send(&down[i].sock, &frame) {
+fn send_query(sh: &Shared, i: IfaceId, msg: &Message, dst: Ipv4Addr) {
+    let Some(tx) = sh.down[i].read().clone() else {
+        return;
+    };
+    let frame = igmp::build_frame(tx.link.source_mac, tx.link.query_source, dst, msg);
+    match sys::send(&tx.sock, &frame) {
         Ok(_) => {
             inc(&sh.counters.queries_sent);
-            debug!("{}: sent query for {dst}", d.iface.name);
+            debug!("{}: sent query for {dst}", tx.link.iface.name);
         }
         Err(e) => {
             if WARN_SEND.allow(Instant::now()) {
-                warn!("{}: sending a query failed: {e}", d.iface.name);
+                warn!("{}: sending a query failed: {e}", tx.link.iface.name);
             }
         }
     }
@@ -700,7 +554,7 @@ fn filter_text(mode: FilterMode, sources: &[Ipv4Addr]) -> String {
 }
 
 fn log_event(sh: &Shared, e: &Event) {
-    let ifname = |i: IfaceId| sh.cfg.downstreams[i].iface.name.as_str();
+    let ifname = |i: IfaceId| sh.cfg.downstreams[i].name.as_str();
     let c = &sh.counters;
     match e {
         Event::Joined {
@@ -817,7 +671,7 @@ fn left_ms(t: Instant, now: Instant) -> u64 {
 fn snapshot(sh: &Shared) -> Snapshot {
     let now = Instant::now();
     let cfg = &sh.cfg;
-    let ifname = |i: IfaceId| cfg.downstreams[i].iface.name.clone();
+    let ifname = |i: IfaceId| cfg.downstreams[i].name.clone();
     let (members, compat, joined, sockets, roles) = {
         let st = sh.state.lock();
         let members: Vec<_> = st
@@ -891,15 +745,26 @@ fn snapshot(sh: &Shared) -> Snapshot {
         .downstreams
         .iter()
         .zip(roles)
-        .map(|(d, r)| {
+        .zip(&sh.down)
+        .map(|((d, r), link)| {
+            let link = link.read().clone();
             let (querier, other) = match r {
                 Role::Querier => ("querier", None),
                 Role::NonQuerier { other, .. } => ("non-querier", Some(other.to_string())),
                 Role::Disabled { other } => ("off", other.map(|o| o.to_string())),
             };
             InterfaceStatus {
-                name: d.iface.name.clone(),
-                query_source: d.query_source.to_string(),
+                name: d.name.clone(),
+                state: if link.is_some() {
+                    "up".into()
+                } else {
+                    "down".into()
+                },
+                query_source: link
+                    .map(|l| l.link.query_source)
+                    .or(d.query_source)
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED)
+                    .to_string(),
                 querier: querier.into(),
                 other_querier: other,
                 compat_fallback: match d.compat_fallback {
@@ -914,7 +779,12 @@ fn snapshot(sh: &Shared) -> Snapshot {
         uptime_ms: now.duration_since(sh.started).as_millis() as u64,
         groups: groups.into_values().collect(),
         upstream: UpstreamStatus {
-            interface: cfg.upstream.name.clone(),
+            interface: cfg.upstream.clone(),
+            state: if sh.up_link.read().is_some() {
+                "up".into()
+            } else {
+                "down".into()
+            },
             joined: joined
                 .into_iter()
                 .map(|(g, w)| JoinStatus {

@@ -59,6 +59,17 @@ pub fn lookup(name: &str) -> Option<IfaceInfo> {
     })
 }
 
+/// Whether an interface is there and usable: administratively up (IFF_UP) and its operational
+/// state not down (a tun/dummy reports "unknown", which is fine).
+pub fn lookup_usable(name: &str) -> Option<IfaceInfo> {
+    let info = lookup(name)?;
+    let flags = sysfs(name, "flags")
+        .and_then(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).ok())?;
+    let oper = sysfs(name, "operstate").unwrap_or_default();
+    let up = flags & 1 == 1 && !matches!(oper.as_str(), "down" | "lowerlayerdown" | "notpresent");
+    up.then_some(info)
+}
+
 /// pnet's view of the interface, which its channel constructor needs.
 pub fn pnet_interface(index: u32) -> Option<pnet_datalink::NetworkInterface> {
     pnet_datalink::interfaces()

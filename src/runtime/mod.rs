@@ -2,6 +2,8 @@
 
 pub mod control;
 pub mod daemon;
+pub mod datapath;
 pub mod iface;
+pub mod links;
 pub mod stats;
 pub mod sys;

@@ -64,6 +64,10 @@ counters! {
     events_dropped,
     /// Upstream join/leave operations the kernel refused.
     upstream_join_errors,
+    /// Members dropped because their downstream interface went away or down.
+    members_dropped_iface,
+    /// Checksums completed in frames sent by a local program (CHECKSUM_PARTIAL).
+    checksums_completed,
 }
 
 pub fn add(c: &AtomicU64, n: u64) {

@@ -12,6 +12,9 @@ const SOL_PACKET: libc::c_int = 263;
 const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const PACKET_MR_ALLMULTI: libc::c_ushort = 2;
+const PACKET_AUXDATA: libc::c_int = 8;
+/// tpacket_auxdata.tp_status: the checksum is left to the device (CHECKSUM_PARTIAL).
+pub const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 
 fn setsockopt<T>(
     fd: &impl AsRawFd,
@@ -94,6 +97,59 @@ pub fn set_rcvbuf(sock: &Socket, bytes: usize) -> io::Result<()> {
     let v = bytes.min(i32::MAX as usize) as libc::c_int;
     setsockopt(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &v)
         .or_else(|_| sock.set_recv_buffer_size(bytes))
+}
+
+/// Ask for a `tpacket_auxdata` control message with every frame (PACKET_AUXDATA), which says
+/// whether the frame's checksum is still to be computed.
+pub fn set_auxdata(sock: &Socket) -> io::Result<()> {
+    setsockopt(sock, SOL_PACKET, PACKET_AUXDATA, &1 as &libc::c_int)
+}
+
+/// Receive one frame into `buf`. Returns its length (truncated to `buf`) and the
+/// tpacket_auxdata status (0 without PACKET_AUXDATA). A read timeout set with
+/// `set_read_timeout` surfaces as `WouldBlock`/`TimedOut`.
+pub fn recv_frame(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, u32)> {
+    #[repr(C)]
+    struct Auxdata {
+        tp_status: u32,
+        tp_len: u32,
+        tp_snaplen: u32,
+        tp_mac: u16,
+        tp_net: u16,
+        tp_vlan_tci: u16,
+        tp_vlan_tpid: u16,
+    }
+    // u64 elements keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain old data; zeroed is valid before we fill the pointers.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = mem::size_of_val(&control) as _;
+    // SAFETY: msg points to iov (describing `buf`) and `control`, all alive for the call.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut status = 0;
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within
+    // msg_controllen; the auxdata payload is read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
+                let aux = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const Auxdata);
+                status = aux.tp_status;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(((n as usize).min(buf.len()), status))
 }
 
 /// Classic BPF, built with symbolic jump targets.

@@ -495,3 +495,91 @@ mod tests {
         assert!(!is_ssm_group(Ipv4Addr::new(233, 1, 2, 3)));
     }
 }
+
+/// Fill in the UDP checksum of an unfragmented IPv4/UDP packet whose checksum was left to the
+/// device (a frame read from a packet socket on the sending side, CHECKSUM_PARTIAL): the
+/// pseudo-header sum of RFC 768 over source, destination, protocol and UDP length, then the
+/// UDP header and data. Returns false (and changes nothing) for anything else: not UDP, a
+/// fragment, or a UDP length that does not fit the packet.
+pub fn complete_udp_checksum(packet: &mut [u8]) -> bool {
+    let Ok(h) = parse_unchecked(packet) else {
+        return false;
+    };
+    let flags_frag = u16::from_be_bytes([packet[6], packet[7]]);
+    if h.protocol != PROTO_UDP || flags_frag & 0x3fff != 0 {
+        return false;
+    }
+    let udp = &mut packet[h.header_len..h.total_len];
+    if udp.len() < 8 {
+        return false;
+    }
+    let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    if udp_len < 8 || udp_len > udp.len() {
+        return false;
+    }
+    let udp = &mut udp[..udp_len];
+    udp[6..8].fill(0);
+    let mut pseudo = [0u8; 12];
+    pseudo[0..4].copy_from_slice(&h.src.octets());
+    pseudo[4..8].copy_from_slice(&h.dst.octets());
+    pseudo[9] = PROTO_UDP;
+    pseudo[10..12].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    let total = u32::from(super::checksum::sum(&pseudo)) + u32::from(super::checksum::sum(udp));
+    let folded = ((total & 0xffff) + (total >> 16)) as u16;
+    // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
+    let c = match !folded {
+        0 => 0xffff,
+        c => c,
+    };
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+#[cfg(test)]
+mod udp_checksum_tests {
+    use super::*;
+
+    /// 10.1.0.1:40000 -> 239.1.1.1:5000, payload "hello", UDP checksum 0x1235 computed
+    /// independently (python3, RFC 768 pseudo-header).
+    fn packet() -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 33, 0, 0, 0x40, 0, 8, 17, 0, 0, 10, 1, 0, 1, 239, 1, 1, 1, // IPv4
+            0x9c, 0x40, 0x13, 0x88, 0, 13, 0, 0, // UDP, checksum zero
+            b'h', b'e', b'l', b'l', b'o',
+        ];
+        let c = crate::wire::checksum::checksum(&p[..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn fills_the_udp_checksum_and_the_receiver_verifies_it() {
+        let mut p = packet();
+        p[26] = 0x77; // garbage a partial checksum would leave
+        assert!(complete_udp_checksum(&mut p));
+        assert_eq!(&p[26..28], &[0x12, 0x35]);
+        // Verify as a receiver does: pseudo-header + UDP sums to 0xffff.
+        let mut all = vec![10, 1, 0, 1, 239, 1, 1, 1, 0, 17, 0, 13];
+        all.extend_from_slice(&p[20..]);
+        assert!(crate::wire::checksum::verify(&all));
+    }
+
+    #[test]
+    fn leaves_fragments_and_other_protocols_alone() {
+        let mut frag = packet();
+        frag[6] = 0x20; // MF
+        let before = frag.clone();
+        assert!(!complete_udp_checksum(&mut frag));
+        assert_eq!(frag, before);
+        let mut tcp = packet();
+        tcp[9] = 6;
+        assert!(!complete_udp_checksum(&mut tcp));
+        let mut short = packet();
+        short[24..26].copy_from_slice(&200u16.to_be_bytes());
+        assert!(
+            !complete_udp_checksum(&mut short),
+            "UDP length beyond the packet"
+        );
+        assert!(!complete_udp_checksum(&mut [0x45, 0, 0]));
+    }
+}

@@ -1,0 +1,378 @@
+//! Interfaces that come and go.
+//!
+//! Each configured interface (the upstream and every downstream) is a slot known by name. The
+//! control thread calls [`Links::watch`] about once a second: an open interface that vanished,
+//! went down or was re-created (new index) is closed; a closed one that is there and up is
+//! opened, with a backoff of 1 s doubling to 30 s while opening fails. Every capture thread
+//! has its own cancel flag, so closing one never disturbs the others.
+
+use super::daemon::{capture_downstream, IgmpIn, RunError, Shared, TICK};
+use super::datapath::{capture_upstream, DownTx, Job};
+use super::{iface, sys};
+use crate::config::DownLink;
+use crate::core::IfaceId;
+use crate::wire::LinkType;
+use crossbeam_channel::Sender;
+use log::warn;
+use socket2::Socket;
+use std::io;
+use std::os::fd::IntoRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+pub(crate) fn open_err(what: &str, ifname: &str, e: io::Error) -> RunError {
+    if e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EPERM) {
+        RunError::Privilege(format!(
+            "cannot open a packet socket on {ifname} ({what}): {e}. snoopcast needs CAP_NET_RAW and \
+             CAP_NET_ADMIN: run it as root, or grant them with \
+             `setcap cap_net_raw,cap_net_admin+ep /path/to/snoopcast` (or AmbientCapabilities= in a systemd unit)"
+        ))
+    } else {
+        RunError::Io(format!("cannot set up {what} on {ifname}: {e}"))
+    }
+}
+
+fn send_socket(iface: &iface::IfaceInfo) -> Result<Socket, RunError> {
+    let s = sys::packet_socket().map_err(|e| open_err("send socket", &iface.name, e))?;
+    (|| {
+        sys::attach_filter(&s, &sys::bpf::drop_all())?;
+        sys::bind_packet(&s, iface.index, 0)?;
+        let _ = s.set_send_buffer_size(4 << 20);
+        s.set_nonblocking(true)
+    })()
+    .map_err(|e| open_err("send socket", &iface.name, e))?;
+    Ok(s)
+}
+
+/// Downstream IGMP capture through pnet, on a socket prepared first: IGMP-only filter (set
+/// before pnet binds it, so nothing else is ever queued), own frames ignored, all-multicast.
+fn igmp_capture(
+    iface: &iface::IfaceInfo,
+) -> Result<Box<dyn pnet_datalink::DataLinkReceiver>, RunError> {
+    let what = "IGMP capture socket";
+    let s = sys::packet_socket().map_err(|e| open_err(what, &iface.name, e))?;
+    (|| {
+        sys::attach_filter(&s, &sys::bpf::igmp_only())?;
+        sys::set_ignore_outgoing(&s)?;
+        sys::add_allmulti(&s, iface.index)?;
+        sys::set_rcvbuf(&s, 1 << 20)
+    })()
+    .map_err(|e| open_err(what, &iface.name, e))?;
+    let ni = iface::pnet_interface(iface.index).ok_or_else(|| {
+        RunError::Io(format!(
+            "interface {} disappeared while opening it",
+            iface.name
+        ))
+    })?;
+    let pcfg = pnet_datalink::Config {
+        read_buffer_size: 65536,
+        read_timeout: Some(TICK),
+        promiscuous: false,
+        socket_fd: Some(s.into_raw_fd()),
+        ..Default::default()
+    };
+    match pnet_datalink::channel(&ni, pcfg) {
+        Ok(pnet_datalink::Channel::Ethernet(_tx, rx)) => Ok(rx),
+        Ok(_) => Err(RunError::Io(format!(
+            "unexpected channel type on {}",
+            iface.name
+        ))),
+        Err(e) => Err(open_err(what, &iface.name, e)),
+    }
+}
+
+/// Upstream data capture on our own socket: pnet's receiver cannot hand back PACKET_AUXDATA,
+/// which says whether a locally sent frame's checksum is still to be computed. Outgoing
+/// frames are kept (a local program sending out of the upstream is a source too).
+fn data_capture(iface: &iface::IfaceInfo) -> Result<Socket, RunError> {
+    let what = "data capture socket";
+    let header = if iface.link == LinkType::Ethernet {
+        14
+    } else {
+        0
+    };
+    let s = sys::packet_socket().map_err(|e| open_err(what, &iface.name, e))?;
+    (|| {
+        sys::attach_filter(&s, &sys::bpf::multicast_data(header))?;
+        sys::set_auxdata(&s)?;
+        sys::set_rcvbuf(&s, 8 << 20)?;
+        s.set_read_timeout(Some(TICK))?;
+        sys::bind_packet(&s, iface.index, libc::ETH_P_ALL as u16)
+    })()
+    .map_err(|e| open_err(what, &iface.name, e))?;
+    Ok(s)
+}
+
+struct Capture {
+    cancel: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+struct Slot {
+    name: String,
+    /// The interface index while open.
+    open: Option<u32>,
+    capture: Option<Capture>,
+    next_try: Instant,
+    backoff: Duration,
+    /// "waiting for it" was logged since it last closed.
+    said_waiting: bool,
+}
+
+impl Slot {
+    fn new(name: &str, now: Instant) -> Self {
+        Slot {
+            name: name.to_string(),
+            open: None,
+            capture: None,
+            next_try: now,
+            backoff: BACKOFF_FIRST,
+            said_waiting: false,
+        }
+    }
+}
+
+/// What changed, for the control thread to act on.
+#[derive(Debug)]
+pub enum LinkChange {
+    DownOpened(IfaceId, DownLink),
+    DownClosed(IfaceId),
+    UpOpened(iface::IfaceInfo),
+    UpClosed,
+}
+
+/// The interface slots, owned by the control thread.
+pub struct Links {
+    up: Slot,
+    down: Vec<Slot>,
+    job_txs: Vec<Sender<Job>>,
+    ev_tx: Sender<IgmpIn>,
+    finished: Vec<JoinHandle<()>>,
+}
+
+impl Links {
+    pub fn new(
+        sh: &Shared,
+        job_txs: Vec<Sender<Job>>,
+        ev_tx: Sender<IgmpIn>,
+        now: Instant,
+    ) -> Self {
+        Links {
+            up: Slot::new(&sh.cfg.upstream, now),
+            down: sh
+                .cfg
+                .downstreams
+                .iter()
+                .map(|d| Slot::new(&d.name, now))
+                .collect(),
+            job_txs,
+            ev_tx,
+            finished: Vec::new(),
+        }
+    }
+
+    /// Open every interface that is there. A failure here (no privilege, say) is fatal;
+    /// interfaces missing or down are waited for.
+    pub fn open_at_start(
+        &mut self,
+        sh: &Arc<Shared>,
+        now: Instant,
+    ) -> Result<Vec<LinkChange>, RunError> {
+        let mut changes = Vec::new();
+        for i in 0..self.down.len() {
+            match iface::lookup_usable(&self.down[i].name) {
+                Some(info) => changes.push(self.open_down(sh, i, info)?),
+                None => self.say_waiting(i, now),
+            }
+        }
+        match iface::lookup_usable(&self.up.name) {
+            Some(info) => changes.push(self.open_up(sh, info)?),
+            None => {
+                warn!("upstream {}: missing or down; waiting for it", self.up.name);
+                self.up.said_waiting = true;
+            }
+        }
+        Ok(changes)
+    }
+
+    fn say_waiting(&mut self, i: usize, _now: Instant) {
+        let s = &mut self.down[i];
+        if !s.said_waiting {
+            warn!("downstream {}: missing or down; waiting for it", s.name);
+            s.said_waiting = true;
+        }
+    }
+
+    /// Whether the upstream is open, and its index.
+    pub fn upstream_index(&self) -> Option<u32> {
+        self.up.open
+    }
+
+    pub fn is_down_open(&self, i: IfaceId) -> bool {
+        self.down[i].open.is_some()
+    }
+
+    fn open_down(
+        &mut self,
+        sh: &Arc<Shared>,
+        i: IfaceId,
+        info: iface::IfaceInfo,
+    ) -> Result<LinkChange, RunError> {
+        let link = sh.cfg.downstreams[i].resolve(info).map_err(RunError::Io)?;
+        let sock = send_socket(&link.iface)?;
+        let rx = igmp_capture(&link.iface)?;
+        let tx = Arc::new(DownTx {
+            sock,
+            link: link.clone(),
+        });
+        *sh.down[i].write() = Some(tx);
+        sh.links_gen.fetch_add(1, Ordering::Release);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (sh2, ev, c2) = (sh.clone(), self.ev_tx.clone(), cancel.clone());
+        let handle = spawn(format!("cap-dn:{}", link.iface.name), move || {
+            capture_downstream(&sh2, i, rx, ev, &c2)
+        })?;
+        let s = &mut self.down[i];
+        s.open = Some(link.iface.index);
+        s.capture = Some(Capture { cancel, handle });
+        s.backoff = BACKOFF_FIRST;
+        s.said_waiting = false;
+        Ok(LinkChange::DownOpened(i, link))
+    }
+
+    fn open_up(
+        &mut self,
+        sh: &Arc<Shared>,
+        info: iface::IfaceInfo,
+    ) -> Result<LinkChange, RunError> {
+        let sock = data_capture(&info)?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (sh2, jobs, c2, link, name) = (
+            sh.clone(),
+            self.job_txs.clone(),
+            cancel.clone(),
+            info.link,
+            info.name.clone(),
+        );
+        let handle = spawn(format!("cap-up:{}", info.name), move || {
+            capture_upstream(&sh2, sock, link, &name, jobs, &c2)
+        })?;
+        *sh.up_link.write() = Some(info.clone());
+        let s = &mut self.up;
+        s.open = Some(info.index);
+        s.capture = Some(Capture { cancel, handle });
+        s.backoff = BACKOFF_FIRST;
+        s.said_waiting = false;
+        Ok(LinkChange::UpOpened(info))
+    }
+
+    fn close(slot: &mut Slot, finished: &mut Vec<JoinHandle<()>>, now: Instant) {
+        slot.open = None;
+        if let Some(c) = slot.capture.take() {
+            c.cancel.store(true, Ordering::Relaxed);
+            finished.push(c.handle);
+        }
+        slot.next_try = now;
+        slot.backoff = BACKOFF_FIRST;
+    }
+
+    /// Look at every interface once: close what went away, open what came back.
+    pub fn watch(&mut self, sh: &Arc<Shared>, now: Instant) -> Vec<LinkChange> {
+        let mut changes = Vec::new();
+        for i in 0..self.down.len() {
+            let info = iface::lookup_usable(&self.down[i].name);
+            if let Some(idx) = self.down[i].open {
+                if info.as_ref().map(|x| x.index) != Some(idx) {
+                    warn!(
+                        "downstream {}: went away, went down or was re-created; closing it",
+                        self.down[i].name
+                    );
+                    Self::close(&mut self.down[i], &mut self.finished, now);
+                    *sh.down[i].write() = None;
+                    sh.links_gen.fetch_add(1, Ordering::Release);
+                    changes.push(LinkChange::DownClosed(i));
+                }
+            }
+            match info {
+                Some(info) if self.down[i].open.is_none() && now >= self.down[i].next_try => {
+                    match self.open_down(sh, i, info) {
+                        Ok(ch) => changes.push(ch),
+                        Err(e) => self.backoff_down(i, now, &e),
+                    }
+                }
+                None if self.down[i].open.is_none() => self.say_waiting(i, now),
+                _ => {}
+            }
+        }
+        let info = iface::lookup_usable(&self.up.name);
+        if let Some(idx) = self.up.open {
+            if info.as_ref().map(|x| x.index) != Some(idx) {
+                warn!(
+                    "upstream {}: went away, went down or was re-created; closing it",
+                    self.up.name
+                );
+                Self::close(&mut self.up, &mut self.finished, now);
+                *sh.up_link.write() = None;
+                changes.push(LinkChange::UpClosed);
+            }
+        }
+        match info {
+            Some(info) if self.up.open.is_none() && now >= self.up.next_try => {
+                match self.open_up(sh, info) {
+                    Ok(ch) => changes.push(ch),
+                    Err(e) => {
+                        let s = &mut self.up;
+                        warn!(
+                            "upstream {}: cannot open: {e}; retrying in {}s",
+                            s.name,
+                            s.backoff.as_secs()
+                        );
+                        s.next_try = now + s.backoff;
+                        s.backoff = (s.backoff * 2).min(BACKOFF_MAX);
+                    }
+                }
+            }
+            None if self.up.open.is_none() && !self.up.said_waiting => {
+                warn!("upstream {}: missing or down; waiting for it", self.up.name);
+                self.up.said_waiting = true;
+            }
+            _ => {}
+        }
+        self.finished.retain(|h| !h.is_finished());
+        changes
+    }
+
+    fn backoff_down(&mut self, i: IfaceId, now: Instant, e: &RunError) {
+        let s = &mut self.down[i];
+        warn!(
+            "downstream {}: cannot open: {e}; retrying in {}s",
+            s.name,
+            s.backoff.as_secs()
+        );
+        s.next_try = now + s.backoff;
+        s.backoff = (s.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    /// Stop every capture thread and wait for them.
+    pub fn shutdown(mut self) {
+        let now = Instant::now();
+        for s in self.down.iter_mut().chain(std::iter::once(&mut self.up)) {
+            Self::close(s, &mut self.finished, now);
+        }
+        for h in self.finished.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, RunError> {
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(f)
+        .map_err(|e| RunError::Io(format!("thread {name}: {e}")))
+}
