@@ -185,7 +185,7 @@ fn wait_delivery_resumes(lan: &Lan, agents: &mut [&mut Agent], timeout: Duration
     }
 }
 
-/// 1. Two downstreams, each with its own compatibility policy. IGMPv2 and IGMPv3 hosts in
+/// (1) Two downstreams, each with its own compatibility policy. IGMPv2 and IGMPv3 hosts in
 /// the same group G1 on both: the group is one upstream membership; on dn0 (multicast
 /// fallback) it goes out as one L2 multicast copy, on dn1 (unicast fallback) as a unicast
 /// copy per member; the host on dn1 that did not join gets nothing.
@@ -294,7 +294,7 @@ fn two_downstreams_with_per_interface_fallback() {
     daemon.stop_ok();
 }
 
-/// 2. The upstream is an L3 tun device (no Ethernet header): datagrams written into tun0
+/// (2) The upstream is an L3 tun device (no Ethernet header): datagrams written into tun0
 /// reach the members as unicast copies, intact; the non-member gets nothing.
 #[test]
 fn tun_upstream() {
@@ -325,7 +325,7 @@ fn tun_upstream() {
     daemon.stop_ok();
 }
 
-/// 3. A program on the box sends out of the upstream (a dummy device, so the UDP checksum
+/// (3) A program on the box sends out of the upstream (a dummy device, so the UDP checksum
 /// is left to "hardware": the captured frames carry only the pseudo-header sum). The
 /// members get the stream intact on their sockets, which they would drop unless snoopcast
 /// completes the checksum.
@@ -355,7 +355,7 @@ fn local_source_on_dummy_upstream() {
     daemon.stop_ok();
 }
 
-/// 4. dn0 is deleted (its switch port with it) while h1 and h2 behind it are members:
+/// (4) dn0 is deleted (its switch port with it) while h1 and h2 behind it are members:
 /// snoopcast keeps running, shows dn0 down, drops their memberships and keeps serving h3
 /// behind dn1. The veth comes back: hosts re-report on snoopcast's queries, and a stream
 /// sent after they re-appear reaches them.
@@ -426,7 +426,7 @@ fn downstream_vanishes_and_returns() {
     daemon.stop_ok();
 }
 
-/// 5. The upstream goes down and up again: delivery resumes and the box's kernel holds the
+/// (5) The upstream goes down and up again: delivery resumes and the box's kernel holds the
 /// groups on up0 again.
 #[test]
 fn upstream_down_and_up() {
@@ -479,7 +479,7 @@ fn upstream_down_and_up() {
     daemon.stop_ok();
 }
 
-/// 6. A downstream missing at start: exit 2 naming it, unless --wait-for-interfaces, when
+/// (6) A downstream missing at start: exit 2 naming it, unless --wait-for-interfaces, when
 /// snoopcast runs, shows it down, and takes it up once it appears (dn0 renamed to dn9): a
 /// host's join through it works.
 #[test]
