@@ -3,7 +3,13 @@
 //!
 //! ```text
 //!  [src] s0 --veth-- up0 [box] dn0 --veth-- p0 [sw: br0, dumb] p1..pN --veth-- eth0 [h1..hN]
+//!                            dn1 --veth-- p0 [sw2: br0, dumb] p1..pM --veth-- eth0 [h(N+1)..]
 //! ```
+//!
+//! The second downstream (`LanBuilder::downstream2_hosts`) is optional. Instead of the veth
+//! to [src], the upstream can be a tun device `tun0` fed by tests/helpers/tun_source.py
+//! (`LanBuilder::tun_upstream`) or a dummy `up0` with the sender on the box itself
+//! (`LanBuilder::dummy_upstream`); there is no [src] namespace then.
 //!
 //! Every namespace is called `sc<tag>-<pid>-<role>`; interfaces are created directly inside
 //! them, so nothing is ever added to the root namespace. `Lan` deletes its namespaces and
@@ -155,6 +161,24 @@ pub fn ns_sysctl(ns: &str, key: &str, value: &str) {
     );
 }
 
+/// A thread that passes the lines `r` prints on to the returned channel.
+fn line_reader<R: Read + Send + 'static>(r: R) -> Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            match line {
+                Ok(l) => {
+                    if tx.send(l).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    lines
+}
+
 fn collect<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut buf = Vec::new();
@@ -221,12 +245,15 @@ pub struct Host {
     pub name: String,
     /// Its namespace.
     pub ns: String,
-    /// eth0's address, 10.2.0.(10+i).
+    /// eth0's address: 10.2.0.(10+k) behind dn0, 10.3.0.(10+k) behind dn1, where k is the
+    /// host's place on its switch (1-based; for hosts behind dn0 k = i).
     pub ip: String,
-    /// eth0's MAC, 02:5c:00:02:00:ii.
+    /// eth0's MAC: 02:5c:00:02:00:kk behind dn0, 02:5c:00:03:00:kk behind dn1.
     pub mac: String,
     /// Some(2) when the kernel is forced to IGMPv2 (force_igmp_version).
     pub igmp_version: Option<u8>,
+    /// The box interface the host is behind: "dn0" or "dn1".
+    pub downstream: String,
 }
 
 /// What the box namespace does between up0 and dn0.
@@ -238,10 +265,29 @@ pub enum BoxMode {
     Bridge,
 }
 
+/// What the box's upstream interface is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// `up0` 10.1.0.2/24, a veth to `s0` in the src namespace, where the sender runs.
+    Veth,
+    /// `tun0` 10.9.0.1/24, an L3 tun device (no Ethernet header) created and fed by
+    /// tests/helpers/tun_source.py in the box: its datagrams come from 10.9.0.2. No src
+    /// namespace; `Lan::send` asks the helper.
+    Tun,
+    /// `up0` 10.1.0.2/24, a dummy device in the box with 239.0.0.0/8 and 224.0.0.0/4
+    /// routed to it; the sender runs on the box itself (a local source; dummy offloads the
+    /// UDP checksum, so the captured frames carry a partial one). No src namespace. Where
+    /// the kernel has no dummy driver, up0 is an ifb, which behaves the same here (drops
+    /// what it is given, NETIF_F_HW_CSUM).
+    Dummy,
+}
+
 pub struct LanBuilder {
     tag: String,
     hosts: Vec<Option<u8>>,
+    hosts2: Vec<Option<u8>>,
     box_mode: BoxMode,
+    upstream: Upstream,
     ipv6: bool,
     src_addrs: Vec<String>,
 }
@@ -254,11 +300,39 @@ impl LanBuilder {
         self
     }
 
-    /// Forces host `i` (1-based) to IGMP version `v` via force_igmp_version.
+    /// A second downstream: the box gets `dn1` (MAC 02:5c:00:01:00:04) leading to a second
+    /// dumb switch (namespace role `sw2`) with `n` hosts. They are numbered after dn0's
+    /// hosts: with `.hosts(2).downstream2_hosts(3)`, h3..h5 are behind dn1, with addresses
+    /// 10.3.0.11..13.
+    pub fn downstream2_hosts(mut self, n: usize) -> Self {
+        assert!((1..=100).contains(&n), "1..=100 hosts");
+        self.hosts2 = vec![None; n];
+        self
+    }
+
+    /// Forces host `i` (1-based, dn0's hosts first, then dn1's) to IGMP version `v` via
+    /// force_igmp_version. Call it after `hosts` and `downstream2_hosts`.
     pub fn igmp_version(mut self, i: usize, v: u8) -> Self {
-        assert!((1..=self.hosts.len()).contains(&i), "no host h{i}");
+        let n = self.hosts.len();
+        assert!((1..=n + self.hosts2.len()).contains(&i), "no host h{i}");
         assert!((1..=3).contains(&v));
-        self.hosts[i - 1] = Some(v);
+        if i <= n {
+            self.hosts[i - 1] = Some(v);
+        } else {
+            self.hosts2[i - 1 - n] = Some(v);
+        }
+        self
+    }
+
+    /// The upstream is `tun0`, fed by tests/helpers/tun_source.py (see `Upstream::Tun`).
+    pub fn tun_upstream(mut self) -> Self {
+        self.upstream = Upstream::Tun;
+        self
+    }
+
+    /// The upstream is a dummy `up0` with a local sender (see `Upstream::Dummy`).
+    pub fn dummy_upstream(mut self) -> Self {
+        self.upstream = Upstream::Dummy;
         self
     }
 
@@ -287,9 +361,16 @@ impl LanBuilder {
         let dir = std::env::temp_dir().join(format!("snoopcast-e2e-{prefix}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("create the test's temp dir");
+        assert!(
+            self.upstream == Upstream::Veth || self.box_mode == BoxMode::Snoopcast,
+            "the bridge box needs the veth upstream"
+        );
         let mut lan = Lan {
             prefix,
             box_mode: self.box_mode,
+            upstream: self.upstream,
+            downstreams: if self.hosts2.is_empty() { 1 } else { 2 },
+            tun: Mutex::new(None),
             hosts: Vec::new(),
             namespaces: Vec::new(),
             dir,
@@ -306,6 +387,11 @@ pub struct Lan {
     /// `sc<tag>-<pid>`: every namespace of this LAN starts with it.
     pub prefix: String,
     pub box_mode: BoxMode,
+    pub upstream: Upstream,
+    /// 1 (dn0) or 2 (dn0 and dn1).
+    pub downstreams: usize,
+    /// The helper behind tun0 (`Upstream::Tun`).
+    tun: Mutex<Option<TunSource>>,
     pub hosts: Vec<Host>,
     namespaces: Vec<String>,
     /// Per-test temp dir: logs and the control socket.
@@ -328,7 +414,9 @@ impl Lan {
         LanBuilder {
             tag: tag.to_string(),
             hosts: vec![None; 3],
+            hosts2: Vec::new(),
             box_mode: BoxMode::Snoopcast,
+            upstream: Upstream::Veth,
             ipv6: false,
             src_addrs: Vec::new(),
         }
@@ -345,6 +433,35 @@ impl Lan {
     }
     pub fn sw_ns(&self) -> String {
         self.ns("sw")
+    }
+    /// The switch behind dn1.
+    pub fn sw2_ns(&self) -> String {
+        self.ns("sw2")
+    }
+    /// The switch behind downstream `d` (0: dn0, 1: dn1).
+    pub fn sw_ns_of(&self, d: usize) -> String {
+        if d == 0 {
+            self.sw_ns()
+        } else {
+            self.ns(&format!("sw{}", d + 1))
+        }
+    }
+    /// The upstream interface's name: "up0", or "tun0" for a tun upstream.
+    pub fn upstream_if(&self) -> &'static str {
+        match self.upstream {
+            Upstream::Tun => "tun0",
+            Upstream::Veth | Upstream::Dummy => "up0",
+        }
+    }
+    /// The downstream interfaces: ["dn0"] or ["dn0", "dn1"].
+    pub fn downstream_ifs(&self) -> Vec<String> {
+        (0..self.downstreams).map(|d| format!("dn{d}")).collect()
+    }
+    /// The 1-based numbers of the hosts behind `dn` ("dn0" or "dn1").
+    pub fn hosts_on(&self, dn: &str) -> Vec<usize> {
+        (1..=self.hosts.len())
+            .filter(|&i| self.host(i).downstream == dn)
+            .collect()
     }
     /// Host `i`, 1-based.
     pub fn host(&self, i: usize) -> &Host {
@@ -379,66 +496,138 @@ impl Lan {
     }
 
     fn setup(&mut self, b: &LanBuilder) {
-        let (src, bx, sw) = (
-            self.add_ns("src", b.ipv6),
-            self.add_ns("box", b.ipv6),
-            self.add_ns("sw", b.ipv6),
-        );
+        let src = (self.upstream == Upstream::Veth).then(|| self.add_ns("src", b.ipv6));
+        let bx = self.add_ns("box", b.ipv6);
         let ip = |ns: &str, args: &[&str]| {
             let mut argv = vec!["ip", "-n", ns];
             argv.extend_from_slice(args);
             run(&argv);
         };
 
-        // src <-> box
-        run(&[
-            "ip", "link", "add", "s0", "netns", &src, "type", "veth", "peer", "name", "up0",
-            "netns", &bx,
-        ]);
-        ip(&src, &["link", "set", "s0", "address", "02:5c:00:01:00:01"]);
-        ip(&bx, &["link", "set", "up0", "address", "02:5c:00:01:00:02"]);
-        ip(&src, &["addr", "add", "10.1.0.1/24", "dev", "s0"]);
-        for cidr in &b.src_addrs {
-            ip(&src, &["addr", "add", cidr, "dev", "s0"]);
-        }
-        ip(&src, &["link", "set", "s0", "up"]);
-        ip(&src, &["route", "add", "224.0.0.0/4", "dev", "s0"]);
-        // veth leaves the UDP checksum to "hardware": a frame captured and re-sent by
-        // snoopcast would then carry a wrong checksum and hosts drop it silently.
-        if exec(&["sh", "-c", "command -v ethtool"], CMD_TIMEOUT).ok() {
-            ns_run(&src, &["ethtool", "-K", "s0", "tx", "off"]);
-        } else {
-            panic!("ethtool is missing (apt-get install ethtool, or run tests/run.sh)");
-        }
-
-        // box <-> sw
-        run(&[
-            "ip", "link", "add", "dn0", "netns", &bx, "type", "veth", "peer", "name", "p0",
-            "netns", &sw,
-        ]);
-        ip(&bx, &["link", "set", "dn0", "address", "02:5c:00:01:00:03"]);
-        match self.box_mode {
-            BoxMode::Snoopcast => ip(&bx, &["addr", "add", "10.1.0.2/24", "dev", "up0"]),
-            BoxMode::Bridge => {
-                ip(
+        match (self.upstream, &src) {
+            (Upstream::Veth, Some(src)) => {
+                // src <-> box
+                run(&[
+                    "ip", "link", "add", "s0", "netns", src, "type", "veth", "peer", "name", "up0",
+                    "netns", &bx,
+                ]);
+                ip(src, &["link", "set", "s0", "address", "02:5c:00:01:00:01"]);
+                ip(&bx, &["link", "set", "up0", "address", "02:5c:00:01:00:02"]);
+                ip(src, &["addr", "add", "10.1.0.1/24", "dev", "s0"]);
+                for cidr in &b.src_addrs {
+                    ip(src, &["addr", "add", cidr, "dev", "s0"]);
+                }
+                ip(src, &["link", "set", "s0", "up"]);
+                ip(src, &["route", "add", "224.0.0.0/4", "dev", "s0"]);
+                // veth leaves the UDP checksum to "hardware": a frame captured and re-sent by
+                // snoopcast would then carry a wrong checksum and hosts drop it silently.
+                if exec(&["sh", "-c", "command -v ethtool"], CMD_TIMEOUT).ok() {
+                    ns_run(src, &["ethtool", "-K", "s0", "tx", "off"]);
+                } else {
+                    panic!("ethtool is missing (apt-get install ethtool, or run tests/run.sh)");
+                }
+                if self.box_mode == BoxMode::Snoopcast {
+                    ip(&bx, &["addr", "add", "10.1.0.2/24", "dev", "up0"]);
+                }
+            }
+            (Upstream::Dummy, _) => {
+                // A local source: the sender runs here and its datagrams leave through up0
+                // with the UDP checksum left to "hardware" (no ethtool: that is the point).
+                // Kernels without the dummy driver (this VM's) get an ifb: a black hole too,
+                // Ethernet, and with the same checksum offload (NETIF_F_HW_CSUM).
+                let dummy = ns_exec(
                     &bx,
                     &[
+                        "ip",
                         "link",
                         "add",
-                        "brx",
+                        "up0",
+                        "address",
+                        "02:5c:00:01:00:02",
                         "type",
-                        "bridge",
-                        "mcast_snooping",
-                        "0",
+                        "dummy",
                     ],
+                    CMD_TIMEOUT,
                 );
-                ip(&bx, &["link", "set", "up0", "master", "brx"]);
-                ip(&bx, &["link", "set", "dn0", "master", "brx"]);
-                ip(&bx, &["link", "set", "brx", "up"]);
+                if !dummy.ok() {
+                    eprintln!(
+                        "no dummy device ({}); up0 is an ifb instead",
+                        dummy.stderr.trim()
+                    );
+                    // (ifb cannot change its MAC later: it is given at creation.)
+                    ip(
+                        &bx,
+                        &[
+                            "link",
+                            "add",
+                            "up0",
+                            "address",
+                            "02:5c:00:01:00:02",
+                            "type",
+                            "ifb",
+                        ],
+                    );
+                }
+                ip(&bx, &["link", "set", "up0", "multicast", "on"]);
+                ip(&bx, &["addr", "add", "10.1.0.2/24", "dev", "up0"]);
             }
+            (Upstream::Tun, _) => {
+                // tun_source.py creates tun0 (10.9.0.1/24) and brings it up; the tun device
+                // lives as long as the helper holds it open.
+                *self.tun.lock().unwrap() = Some(TunSource::start(self, &bx));
+            }
+            (Upstream::Veth, None) => unreachable!("a veth upstream has a src namespace"),
         }
-        ip(&bx, &["link", "set", "up0", "up"]);
-        ip(&bx, &["link", "set", "dn0", "up"]);
+        if self.box_mode == BoxMode::Bridge {
+            ip(
+                &bx,
+                &[
+                    "link",
+                    "add",
+                    "brx",
+                    "type",
+                    "bridge",
+                    "mcast_snooping",
+                    "0",
+                ],
+            );
+            ip(&bx, &["link", "set", "up0", "master", "brx"]);
+            ip(&bx, &["link", "set", "brx", "up"]);
+        }
+        if self.upstream != Upstream::Tun {
+            ip(&bx, &["link", "set", "up0", "up"]);
+        }
+        if self.upstream == Upstream::Dummy {
+            ip(&bx, &["route", "add", "239.0.0.0/8", "dev", "up0"]);
+            ip(&bx, &["route", "add", "224.0.0.0/4", "dev", "up0"]);
+        }
+
+        self.add_downstream(0, &b.hosts, b.ipv6);
+        if !b.hosts2.is_empty() {
+            self.add_downstream(1, &b.hosts2, b.ipv6);
+        }
+        self.wait_links_up();
+    }
+
+    /// Downstream `d` (0 or 1): the box's `dn<d>`, a veth to port p0 of a dumb switch (a
+    /// bridge without snooping, in namespace sw or sw2) and `hosts.len()` hosts on p1.., each
+    /// forced to the IGMP version given (None: the kernel's default).
+    fn add_downstream(&mut self, d: usize, hosts: &[Option<u8>], ipv6: bool) {
+        let dn = format!("dn{d}");
+        let sw_role = if d == 0 {
+            "sw".to_string()
+        } else {
+            format!("sw{}", d + 1)
+        };
+        let sw = self.add_ns(&sw_role, ipv6);
+        let ip = |ns: &str, args: &[&str]| {
+            let mut argv = vec!["ip", "-n", ns];
+            argv.extend_from_slice(args);
+            run(&argv);
+        };
+
+        // box <-> sw
+        self.add_downstream_link(d);
 
         // the dumb switch
         ip(
@@ -456,13 +645,14 @@ impl Lan {
         ip(&sw, &["link", "set", "p0", "master", "br0"]);
         ip(&sw, &["link", "set", "p0", "up"]);
 
-        for (idx, version) in b.hosts.iter().enumerate() {
-            let i = idx + 1;
+        for (idx, version) in hosts.iter().enumerate() {
+            let k = idx + 1;
+            let i = self.hosts.len() + 1;
             let name = format!("h{i}");
-            let ns = self.add_ns(&name, b.ipv6);
-            let port = format!("p{i}");
-            let mac = format!("02:5c:00:02:00:{i:02x}");
-            let addr = format!("10.2.0.{}", 10 + i);
+            let ns = self.add_ns(&name, ipv6);
+            let port = format!("p{k}");
+            let mac = format!("02:5c:00:{:02x}:00:{k:02x}", 2 + d);
+            let addr = format!("10.{}.0.{}", 2 + d, 10 + k);
             run(&[
                 "ip", "link", "add", &port, "netns", &sw, "type", "veth", "peer", "name", "eth0",
                 "netns", &ns,
@@ -483,16 +673,96 @@ impl Lan {
                 ip: addr,
                 mac,
                 igmp_version: *version,
+                downstream: dn.clone(),
             });
         }
         ip(&sw, &["link", "set", "br0", "up"]);
+    }
+
+    /// The veth pair `dn<d>` (box) -- `p0` (its switch), dn<d> with MAC 02:5c:00:01:00:0(3+d),
+    /// up (and in brx for the bridge box). p0 is left to the caller.
+    fn add_downstream_link(&self, d: usize) {
+        let (bx, sw) = (self.box_ns(), self.sw_ns_of(d));
+        let dn = format!("dn{d}");
+        run(&[
+            "ip", "link", "add", &dn, "netns", &bx, "type", "veth", "peer", "name", "p0", "netns",
+            &sw,
+        ]);
+        let mac = format!("02:5c:00:01:00:{:02x}", 3 + d);
+        run(&["ip", "-n", &bx, "link", "set", &dn, "address", &mac]);
+        if self.box_mode == BoxMode::Bridge {
+            run(&["ip", "-n", &bx, "link", "set", &dn, "master", "brx"]);
+        }
+        run(&["ip", "-n", &bx, "link", "set", &dn, "up"]);
+    }
+
+    /// Deletes the box's `dn<d>` (`ip link del` in the box), which also removes the switch's
+    /// port p0: the downstream vanishes.
+    pub fn delete_downstream(&self, d: usize) {
+        ns_run(&self.box_ns(), &["ip", "link", "del", &format!("dn{d}")]);
+    }
+
+    /// Creates the box's `dn<d>` again after `delete_downstream`: a new veth pair, p0 back
+    /// in its switch's bridge, and waits until the links are up.
+    pub fn recreate_downstream(&self, d: usize) {
+        self.add_downstream_link(d);
+        let sw = self.sw_ns_of(d);
+        run(&["ip", "-n", &sw, "link", "set", "p0", "master", "br0"]);
+        run(&["ip", "-n", &sw, "link", "set", "p0", "up"]);
         self.wait_links_up();
+    }
+
+    /// `ip link set IFACE up|down` in the box.
+    pub fn set_box_link(&self, iface: &str, up: bool) {
+        let state = if up { "up" } else { "down" };
+        ns_run(&self.box_ns(), &["ip", "link", "set", iface, state]);
+    }
+
+    /// The groups the box's kernel has joined on `iface` (from /proc/net/igmp, 224.0.0.x left
+    /// out), each with its number of users (sockets holding it), in the kernel's order.
+    pub fn kernel_groups(&self, iface: &str) -> Vec<(String, u32)> {
+        let text = ns_run(&self.box_ns(), &["cat", "/proc/net/igmp"]);
+        let mut out = Vec::new();
+        let mut in_iface = false;
+        for line in text.lines() {
+            if !line.starts_with('\t') && !line.starts_with(' ') {
+                // "Idx\tDevice    : Count Querier" header or "3\tup0       :     2      V3"
+                in_iface = line.split_whitespace().nth(1) == Some(iface);
+                continue;
+            }
+            if !in_iface {
+                continue;
+            }
+            // "\t\t\t\t010101EF     1 0:00000000\t\t0": group (network order read as a
+            // host integer, in hex), users, timer, reporter.
+            let mut words = line.split_whitespace();
+            let (Some(hex), Some(users)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(v) = u32::from_str_radix(hex, 16) else {
+                continue;
+            };
+            let a = std::net::Ipv4Addr::from(u32::from_be(v));
+            let o = a.octets();
+            if o[0] == 224 && o[1] == 0 && o[2] == 0 {
+                continue;
+            }
+            out.push((a.to_string(), users.parse().unwrap_or(0)));
+        }
+        out
     }
 
     /// Waits until every interface but lo is operationally up. Carrier changes are applied
     /// by the kernel's linkwatch, up to a second later; until then the device still has the
-    /// noop qdisc (which drops everything) and bridge ports do not forward yet.
-    fn wait_links_up(&self) {
+    /// noop qdisc (which drops everything) and bridge ports do not forward yet. The tun and
+    /// dummy upstreams have no carrier state: "UNKNOWN" with the UP flag counts as up there.
+    pub fn wait_links_up(&self) {
+        let bx = self.box_ns();
+        let soft = match self.upstream {
+            Upstream::Veth => "",
+            Upstream::Tun => "tun0",
+            Upstream::Dummy => "up0",
+        };
         let mut down = Vec::new();
         let ok = wait_until(Duration::from_secs(10), || {
             down.clear();
@@ -501,7 +771,18 @@ impl Lan {
                 for line in out.lines() {
                     let name = line.split(": ").nth(1).unwrap_or("").split('@').next();
                     let name = name.unwrap_or("");
-                    if name != "lo" && !line.contains(" state UP ") {
+                    let flags = line
+                        .split('<')
+                        .nth(1)
+                        .and_then(|f| f.split('>').next())
+                        .unwrap_or("");
+                    let admin_up = flags.split(',').any(|f| f == "UP");
+                    let up = line.contains(" state UP ")
+                        || (*ns == bx
+                            && name == soft
+                            && admin_up
+                            && line.contains(" state UNKNOWN "));
+                    if name != "lo" && !up {
                         down.push(format!("{ns}/{name}"));
                     }
                 }
@@ -549,20 +830,7 @@ impl Lan {
             .spawn()
             .expect("spawn host_agent.py");
         let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                match line {
-                    Ok(l) => {
-                        if tx.send(l).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-        });
+        let lines = line_reader(child.stdout.take().unwrap());
         let mut agent = Agent {
             host,
             child,
@@ -575,19 +843,25 @@ impl Lan {
     }
 
     /// Starts mcast_send.py in the src namespace; `args` are its options beyond --iface s0
-    /// (e.g. ["--group", G, "--count", "800", "--rate", "400"]).
+    /// (e.g. ["--group", G, "--count", "800", "--rate", "400"]). With the dummy upstream it
+    /// runs in the box with --iface up0 (a local source). A tun upstream has no sender
+    /// process: use `send`.
     pub fn spawn_sender(&self, args: &[&str]) -> Sender {
         let script = format!("{HELPERS}/mcast_send.py");
-        let src = self.src_ns();
+        let (ns, iface) = match self.upstream {
+            Upstream::Veth => (self.src_ns(), "s0"),
+            Upstream::Dummy => (self.box_ns(), "up0"),
+            Upstream::Tun => panic!("spawn_sender: the tun upstream is fed by Lan::send"),
+        };
         let port = PORT.to_string();
         let mut argv: Vec<&str> = vec![
             "netns",
             "exec",
-            &src,
+            &ns,
             python(),
             &script,
             "--iface",
-            "s0",
+            iface,
             "--port",
             &port,
         ];
@@ -609,8 +883,15 @@ impl Lan {
         }
     }
 
-    /// Sends and waits for the sender to finish (timeout 120 s).
+    /// Sends and waits for the sender to finish (timeout 120 s). With the tun upstream,
+    /// tun_source.py writes the datagrams into tun0 (same options: --group, --count,
+    /// --rate, --size, --ttl).
     pub fn send(&self, args: &[&str]) -> SendReport {
+        if self.upstream == Upstream::Tun {
+            let mut tun = self.tun.lock().unwrap();
+            let tun = tun.as_mut().expect("the tun helper is running");
+            return tun.send(args, Duration::from_secs(120));
+        }
         self.spawn_sender(args).wait(Duration::from_secs(120))
     }
 
@@ -781,7 +1062,7 @@ pub fn remove_stale_namespaces() {
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
-        let ours = matches!(role, "src" | "box" | "sw")
+        let ours = matches!(role, "src" | "box" | "sw" | "sw2")
             || (role.len() > 1 && role.starts_with('h') && role[1..].parse::<u32>().is_ok());
         if !ours {
             continue;
@@ -842,32 +1123,66 @@ pub struct Snoopcast {
 /// Starts `snoopcast run --upstream up0 --downstream dn0 --control <lan.control_path()>
 /// --log-level debug <args>` in the box namespace (--log-level only when `args` has none),
 /// stdout and stderr to `<lan.dir>/snoopcast.log`, and waits until `status --json` answers.
+/// The upstream is the LAN's (`Lan::upstream_if`), the downstreams all of its
+/// (`Lan::downstream_ifs`: dn0, and dn1 when there is a second downstream).
 pub fn start_snoopcast(lan: &Lan, args: &[&str]) -> Snoopcast {
+    let dns = lan.downstream_ifs();
+    let dns: Vec<&str> = dns.iter().map(String::as_str).collect();
+    start_snoopcast_with(lan, lan.upstream_if(), &dns, args)
+}
+
+/// The argv of `ip netns exec <box> snoopcast run ...` (without the leading "ip").
+fn snoopcast_argv(lan: &Lan, upstream: &str, downstreams: &[&str], args: &[&str]) -> Vec<String> {
+    let mut argv: Vec<String> = vec![
+        "netns".into(),
+        "exec".into(),
+        lan.box_ns(),
+        snoopcast_bin(),
+        "run".into(),
+        "--upstream".into(),
+        upstream.into(),
+    ];
+    for d in downstreams {
+        argv.push("--downstream".into());
+        argv.push(d.to_string());
+    }
+    argv.push("--control".into());
+    argv.push(lan.control_path().to_str().unwrap().into());
+    if !args.contains(&"--log-level") {
+        argv.extend(["--log-level".into(), "debug".into()]);
+    }
+    argv.extend(args.iter().map(|a| a.to_string()));
+    argv
+}
+
+/// Runs `snoopcast run` in the box with these interfaces (no --wait-for-interfaces unless
+/// `args` has it) and waits up to `timeout` for it to exit: for the start-up errors.
+pub fn run_snoopcast_once(
+    lan: &Lan,
+    upstream: &str,
+    downstreams: &[&str],
+    args: &[&str],
+    timeout: Duration,
+) -> CmdOutput {
+    let argv = snoopcast_argv(lan, upstream, downstreams, args);
+    let mut full = vec!["ip"];
+    full.extend(argv.iter().map(String::as_str));
+    exec(&full, timeout)
+}
+
+/// `start_snoopcast` with the upstream and downstream interfaces given.
+pub fn start_snoopcast_with(
+    lan: &Lan,
+    upstream: &str,
+    downstreams: &[&str],
+    args: &[&str],
+) -> Snoopcast {
     assert_eq!(
         lan.box_mode,
         BoxMode::Snoopcast,
         "the box is a bridge in this LAN"
     );
-    let ctl = lan.control_path();
-    let box_ns = lan.box_ns();
-    let bin = snoopcast_bin();
-    let mut argv: Vec<&str> = vec![
-        "netns",
-        "exec",
-        &box_ns,
-        &bin,
-        "run",
-        "--upstream",
-        "up0",
-        "--downstream",
-        "dn0",
-        "--control",
-        ctl.to_str().unwrap(),
-    ];
-    if !args.contains(&"--log-level") {
-        argv.extend_from_slice(&["--log-level", "debug"]);
-    }
-    argv.extend_from_slice(args);
+    let argv = snoopcast_argv(lan, upstream, downstreams, args);
     let log = lan.dir.join("snoopcast.log");
     lan.add_log("snoopcast", &log);
     let file = File::create(&log).expect("create snoopcast.log");
@@ -904,6 +1219,11 @@ pub fn start_snoopcast(lan: &Lan, args: &[&str]) -> Snoopcast {
 impl Snoopcast {
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Stops it with SIGTERM and asserts the contract: exit status 0 within 5 s.
@@ -1214,6 +1534,97 @@ impl Sender {
 impl Drop for Sender {
     fn drop(&mut self) {
         terminate(&mut self.child, Duration::from_secs(1));
+    }
+}
+
+/// tests/helpers/tun_source.py in the box: creates tun0 and writes datagrams into it on
+/// command (`Lan::send`). Killed with the LAN (tun0 disappears with it).
+struct TunSource {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    log: PathBuf,
+}
+
+impl TunSource {
+    /// Starts the helper in `box_ns` and waits for `ready` (tun0 up with 10.9.0.1/24).
+    fn start(lan: &Lan, box_ns: &str) -> TunSource {
+        let script = format!("{HELPERS}/tun_source.py");
+        let port = PORT.to_string();
+        let log = lan.dir.join("tun_source.stderr");
+        lan.add_log("tun_source stderr", &log);
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", box_ns, python(), &script])
+            .args([
+                "--name",
+                "tun0",
+                "--addr",
+                "10.9.0.1/24",
+                "--source",
+                "10.9.0.2",
+            ])
+            .args(["--port", &port])
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).expect("tun_source log"))
+            .spawn()
+            .expect("spawn tun_source.py");
+        let stdin = child.stdin.take().unwrap();
+        let lines = line_reader(child.stdout.take().unwrap());
+        let mut tun = TunSource {
+            child,
+            stdin,
+            lines,
+            log,
+        };
+        tun.expect_line(|l| l == "ready", Duration::from_secs(10), "ready");
+        tun
+    }
+
+    fn expect_line(
+        &mut self,
+        pred: impl Fn(&str) -> bool,
+        timeout: Duration,
+        what: &str,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(line) if line.starts_with("err ") => panic!("tun_source: {line}"),
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("tun_source: no '{what}' within {timeout:?}")
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().ok();
+                    let log = fs::read_to_string(&self.log).unwrap_or_default();
+                    panic!("tun_source ended ({status:?}) before '{what}'; stderr:\n{log}")
+                }
+            }
+        }
+    }
+
+    /// `send ARGS`: waits for its JSON line and `ok`; panics on send errors.
+    fn send(&mut self, args: &[&str], timeout: Duration) -> SendReport {
+        let cmd = format!("send {}", args.join(" "));
+        writeln!(self.stdin, "{cmd}").expect("write to tun_source");
+        self.stdin.flush().expect("flush tun_source stdin");
+        let line = self.expect_line(|l| l.starts_with('{'), timeout, "send result");
+        let ok = format!("ok {cmd}");
+        self.expect_line(|l| l == ok, Duration::from_secs(5), &ok);
+        let json: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("tun_source printed bad JSON ({e}): {line}"));
+        assert_eq!(json["errors"], 0, "tun_source had write errors: {json}");
+        SendReport { json }
+    }
+}
+
+impl Drop for TunSource {
+    fn drop(&mut self) {
+        terminate(&mut self.child, Duration::from_secs(2));
     }
 }
 
