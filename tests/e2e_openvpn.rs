@@ -121,7 +121,7 @@ impl Vpn {
         for i in 1..=CLIENTS {
             vpn.start_client(i);
         }
-        vpn.wait_clients_connected(CONNECT_WAIT);
+        vpn.wait_clients_connected(1, CONNECT_WAIT);
         vpn
     }
 
@@ -350,20 +350,39 @@ impl Vpn {
         self.client_procs.push(child);
     }
 
-    /// Every client's tap0 has its pushed address; then the multicast route and rp_filter.
-    fn wait_clients_connected(&mut self, timeout: Duration) {
+    /// How many times client `i` completed a connection ("Initialization Sequence
+    /// Completed" in its log). Its tap0 outlives a reconnect (persist-tun) and keeps its
+    /// address, so only the log tells a reconnect apart.
+    fn connections(&self, i: usize) -> usize {
+        let log = self
+            .dir
+            .join(format!("openvpn-{}.log", self.client(i).name));
+        fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches("Initialization Sequence Completed")
+            .count()
+    }
+
+    /// Every client has completed `times` connections and its tap0 has the pushed address;
+    /// then the multicast route and rp_filter on tap0.
+    fn wait_clients_connected(&mut self, times: usize, timeout: Duration) {
         let clients = self.clients.clone();
         let mut missing = Vec::new();
         let ok = wait_until(timeout, || {
             self.check_server_alive();
-            missing = clients
-                .iter()
-                .filter(|c| !tap_has_addr(&c.ns, &format!("{}/24", c.ip)))
-                .map(|c| c.name.clone())
+            missing = (1..=clients.len())
+                .filter(|&i| {
+                    let c = &clients[i - 1];
+                    self.connections(i) < times || !tap_has_addr(&c.ns, &format!("{}/24", c.ip))
+                })
+                .map(|i| clients[i - 1].name.clone())
                 .collect();
             missing.is_empty()
         });
-        assert!(ok, "clients not connected after {timeout:?}: {missing:?}");
+        assert!(
+            ok,
+            "clients not connected ({times} times) after {timeout:?}: {missing:?}"
+        );
         for c in &clients {
             ns_sysctl(&c.ns, "net.ipv4.conf.tap0.rp_filter", "0");
             let have = ns_run(&c.ns, &["ip", "route", "show", "224.0.0.0/4"]);
@@ -1112,7 +1131,7 @@ fn openvpn_restart_snoopcast_keeps_running() {
 
     // It comes back; the clients reconnect (server-pushed restart, connect-retry 1).
     vpn.start_server();
-    vpn.wait_clients_connected(Duration::from_secs(30));
+    vpn.wait_clients_connected(2, RESTART_WAIT.saturating_sub(restart.elapsed()));
     eprintln!("clients back after {:.1?}", restart.elapsed());
     vpn.wait_status(
         RESTART_WAIT.saturating_sub(restart.elapsed()),
