@@ -17,12 +17,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Tools the e2e tests run: ip/tc/bridge (iproute2), ethtool (tx checksum off on the
-# sender's veth), python3 (the helpers, standard library only), sh/kill (procps).
+# sender's veth), python3 (the helpers, standard library only), sh/kill (procps),
+# openvpn and openssl (e2e_openvpn: a TAP server and clients, throwaway certificates).
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v tc >/dev/null 2>&1 || missing+=(iproute2)
 command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
 [ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v openvpn >/dev/null 2>&1 || missing+=(openvpn)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
     # shellcheck disable=SC2207
     missing=($(printf '%s\n' "${missing[@]}" | sort -u))
