@@ -196,6 +196,7 @@ impl Vpn {
                 ip: format!("10.8.0.{}", 10 + i),
                 mac: format!("02:5c:00:08:00:{:02x}", 0x10 + i),
                 igmp_version: None,
+                downstream: "tap0".to_string(),
             });
         }
         for (n, (port, ns, dev)) in ports.iter().enumerate() {
