@@ -32,11 +32,11 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::Receiver;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
@@ -791,15 +791,7 @@ impl VpnAgent {
             .spawn()
             .expect("spawn host_agent.py");
         let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_reader(child.stdout.take().unwrap());
         let mut agent = VpnAgent {
             host,
             child,
@@ -816,21 +808,14 @@ impl VpnAgent {
         timeout: Duration,
         what: &str,
     ) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if pred(&line) => return line,
-                Ok(line) if line.starts_with("err ") => panic!("agent {}: {line}", self.host.name),
-                Ok(_) => continue,
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("agent {}: no '{what}' within {timeout:?}", self.host.name)
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("agent {} ended before '{what}'", self.host.name)
-                }
-            }
-        }
+        expect_line(
+            &self.lines,
+            &format!("agent {}", self.host.name),
+            pred,
+            timeout,
+            what,
+            String::new,
+        )
     }
 
     fn command(&mut self, cmd: &str) {

@@ -162,7 +162,7 @@ pub fn ns_sysctl(ns: &str, key: &str, value: &str) {
 }
 
 /// A thread that passes the lines `r` prints on to the returned channel.
-fn line_reader<R: Read + Send + 'static>(r: R) -> Receiver<String> {
+pub fn line_reader<R: Read + Send + 'static>(r: R) -> Receiver<String> {
     let (tx, lines) = mpsc::channel();
     thread::spawn(move || {
         for line in BufReader::new(r).lines() {
@@ -177,6 +177,31 @@ fn line_reader<R: Read + Send + 'static>(r: R) -> Receiver<String> {
         }
     });
     lines
+}
+
+/// Waits for a line of a helper's stdout that matches `pred`; panics on an `err ...` line,
+/// on timeout, or when the helper ends (with what `on_end` says about it).
+pub fn expect_line(
+    lines: &Receiver<String>,
+    who: &str,
+    pred: impl Fn(&str) -> bool,
+    timeout: Duration,
+    what: &str,
+    on_end: impl FnOnce() -> String,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if pred(&line) => return line,
+            Ok(line) if line.starts_with("err ") => panic!("{who}: {line}"),
+            Ok(_) => continue,
+            Err(RecvTimeoutError::Timeout) => panic!("{who}: no '{what}' within {timeout:?}"),
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("{who} ended before '{what}'; {}", on_end())
+            }
+        }
+    }
 }
 
 fn collect<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<String> {
@@ -1331,28 +1356,21 @@ impl Agent {
         timeout: Duration,
         what: &str,
     ) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if pred(&line) => return line,
-                Ok(line) if line.starts_with("err ") => {
-                    panic!("agent {}: {line}", self.host.name)
-                }
-                Ok(_) => continue,
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("agent {}: no '{what}' within {timeout:?}", self.host.name)
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().ok();
-                    let log = fs::read_to_string(&self.log).unwrap_or_default();
-                    panic!(
-                        "agent {} ended ({status:?}) before '{what}'; stderr:\n{log}",
-                        self.host.name
-                    )
-                }
-            }
-        }
+        let (child, log) = (&mut self.child, &self.log);
+        expect_line(
+            &self.lines,
+            &format!("agent {}", self.host.name),
+            pred,
+            timeout,
+            what,
+            || {
+                let status = child.wait().ok();
+                format!(
+                    "exit {status:?}; stderr:\n{}",
+                    fs::read_to_string(log).unwrap_or_default()
+                )
+            },
+        )
     }
 
     /// Sends one command (`join SPEC`, `leave SPEC`, `mark`) and waits for its `ok`.
@@ -1588,23 +1606,14 @@ impl TunSource {
         timeout: Duration,
         what: &str,
     ) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if pred(&line) => return line,
-                Ok(line) if line.starts_with("err ") => panic!("tun_source: {line}"),
-                Ok(_) => continue,
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("tun_source: no '{what}' within {timeout:?}")
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().ok();
-                    let log = fs::read_to_string(&self.log).unwrap_or_default();
-                    panic!("tun_source ended ({status:?}) before '{what}'; stderr:\n{log}")
-                }
-            }
-        }
+        let (child, log) = (&mut self.child, &self.log);
+        expect_line(&self.lines, "tun_source", pred, timeout, what, || {
+            let status = child.wait().ok();
+            format!(
+                "exit {status:?}; stderr:\n{}",
+                fs::read_to_string(log).unwrap_or_default()
+            )
+        })
     }
 
     /// `send ARGS`: waits for its JSON line and `ok`; panics on send errors.
