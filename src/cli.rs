@@ -140,8 +140,10 @@ pub struct RunArgs {
     /// Wait for interfaces missing at start (with a warning) instead of failing.
     #[arg(long)]
     pub wait_for_interfaces: bool,
-    /// Sender threads (default: the number of available cores).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+    /// Sender threads besides the upstream capture thread, which sends copies itself while it
+    /// keeps up and hands bursts to them when it falls behind; 0 = the capture thread sends
+    /// every copy (default: the cores this process may use, minus one).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=64))]
     pub workers: Option<u64>,
     /// Source MAC of the copies (default: the downstream interface's own MAC).
     #[arg(long, value_name = "MAC", value_parser = parse_unicast_mac)]

@@ -173,9 +173,10 @@ impl Config {
         };
         let workers = match a.workers {
             Some(n) => n as usize,
+            // available_parallelism honours the CPU affinity (taskset, CPUAffinity=).
             None => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+                .map(|n| n.get() - 1)
+                .unwrap_or(0),
         };
         Ok(Config {
             upstream: a.upstream.clone(),
@@ -253,7 +254,8 @@ mod tests {
         assert_eq!(link(&c, 0).source_mac, MacAddr([2, 0, 0, 0, 0, 7]));
         assert_eq!(c.downstreams[0].compat_fallback, CompatFallback::Multicast);
         assert_eq!(c.settings.group_membership_interval().as_secs(), 260);
-        assert!(c.workers >= 1);
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(c.workers, cores - 1, "one core is the capture thread's");
     }
 
     #[test]

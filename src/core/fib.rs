@@ -52,14 +52,14 @@ pub struct Fib {
 
 impl Fib {
     /// Copies for one (source, group) packet: one per admitting member, one group-MAC copy
-    /// per multicast interface. Appends to `out`; also returns the admitting members' counters
-    /// through `counters` so the caller can count after sending.
-    pub fn targets<'a>(
-        &'a self,
+    /// per multicast interface. Appends to `out`, and to `counters` in step with it: the
+    /// member's counters (None for a group-MAC copy), so the caller can count after sending.
+    pub fn targets(
+        &self,
         source: Ipv4Addr,
         group: Ipv4Addr,
         out: &mut Vec<Target>,
-        counters: &mut Vec<&'a Arc<MemberCounters>>,
+        counters: &mut Vec<Option<Arc<MemberCounters>>>,
     ) {
         let Some(g) = self.groups.get(&group) else {
             return;
@@ -69,6 +69,7 @@ impl Fib {
                 iface,
                 mac: MacAddr::for_ipv4_group(group),
             });
+            counters.push(None);
         }
         for m in &g.members {
             if m.admits(source) {
@@ -76,7 +77,7 @@ impl Fib {
                     iface: m.iface,
                     mac: m.mac,
                 });
-                counters.push(&m.counters);
+                counters.push(Some(Arc::clone(&m.counters)));
             }
         }
     }
@@ -132,7 +133,7 @@ mod tests {
             iface: 9,
             mac: MacAddr::BROADCAST,
         }];
-        let mut counters = Vec::new();
+        let mut counters = vec![None];
         fib.targets(src(1), g, &mut out, &mut counters);
         assert_eq!(
             out,
@@ -156,8 +157,14 @@ mod tests {
             ],
             "appends"
         );
-        assert_eq!(counters.len(), 2, "no counters for the multicast copy");
-        counters[0].packets.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(counters.len(), out.len(), "in step with the targets");
+        assert!(counters[1].is_none(), "no counters for the multicast copy");
+        assert!(counters[2].is_some() && counters[3].is_some());
+        counters[2]
+            .as_ref()
+            .unwrap()
+            .packets
+            .fetch_add(1, Ordering::Relaxed);
         assert_eq!(
             fib.groups[&g].members[0]
                 .counters

@@ -2270,8 +2270,9 @@ mod tests {
         let mut counters = Vec::new();
         fib.targets(src(1), G, &mut out, &mut counters);
         assert_eq!(counters.len(), 1);
-        counters[0].packets.fetch_add(1, Ordering::Relaxed);
-        counters[0].bytes.fetch_add(100, Ordering::Relaxed);
+        let c = counters[0].as_ref().unwrap();
+        c.packets.fetch_add(1, Ordering::Relaxed);
+        c.bytes.fetch_add(100, Ordering::Relaxed);
         // Changes and rebuilds keep the same counters.
         t.accept_report(h, hip(1), &v3(RecordType::ModeIsExclude, G, &[9]), t0);
         t.accept_report(

@@ -8,7 +8,7 @@
 //!  control   ──(locks briefly for a snapshot, serialises outside)──> status clients
 //! ```
 
-use super::datapath::{sender, DownTx, Job};
+use super::datapath::{sender, DownTx, Job, Pool};
 use super::links::{LinkChange, Links};
 use super::stats::{inc, Counters, RateLimit};
 use super::{control, iface, sys};
@@ -32,14 +32,15 @@ use socket2::Socket;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long any blocking call may wait before looking at the stop flag.
 pub(crate) const TICK: Duration = Duration::from_millis(200);
-/// Frames queued per sender worker before copies are dropped (bounded memory).
-const QUEUE_PER_WORKER: usize = 2048;
+/// Bursts (up to 64 frames each) queued per sender worker before copies are dropped:
+/// bounded memory, and a backlog of at most a few milliseconds.
+const QUEUE_PER_WORKER: usize = 64;
 /// Parsed IGMP messages queued for the control thread.
 const EVENT_QUEUE: usize = 4096;
 /// How often failed upstream joins are retried.
@@ -146,12 +147,14 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
     let workers = shared.cfg.workers;
     let mut threads = Vec::new();
     let mut job_txs = Vec::new();
+    let pending = Arc::new(AtomicUsize::new(0));
     for w in 0..workers {
         let (tx, rx) = bounded::<Job>(QUEUE_PER_WORKER);
         job_txs.push(tx);
-        let sh = shared.clone();
-        threads.push(spawn(format!("send-{w}"), move || sender(&sh, rx))?);
+        let (sh, p) = (shared.clone(), pending.clone());
+        threads.push(spawn(format!("send-{w}"), move || sender(&sh, rx, p))?);
     }
+    let job_txs = Pool::new(job_txs, pending);
     let (ev_tx, ev_rx) = bounded::<IgmpIn>(EVENT_QUEUE);
     let mut links = Links::new(&shared, job_txs, ev_tx, now);
     // Open what is there now, so a missing privilege is reported before anything runs;

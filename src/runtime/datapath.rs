@@ -1,36 +1,43 @@
-//! The per-packet path: the upstream capture and the sender workers.
+//! The per-packet path: the upstream capture and the sender pool.
 //!
 //! ```text
-//! cap-up:IF  1. read a frame (recvmsg, with PACKET_AUXDATA)
-//!            2. complete a checksum left to the device (frames sent by a local program)
+//! cap-up:IF  1. read a burst of frames with one recvmmsg (PACKET_AUXDATA with each)
+//!            2. complete checksums left to the device (frames a local program sent)
 //!            3. look up (source, group) in the forwarding snapshot, refreshed only when its
-//!               generation changes
-//!            4. hand each host's copies to that host's worker (bounded channel; full = drop
-//!               and count)
-//! send-N     5. rewrite the Ethernet header in the worker's own buffer, send, count
+//!               generation changes (no lock per packet)
+//!            4. plan one copy per target: its own 14-byte Ethernet header plus the frame's IP
+//!               packet, shared by all copies (never copied in user space)
+//!            5a. keeping up: send the burst's copies itself, one sendmmsg per interface
+//!            5b. behind (the read came back full) and there is a pool: hand the burst to the
+//!                send-N workers, each host always to the same worker; a full queue drops
+//!                and counts
+//! send-N     6. send its share of a burst, one sendmmsg per interface
 //! ```
+//!
+//! Order per host: the capture thread sends itself only while no job is pending in the
+//! pool, so a host's copies never overtake each other.
 
 use super::daemon::Shared;
-use super::stats::{add, inc, RateLimit};
-use super::sys;
+use super::stats::{add, RateLimit};
+use super::sys::{self, OutCopy, RecvBatch, SendScratch};
 use crate::config::DownLink;
 use crate::core::fib::Target;
 use crate::core::membership::MemberCounters;
-use crate::wire::{self, ethernet, ipv4, LinkType};
+use crate::wire::{self, ethernet, ipv4, LinkType, MacAddr};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use log::{trace, warn};
+use log::warn;
 use socket2::Socket;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// One copy job for one sender worker: a packet and the hosts this worker sends it to.
-/// Each host always goes to the same worker (by MAC), so its copies stay in order.
-pub struct Job {
-    ip: Arc<[u8]>,
-    targets: Vec<(Target, Option<Arc<MemberCounters>>)>,
-}
+/// Frames read per recvmmsg. 64 frames x 16 copies fill one sendmmsg (1024 messages).
+const BURST: usize = 64;
+/// Room for the largest IPv4 packet behind an Ethernet header.
+const SLOT: usize = 65536 + ethernet::HEADER_LEN;
+/// How often the capture socket's drop count is read.
+const DROPS_EVERY: Duration = Duration::from_millis(500);
 
 /// A downstream interface's send side while it is there.
 pub struct DownTx {
@@ -38,9 +45,84 @@ pub struct DownTx {
     pub link: DownLink,
 }
 
-static WARN_CAPTURE: RateLimit = RateLimit::new(std::time::Duration::from_secs(10));
-static WARN_SEND: RateLimit = RateLimit::new(std::time::Duration::from_secs(10));
-static WARN_QUEUE: RateLimit = RateLimit::new(std::time::Duration::from_secs(10));
+/// Copies to send, per downstream interface (indexed by `IfaceId`), with payload ranges
+/// into some buffer the owner keeps beside it.
+#[derive(Default)]
+struct Outbox {
+    ifaces: Vec<IfaceOut>,
+}
+
+#[derive(Default)]
+struct IfaceOut {
+    copies: Vec<OutCopy>,
+    /// In step with `copies`: the member's counters (None for a group-MAC copy).
+    counters: Vec<Option<Arc<MemberCounters>>>,
+}
+
+impl Outbox {
+    fn new(ifaces: usize) -> Self {
+        Outbox {
+            ifaces: (0..ifaces).map(|_| IfaceOut::default()).collect(),
+        }
+    }
+
+    fn push(
+        &mut self,
+        t: &Target,
+        counter: Option<Arc<MemberCounters>>,
+        payload: std::ops::Range<usize>,
+    ) {
+        if let Some(o) = self.ifaces.get_mut(t.iface) {
+            // The source MAC is filled in at send time, from the interface's current link.
+            let mut head = [0u8; ethernet::HEADER_LEN];
+            head[..6].copy_from_slice(&t.mac.0);
+            head[12..].copy_from_slice(&ethernet::ETHERTYPE_IPV4.to_be_bytes());
+            o.copies.push(OutCopy { head, payload });
+            o.counters.push(counter);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ifaces.iter().map(|o| o.copies.len()).sum()
+    }
+}
+
+/// One burst's copies for one sender worker: the IP packets back to back in `buf`.
+pub struct Job {
+    buf: Vec<u8>,
+    out: Outbox,
+}
+
+/// The sender pool as the capture thread sees it.
+#[derive(Clone)]
+pub struct Pool {
+    txs: Vec<Sender<Job>>,
+    /// Jobs handed out and not yet fully sent.
+    pending: Arc<AtomicUsize>,
+}
+
+impl Pool {
+    pub fn new(txs: Vec<Sender<Job>>, pending: Arc<AtomicUsize>) -> Self {
+        Pool { txs, pending }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    /// Each host always goes to the same worker, so its copies stay in order. All six bytes
+    /// count: virtual MACs often differ only in the middle.
+    fn worker_of(&self, mac: MacAddr) -> usize {
+        let mut x = [0u8; 8];
+        x[..6].copy_from_slice(&mac.0);
+        let h = u64::from_le_bytes(x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((h >> 32) as usize) % self.txs.len()
+    }
+}
+
+static WARN_CAPTURE: RateLimit = RateLimit::new(Duration::from_secs(10));
+static WARN_SEND: RateLimit = RateLimit::new(Duration::from_secs(10));
+static WARN_QUEUE: RateLimit = RateLimit::new(Duration::from_secs(10));
 
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
@@ -49,32 +131,123 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
+/// The sending side of a thread: its own scratch space and a cached copy of the downstream
+/// links, refreshed when their generation changes.
+struct Emitter {
+    scratch: SendScratch,
+    failed: Vec<usize>,
+    links: Vec<Option<Arc<DownTx>>>,
+    links_gen: u64,
+}
+
+impl Emitter {
+    fn new(sh: &Shared) -> Self {
+        Emitter {
+            scratch: SendScratch::default(),
+            failed: Vec::new(),
+            links: sh.down_links(),
+            links_gen: sh.links_gen.load(Ordering::Acquire),
+        }
+    }
+
+    /// Send everything in `out` (payloads in `base`) and empty it; count sent and failed
+    /// copies, daemon-wide once per call and per member.
+    fn flush(&mut self, sh: &Shared, base: &[u8], out: &mut Outbox) {
+        let g = sh.links_gen.load(Ordering::Acquire);
+        if g != self.links_gen {
+            self.links = sh.down_links();
+            self.links_gen = g;
+        }
+        let c = &sh.counters;
+        for (i, o) in out.ifaces.iter_mut().enumerate() {
+            if o.copies.is_empty() {
+                continue;
+            }
+            let Some(tx) = self.links.get(i).and_then(|l| l.as_ref()) else {
+                add(&c.copies_dropped, o.copies.len() as u64);
+                o.copies.clear();
+                o.counters.clear();
+                continue;
+            };
+            let src = tx.link.source_mac.0;
+            for copy in &mut o.copies {
+                copy.head[6..12].copy_from_slice(&src);
+            }
+            self.failed.clear();
+            let err = sys::send_copies(
+                &tx.sock,
+                base,
+                &o.copies,
+                &mut self.scratch,
+                &mut self.failed,
+            );
+            add(&c.copies_sent, (o.copies.len() - self.failed.len()) as u64);
+            if let Some(e) = err {
+                add(&c.copies_dropped, self.failed.len() as u64);
+                if WARN_SEND.allow(Instant::now()) {
+                    warn!("{}: sending copies failed: {e}", tx.link.iface.name);
+                }
+            }
+            // `failed` is ascending: walk it beside the copies.
+            let mut failed = self.failed.iter().copied().peekable();
+            for (k, (copy, counter)) in o.copies.iter().zip(&o.counters).enumerate() {
+                if failed.peek() == Some(&k) {
+                    failed.next();
+                    continue;
+                }
+                if let Some(m) = counter {
+                    m.packets.fetch_add(1, Ordering::Relaxed);
+                    m.bytes
+                        .fetch_add(copy.payload.len() as u64, Ordering::Relaxed);
+                }
+            }
+            o.copies.clear();
+            o.counters.clear();
+        }
+    }
+}
+
+/// Per-burst counts, added to the shared counters once per burst.
+#[derive(Default)]
+struct BurstCounts {
+    forwarded: u64,
+    unwanted: u64,
+    invalid: u64,
+    checksums: u64,
+}
+
 /// Upstream capture until `stop` or `cancel` (the interface went away).
 pub fn capture_upstream(
     sh: &Shared,
     sock: Socket,
     link: LinkType,
     name: &str,
-    workers: Vec<Sender<Job>>,
+    pool: Pool,
     cancel: &AtomicBool,
 ) {
     let c = &sh.counters;
-    let mut buf = vec![0u8; 65536 + ethernet::HEADER_LEN];
+    let ifaces = sh.cfg.downstreams.len();
+    let mut rb = RecvBatch::new(BURST, SLOT);
     let mut fib = sh.fib.read().clone();
     let mut fib_gen = sh.fib_gen.load(Ordering::Acquire);
     let mut targets = Vec::new();
-    let mut per_worker: Vec<Vec<(Target, Option<Arc<MemberCounters>>)>> =
-        vec![Vec::new(); workers.len()];
+    let mut counters = Vec::new();
+    let mut outbox = Outbox::new(ifaces);
+    let mut emitter = Emitter::new(sh);
+    let mut jobs: Vec<Option<Job>> = (0..pool.txs.len()).map(|_| None).collect();
+    // Per worker: the frame whose packet was last appended to its job, and where it went.
+    let mut appended: Vec<(usize, std::ops::Range<usize>)> = vec![(usize::MAX, 0..0); jobs.len()];
     let ip_offset = if link == LinkType::Ethernet {
         ethernet::HEADER_LEN
     } else {
         0
     };
+    let mut drops_read = Instant::now();
     while !sh.stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
-        // 1. Read.
-        let (n, status) = match sys::recv_frame(&sock, &mut buf) {
-            Ok(r) => r,
-            Err(e) if is_timeout(&e) => continue,
+        // 1. Read a burst.
+        let n = match rb.recv(&sock) {
+            Ok(n) => n,
+            Err(e) if is_timeout(&e) => 0,
             Err(e) => {
                 if WARN_CAPTURE.allow(Instant::now()) {
                     warn!("{name}: capture error: {e}");
@@ -83,64 +256,96 @@ pub fn capture_upstream(
                 continue;
             }
         };
-        inc(&c.frames_received);
-        let frame = &mut buf[..n];
-        // 2. A frame a local program sent out of this interface may still carry a partial
-        //    checksum (CHECKSUM_PARTIAL): receivers would drop the copies silently.
-        if status & sys::TP_STATUS_CSUMNOTREADY != 0
-            && frame.len() > ip_offset
-            && ipv4::complete_udp_checksum(&mut frame[ip_offset..])
-        {
-            inc(&c.checksums_completed);
+        let now = Instant::now();
+        if now.duration_since(drops_read) >= DROPS_EVERY {
+            drops_read = now;
+            if let Ok(d) = sys::take_drops(&sock) {
+                add(&c.capture_drops, d);
+            }
         }
-        let Ok(pkt) = wire::parse_data_packet(link, frame) else {
-            inc(&c.frames_invalid);
+        if n == 0 {
             continue;
-        };
-        // 3. Look up.
+        }
+        add(&c.frames_received, n as u64);
         let g = sh.fib_gen.load(Ordering::Acquire);
         if g != fib_gen {
             fib = sh.fib.read().clone();
             fib_gen = g;
         }
-        targets.clear();
-        let mut ctrs = Vec::new();
-        fib.targets(pkt.source, pkt.group, &mut targets, &mut ctrs);
-        if targets.is_empty() {
-            inc(&c.frames_unwanted);
-            continue;
-        }
-        inc(&c.frames_forwarded);
-        trace!(
-            "{name}: {} -> {}: {} copies",
-            pkt.source,
-            pkt.group,
-            targets.len()
-        );
-        // 4. Hand out.
-        let ip: Arc<[u8]> = Arc::from(pkt.ip);
-        let mut ci = ctrs.iter();
-        for t in targets.drain(..) {
-            let counter = if t.mac.is_multicast() {
-                None
-            } else {
-                ci.next().map(|c| Arc::clone(c))
+        // Behind when the read came back full; then the pool, if any, takes the burst. Once
+        // it has drained, this thread sends again itself (keeping each host's order).
+        let offload =
+            !pool.is_empty() && (n == rb.capacity() || pool.pending.load(Ordering::Acquire) > 0);
+        let mut k = BurstCounts::default();
+        for i in 0..n {
+            // 2. A frame a local program sent out of this interface may still carry a
+            //    partial checksum (CHECKSUM_PARTIAL): receivers would drop the copies.
+            let (frame, status) = rb.frame_mut(i);
+            if status & sys::TP_STATUS_CSUMNOTREADY != 0
+                && frame.len() > ip_offset
+                && ipv4::complete_udp_checksum(&mut frame[ip_offset..])
+            {
+                k.checksums += 1;
+            }
+            let frame_start = frame.as_ptr() as usize;
+            // 3. Look up.
+            let Ok(pkt) = wire::parse_data_packet(link, frame) else {
+                k.invalid += 1;
+                continue;
             };
-            let w = usize::from(t.mac.0[5]) % workers.len();
-            per_worker[w].push((t, counter));
-        }
-        for (w, tx) in workers.iter().enumerate() {
-            if per_worker[w].is_empty() {
+            targets.clear();
+            counters.clear();
+            fib.targets(pkt.source, pkt.group, &mut targets, &mut counters);
+            if targets.is_empty() {
+                k.unwanted += 1;
                 continue;
             }
-            let job = Job {
-                ip: ip.clone(),
-                targets: std::mem::take(&mut per_worker[w]),
-            };
-            match tx.try_send(job) {
+            k.forwarded += 1;
+            // 4. Plan the copies.
+            let ip_start = pkt.ip.as_ptr() as usize - frame_start;
+            let ip_len = pkt.ip.len();
+            if !offload {
+                let at = rb.offset(i) + ip_start;
+                for (t, ctr) in targets.iter().zip(counters.drain(..)) {
+                    outbox.push(t, ctr, at..at + ip_len);
+                }
+                continue;
+            }
+            for (t, ctr) in targets.iter().zip(counters.drain(..)) {
+                let w = pool.worker_of(t.mac);
+                let job = jobs[w].get_or_insert_with(|| Job {
+                    buf: Vec::with_capacity(BURST * 1500),
+                    out: Outbox::new(ifaces),
+                });
+                if appended[w].0 != i {
+                    let at = job.buf.len();
+                    job.buf.extend_from_slice(pkt.ip);
+                    appended[w] = (i, at..at + ip_len);
+                }
+                job.out.push(t, ctr, appended[w].1.clone());
+            }
+        }
+        add(&c.frames_forwarded, k.forwarded);
+        add(&c.frames_unwanted, k.unwanted);
+        add(&c.frames_invalid, k.invalid);
+        add(&c.checksums_completed, k.checksums);
+        if !offload {
+            // 5a. Send the burst.
+            emitter.flush(sh, rb.bytes(), &mut outbox);
+            continue;
+        }
+        // 5b. Hand it out.
+        for (w, slot) in jobs.iter_mut().enumerate() {
+            appended[w].0 = usize::MAX;
+            let Some(job) = slot.take() else { continue };
+            let copies = job.out.len() as u64;
+            add(&c.copies_offloaded, copies);
+            pool.pending.fetch_add(1, Ordering::AcqRel);
+            match pool.txs[w].try_send(job) {
                 Ok(()) => {}
-                Err(TrySendError::Full(j)) => {
-                    add(&c.copies_dropped, j.targets.len() as u64);
+                Err(TrySendError::Full(_)) => {
+                    pool.pending.fetch_sub(1, Ordering::AcqRel);
+                    add(&c.copies_dropped, copies);
                     if WARN_QUEUE.allow(Instant::now()) {
                         warn!("sender queue full: dropping copies (counted in copies_dropped)");
                     }
@@ -151,14 +356,11 @@ pub fn capture_upstream(
     }
 }
 
-/// A sender worker: rewrite the Ethernet header in its own buffer and send.
-pub fn sender(sh: &Shared, rx: Receiver<Job>) {
-    let c = &sh.counters;
-    let mut buf = vec![0u8; 65536 + ethernet::HEADER_LEN];
-    let mut links = sh.down_links();
-    let mut links_gen = sh.links_gen.load(Ordering::Acquire);
+/// A sender worker: send each job's copies, then mark it done.
+pub fn sender(sh: &Shared, rx: Receiver<Job>, pending: Arc<AtomicUsize>) {
+    let mut emitter = Emitter::new(sh);
     loop {
-        let job = match rx.recv_timeout(super::daemon::TICK) {
+        let mut job = match rx.recv_timeout(super::daemon::TICK) {
             Ok(j) => j,
             Err(RecvTimeoutError::Timeout) => {
                 if sh.stop.load(Ordering::Relaxed) {
@@ -168,40 +370,8 @@ pub fn sender(sh: &Shared, rx: Receiver<Job>) {
             }
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        let g = sh.links_gen.load(Ordering::Acquire);
-        if g != links_gen {
-            links = sh.down_links();
-            links_gen = g;
-        }
-        // 5. Rewrite and send.
-        let len = ethernet::HEADER_LEN + job.ip.len();
-        buf[ethernet::HEADER_LEN..len].copy_from_slice(&job.ip);
-        for (t, counter) in &job.targets {
-            let Some(tx) = &links[t.iface] else {
-                inc(&c.copies_dropped);
-                continue;
-            };
-            ethernet::write_header(
-                &mut buf,
-                t.mac,
-                tx.link.source_mac,
-                ethernet::ETHERTYPE_IPV4,
-            );
-            match sys::send(&tx.sock, &buf[..len]) {
-                Ok(_) => {
-                    inc(&c.copies_sent);
-                    if let Some(m) = counter {
-                        m.packets.fetch_add(1, Ordering::Relaxed);
-                        m.bytes.fetch_add(job.ip.len() as u64, Ordering::Relaxed);
-                    }
-                }
-                Err(e) => {
-                    inc(&c.copies_dropped);
-                    if WARN_SEND.allow(Instant::now()) {
-                        warn!("{}: send to {} failed: {e}", tx.link.iface.name, t.mac);
-                    }
-                }
-            }
-        }
+        // 6. Send.
+        emitter.flush(sh, &job.buf, &mut job.out);
+        pending.fetch_sub(1, Ordering::AcqRel);
     }
 }

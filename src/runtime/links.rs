@@ -7,7 +7,7 @@
 //! has its own cancel flag, so closing one never disturbs the others.
 
 use super::daemon::{capture_downstream, IgmpIn, RunError, Shared, TICK};
-use super::datapath::{capture_upstream, DownTx, Job};
+use super::datapath::{capture_upstream, DownTx, Pool};
 use super::{iface, sys};
 use crate::config::DownLink;
 use crate::core::IfaceId;
@@ -43,6 +43,8 @@ fn send_socket(iface: &iface::IfaceInfo) -> Result<Socket, RunError> {
         sys::attach_filter(&s, &sys::bpf::drop_all())?;
         sys::bind_packet(&s, iface.index, 0)?;
         let _ = s.set_send_buffer_size(4 << 20);
+        // Not every kernel or device takes it; the copies then go through the qdisc.
+        let _ = sys::set_qdisc_bypass(&s);
         s.set_nonblocking(true)
     })()
     .map_err(|e| open_err("send socket", &iface.name, e))?;
@@ -150,18 +152,13 @@ pub enum LinkChange {
 pub struct Links {
     up: Slot,
     down: Vec<Slot>,
-    job_txs: Vec<Sender<Job>>,
+    pool: Pool,
     ev_tx: Sender<IgmpIn>,
     finished: Vec<JoinHandle<()>>,
 }
 
 impl Links {
-    pub fn new(
-        sh: &Shared,
-        job_txs: Vec<Sender<Job>>,
-        ev_tx: Sender<IgmpIn>,
-        now: Instant,
-    ) -> Self {
+    pub fn new(sh: &Shared, pool: Pool, ev_tx: Sender<IgmpIn>, now: Instant) -> Self {
         Links {
             up: Slot::new(&sh.cfg.upstream, now),
             down: sh
@@ -170,7 +167,7 @@ impl Links {
                 .iter()
                 .map(|d| Slot::new(&d.name, now))
                 .collect(),
-            job_txs,
+            pool,
             ev_tx,
             finished: Vec::new(),
         }
@@ -254,7 +251,7 @@ impl Links {
         let cancel = Arc::new(AtomicBool::new(false));
         let (sh2, jobs, c2, link, name) = (
             sh.clone(),
-            self.job_txs.clone(),
+            self.pool.clone(),
             cancel.clone(),
             info.link,
             info.name.clone(),

@@ -34,6 +34,10 @@ counters! {
     copies_sent,
     /// Copies not sent: sender queue full, or the send failed.
     copies_dropped,
+    /// Copies handed to the sender pool (the capture thread sends the rest itself).
+    copies_offloaded,
+    /// Upstream frames the kernel dropped because the capture socket's queue was full.
+    capture_drops,
     /// IGMP messages dropped as malformed (truncated, bad checksum, bad lengths).
     igmp_malformed,
     /// IGMP messages dropped because their TTL was not 1.

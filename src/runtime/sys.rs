@@ -13,6 +13,10 @@ const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const PACKET_MR_ALLMULTI: libc::c_ushort = 2;
 const PACKET_AUXDATA: libc::c_int = 8;
+const PACKET_STATISTICS: libc::c_int = 6;
+const PACKET_QDISC_BYPASS: libc::c_int = 20;
+/// Most messages one sendmmsg/recvmmsg call takes (UIO_MAXIOV).
+pub const MAX_MMSG: usize = 1024;
 /// tpacket_auxdata.tp_status: the checksum is left to the device (CHECKSUM_PARTIAL).
 pub const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 
@@ -105,51 +109,225 @@ pub fn set_auxdata(sock: &Socket) -> io::Result<()> {
     setsockopt(sock, SOL_PACKET, PACKET_AUXDATA, &1 as &libc::c_int)
 }
 
-/// Receive one frame into `buf`. Returns its length (truncated to `buf`) and the
-/// tpacket_auxdata status (0 without PACKET_AUXDATA). A read timeout set with
-/// `set_read_timeout` surfaces as `WouldBlock`/`TimedOut`.
-pub fn recv_frame(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, u32)> {
+/// Send straight to the driver, skipping the interface's qdisc (PACKET_QDISC_BYPASS, Linux
+/// 3.14+): the copies are already paced by the stream that came in. A full driver queue then
+/// fails the send (counted as a dropped copy) instead of queueing.
+pub fn set_qdisc_bypass(sock: &Socket) -> io::Result<()> {
+    setsockopt(sock, SOL_PACKET, PACKET_QDISC_BYPASS, &1 as &libc::c_int)
+}
+
+/// Frames the kernel dropped because this socket's receive queue was full, since the last
+/// call (PACKET_STATISTICS resets on read).
+pub fn take_drops(sock: &Socket) -> io::Result<u64> {
     #[repr(C)]
-    struct Auxdata {
-        tp_status: u32,
-        tp_len: u32,
-        tp_snaplen: u32,
-        tp_mac: u16,
-        tp_net: u16,
-        tp_vlan_tci: u16,
-        tp_vlan_tpid: u16,
+    #[derive(Default)]
+    struct TpacketStats {
+        tp_packets: u32,
+        tp_drops: u32,
     }
-    // u64 elements keep the control buffer aligned for cmsghdr.
-    let mut control = [0u64; 16];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
+    let mut st = TpacketStats::default();
+    let mut len = mem::size_of::<TpacketStats>() as libc::socklen_t;
+    // SAFETY: `st` and `len` are live and describe a buffer of exactly `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            SOL_PACKET,
+            PACKET_STATISTICS,
+            &mut st as *mut TpacketStats as *mut libc::c_void,
+            &mut len,
+        )
     };
-    // SAFETY: msghdr is plain old data; zeroed is valid before we fill the pointers.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = mem::size_of_val(&control) as _;
-    // SAFETY: msg points to iov (describing `buf`) and `control`, all alive for the call.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
+    if r == 0 {
+        Ok(u64::from(st.tp_drops))
+    } else {
+        Err(io::Error::last_os_error())
     }
-    let mut status = 0;
-    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within
-    // msg_controllen; the auxdata payload is read unaligned.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
-                let aux = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const Auxdata);
-                status = aux.tp_status;
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
+}
+
+/// Receive buffers for up to `slots` frames per recvmmsg call, each with its own
+/// PACKET_AUXDATA control buffer. Allocated once by the thread that uses it; the hot path
+/// only reuses it.
+pub struct RecvBatch {
+    buf: Vec<u8>,
+    slot: usize,
+    /// Per slot: received length (truncated to the slot) and tpacket_auxdata status.
+    got: Vec<(usize, u32)>,
+    control: Vec<[u64; 8]>,
+    iov: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+impl RecvBatch {
+    pub fn new(slots: usize, slot: usize) -> Self {
+        let slots = slots.clamp(1, MAX_MMSG);
+        RecvBatch {
+            buf: vec![0; slots * slot],
+            slot,
+            got: vec![(0, 0); slots],
+            control: vec![[0; 8]; slots],
+            iov: Vec::with_capacity(slots),
+            // SAFETY: mmsghdr is plain old data; zeroed is a valid value.
+            hdrs: (0..slots).map(|_| unsafe { mem::zeroed() }).collect(),
         }
     }
-    Ok(((n as usize).min(buf.len()), status))
+
+    pub fn capacity(&self) -> usize {
+        self.got.len()
+    }
+
+    /// Wait (up to the socket's read timeout) for one frame, then take whatever else is
+    /// already queued, up to the capacity: one system call for a whole burst
+    /// (MSG_WAITFORONE). Returns the number of frames; a timeout is `WouldBlock`.
+    pub fn recv(&mut self, sock: &Socket) -> io::Result<usize> {
+        let slots = self.got.len();
+        let base = self.buf.as_mut_ptr();
+        self.iov.clear();
+        for i in 0..slots {
+            self.iov.push(libc::iovec {
+                // SAFETY: i * slot is within `buf` (slots * slot bytes long).
+                iov_base: unsafe { base.add(i * self.slot) } as *mut libc::c_void,
+                iov_len: self.slot,
+            });
+        }
+        for (i, h) in self.hdrs.iter_mut().enumerate() {
+            // SAFETY: mmsghdr is plain old data; zeroed is valid before we fill it.
+            *h = unsafe { mem::zeroed() };
+            h.msg_hdr.msg_iov = &mut self.iov[i];
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = self.control[i].as_mut_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_controllen = mem::size_of::<[u64; 8]>() as _;
+        }
+        // SAFETY: every header points at its own iovec (a distinct slot of `buf`) and its own
+        // control buffer, all owned by `self` and untouched until the call returns.
+        let n = unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                self.hdrs.as_mut_ptr(),
+                slots as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        for (i, h) in self.hdrs.iter().take(n).enumerate() {
+            let mut status = 0;
+            // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within
+            // msg_controllen; the auxdata's first field (tp_status) is read unaligned.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+                while !c.is_null() {
+                    if (*c).cmsg_level == SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
+                        status = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const u32);
+                    }
+                    c = libc::CMSG_NXTHDR(&h.msg_hdr, c);
+                }
+            }
+            self.got[i] = ((h.msg_len as usize).min(self.slot), status);
+        }
+        Ok(n)
+    }
+
+    /// Frame `i` of the last `recv`, writable (a checksum may be completed in place), and
+    /// its auxdata status.
+    pub fn frame_mut(&mut self, i: usize) -> (&mut [u8], u32) {
+        let (len, status) = self.got[i];
+        let start = i * self.slot;
+        (&mut self.buf[start..start + len], status)
+    }
+
+    /// Where frame `i` starts in [`RecvBatch::bytes`].
+    pub fn offset(&self, i: usize) -> usize {
+        i * self.slot
+    }
+
+    /// The whole receive buffer, for copies that point into it.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// One outgoing copy: its own Ethernet header and a payload (the IP packet, unchanged)
+/// shared with the other copies of the same frame, as a range of a caller's buffer.
+#[derive(Debug, Clone)]
+pub struct OutCopy {
+    pub head: [u8; 14],
+    pub payload: std::ops::Range<usize>,
+}
+
+/// Scratch space for [`send_copies`], kept by each sending thread so sends never allocate.
+#[derive(Default)]
+pub struct SendScratch {
+    iov: Vec<[libc::iovec; 2]>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+/// Send every copy on one bound packet socket with as few sendmmsg calls as possible, each
+/// message two iovecs: the copy's header and its payload in `base`. Copies are sent in
+/// order. A copy the kernel refuses is skipped and its index pushed to `failed`; the first
+/// such error is returned for logging. Panics if a payload range is outside `base`.
+pub fn send_copies(
+    sock: &Socket,
+    base: &[u8],
+    copies: &[OutCopy],
+    scratch: &mut SendScratch,
+    failed: &mut Vec<usize>,
+) -> Option<io::Error> {
+    let mut first_err = None;
+    let mut start = 0;
+    while start < copies.len() {
+        let chunk = &copies[start..copies.len().min(start + MAX_MMSG)];
+        scratch.iov.clear();
+        scratch.hdrs.clear();
+        for c in chunk {
+            let payload = &base[c.payload.clone()];
+            scratch.iov.push([
+                libc::iovec {
+                    iov_base: c.head.as_ptr() as *mut libc::c_void,
+                    iov_len: c.head.len(),
+                },
+                libc::iovec {
+                    iov_base: payload.as_ptr() as *mut libc::c_void,
+                    iov_len: payload.len(),
+                },
+            ]);
+        }
+        for iov in scratch.iov.iter_mut() {
+            // SAFETY: mmsghdr is plain old data; zeroed is valid before we fill the iovec.
+            let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
+            h.msg_hdr.msg_iov = iov.as_mut_ptr();
+            h.msg_hdr.msg_iovlen = 2;
+            scratch.hdrs.push(h);
+        }
+        // SAFETY: each header points at its own two iovecs in `scratch.iov`, which point at
+        // `chunk`'s headers and `base`; all borrowed for the duration of the call. The kernel
+        // only reads the buffers.
+        let r = unsafe {
+            libc::sendmmsg(
+                sock.as_raw_fd(),
+                scratch.hdrs.as_mut_ptr(),
+                scratch.hdrs.len() as libc::c_uint,
+                0,
+            )
+        };
+        if r < 0 {
+            // The first message of the chunk failed: skip it and go on after it.
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            failed.push(start);
+            first_err.get_or_insert(e);
+            start += 1;
+        } else {
+            // r >= 1: a short count means message `start + r` failed; the next call reports
+            // its error (or sends it, if the condition passed).
+            start += r as usize;
+        }
+    }
+    first_err
 }
 
 /// Classic BPF, built with symbolic jump targets.
@@ -382,6 +560,109 @@ pub fn if_nametoindex(name: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::bpf;
+
+    use super::{send_copies, OutCopy, RecvBatch, SendScratch};
+    use socket2::{Domain, Socket, Type};
+
+    fn pair() -> (Socket, Socket) {
+        let (a, b) = Socket::pair(Domain::UNIX, Type::DGRAM, None).unwrap();
+        b.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        (a, b)
+    }
+
+    fn copy(dst: u8, payload: std::ops::Range<usize>) -> OutCopy {
+        let mut head = [0u8; 14];
+        head[0] = dst;
+        OutCopy { head, payload }
+    }
+
+    #[test]
+    fn copies_go_out_in_order_as_header_plus_shared_payload_and_arrive_as_one_burst() {
+        let (tx, rx) = pair();
+        let base: Vec<u8> = (0..100u8).collect();
+        let copies: Vec<OutCopy> = (0..5).map(|i| copy(i, 10..20 + usize::from(i))).collect();
+        let mut failed = Vec::new();
+        let err = send_copies(
+            &tx,
+            &base,
+            &copies,
+            &mut SendScratch::default(),
+            &mut failed,
+        );
+        assert!(err.is_none() && failed.is_empty());
+        let mut rb = RecvBatch::new(8, 64);
+        assert_eq!(rb.capacity(), 8);
+        assert_eq!(rb.recv(&rx).unwrap(), 5, "one call takes everything queued");
+        for i in 0..5 {
+            let (f, status) = rb.frame_mut(i);
+            assert_eq!(status, 0, "no auxdata on this socket");
+            assert_eq!(f.len(), 14 + 10 + i);
+            assert_eq!(f[0], i as u8);
+            assert_eq!(&f[14..], &base[10..20 + i]);
+            assert_eq!(rb.offset(i), i * 64);
+        }
+        let e = rb.recv(&rx).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "timeout");
+    }
+
+    #[test]
+    fn a_refused_copy_is_reported_and_skipped_and_the_rest_still_go() {
+        let (tx, rx) = pair();
+        tx.set_send_buffer_size(4096).unwrap();
+        let sndbuf = tx.send_buffer_size().unwrap();
+        // Larger than the send buffer: EMSGSIZE for that one copy only.
+        let base = vec![7u8; sndbuf * 2 + 100];
+        let copies = vec![
+            copy(1, 0..10),
+            copy(2, 0..base.len()),
+            copy(3, 0..10),
+            copy(4, 0..base.len()),
+        ];
+        let mut failed = Vec::new();
+        let err = send_copies(
+            &tx,
+            &base,
+            &copies,
+            &mut SendScratch::default(),
+            &mut failed,
+        );
+        assert_eq!(failed, vec![1, 3]);
+        assert!(err.is_some());
+        let mut rb = RecvBatch::new(8, 64);
+        assert_eq!(rb.recv(&rx).unwrap(), 2);
+        assert_eq!(rb.frame_mut(0).0[0], 1);
+        assert_eq!(rb.frame_mut(1).0[0], 3);
+    }
+
+    #[test]
+    fn more_copies_than_one_call_takes_are_sent_in_chunks() {
+        let (tx, rx) = pair();
+        tx.set_send_buffer_size(1 << 20).unwrap();
+        rx.set_recv_buffer_size(1 << 20).unwrap();
+        let base = [9u8; 4];
+        let n = super::MAX_MMSG + 10;
+        let copies: Vec<OutCopy> = (0..n).map(|i| copy(i as u8, 0..4)).collect();
+        let mut failed = Vec::new();
+        let err = send_copies(
+            &tx,
+            &base,
+            &copies,
+            &mut SendScratch::default(),
+            &mut failed,
+        );
+        assert!(err.is_none(), "{err:?}");
+        let mut rb = RecvBatch::new(super::MAX_MMSG, 32);
+        let mut got = 0;
+        while got < n {
+            let k = rb.recv(&rx).unwrap();
+            for i in 0..k {
+                assert_eq!(rb.frame_mut(i).0[0], (got + i) as u8, "in order");
+            }
+            got += k;
+        }
+        assert_eq!(got, n);
+    }
 
     fn eth_ipv4(dst: [u8; 4], proto: u8) -> Vec<u8> {
         let mut f = vec![0u8; 14 + 20 + 8];
