@@ -424,6 +424,8 @@ def cpu_times(cpu):
 
 
 class Bench:
+    """Measurements on one LAN: counting mode, the generator, snapshots, search."""
+
     def __init__(self, args, lan, snoopcast):
         self.args, self.lan, self.snoopcast = args, lan, snoopcast
         self.counting = "switch"
@@ -566,9 +568,9 @@ class Bench:
                 rate = (lo * hi) ** 0.5
             else:
                 rate = rate * 2 if hi is None else rate / 2
-        if lo is None:  # lossy even at the lowest rate tried: report that rate, flagged
-            log(f"    {system}: no lossless rate found down to {rate:.0f}/s")
-            lo = rate
+        if lo is None:  # lossy even at the lowest rate tried: go on with that rate
+            lo = min(m["offered_rate"] for m in steps)
+            log(f"    {system}: no lossless rate found down to {lo}/s")
         return int(lo), limited, steps
 
     def lossless_system(self, system, size, ceiling):
