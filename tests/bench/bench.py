@@ -1,0 +1,954 @@
+#!/usr/bin/env python3
+"""Throughput benchmark of snoopcast: unicast copies per second out of the box.
+
+Run it through tests/bench/run.sh (root, packages, builds). For every N (subscribers) it
+builds a virtual LAN in network namespaces:
+
+   [scb-src] src0 ---- up0 [scb-box] dn0 ---- swup [scb-sw] br0 (dumb switch: no snooping)
+                                                            |-- sw1 ---- eth0 [scb-h1]
+                                                            |-- ...            subscribers 1..N
+                                                            '-- swN+2 -- eth0 [scb-hN+2]
+                                                                    2 non-subscribers
+
+and measures three systems in scb-box, one after the other on the same LAN:
+  snoopcast  the daemon under test (upstream up0, downstream dn0);
+  kernel     a Linux bridge brk over up0 and dn0 with IGMP snooping, its own querier and
+             mcast_to_unicast on dn0 (the kernel's per-host multicast-to-unicast);
+  ceiling    tests/bench/ceiling.c sending the very frames snoopcast would emit, flat out.
+The source (tests/bench/mcgen.c) runs on CPU 0, everything of the box on CPU 1.
+
+Copies are counted at the switch (an nftables netdev ingress rule on swup counts and drops
+UDP: the box's own output capacity, the primary number) or at the hosts (rx_packets of the
+subscribers' eth0, which adds the hosts' receive work on the same two cores).
+
+Per (N, payload size) and system: blast (source flat out), a short search for the highest
+offered rate with loss <= 0.1 % at the switch, repetitions at that rate, snoopcast again at the
+kernel's lossless rate, and one repetition of each counted at the hosts. Results: a table on
+stdout and in OUT/latest.txt, raw data in OUT/latest.json, a plot in OUT/throughput.png.
+"""
+
+import argparse
+import atexit
+import contextlib
+import ctypes
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+PREFIX = "scb-"
+SRC, BOX, SW = "scb-src", "scb-box", "scb-sw"
+GROUP, PORT, TTL = "239.77.0.1", 5000, 16
+SRC_IP, UP_IP, DN_IP = "10.78.0.1", "10.78.0.2", "10.77.0.1"
+SRC_MAC, UP_MAC, DN_MAC = "02:5c:0b:01:00:01", "02:5c:0b:01:00:02", "02:5c:0b:01:00:03"
+CONTROL = "/tmp/scb-ctl.sock"
+SNOOPCAST_LOG = "/tmp/scb-snoopcast.log"
+LOCK = "/tmp/snoopcast-e2e.lock"  # the e2e suite's lock: one virtual LAN at a time
+SRC_CPU, BOX_CPU = 0, 1
+LOSS_OK = 0.001  # "lossless": at most 0.1 % of the copies missing at the switch
+SETTLE = 0.3  # seconds after the source stops before counters are read (queues drain)
+SYSTEMS = ("snoopcast", "kernel", "ceiling")
+PINNING = (f"source mcgen on CPU {SRC_CPU} (taskset); snoopcast / ceiling on CPU {BOX_CPU} "
+           f"(taskset); RPS of up0 on CPU {BOX_CPU}, so the box's receive softirq (kernel "
+           f"bridge, snoopcast's capture) runs there too")
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class BenchError(Exception):
+    """A failed setup step or check: the run stops, after teardown."""
+
+
+def run(*argv, timeout=60, stdin=None):
+    """Runs argv, returns its stdout; raises BenchError with its stderr when it fails."""
+    p = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise BenchError(f"{' '.join(argv)}: exit {p.returncode}: {p.stderr.strip()}")
+    return p.stdout
+
+
+def ns_sh(ns, script):
+    """Runs a shell script inside namespace ns."""
+    return run("ip", "netns", "exec", ns, "sh", "-ec", script)
+
+
+# --------------------------------------------------------------------------------------------
+# Namespaces: creation, teardown, entering one from this process
+
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def in_netns(name):
+    """Runs the body with this thread in network namespace `name` (sockets made there stay)."""
+    with open("/proc/self/ns/net") as home, open(f"/run/netns/{name}") as target:
+        if libc.setns(target.fileno(), CLONE_NEWNET) != 0:
+            raise BenchError(f"setns {name}: {os.strerror(ctypes.get_errno())}")
+        try:
+            yield
+        finally:
+            if libc.setns(home.fileno(), CLONE_NEWNET) != 0:
+                raise BenchError(f"setns back: {os.strerror(ctypes.get_errno())}")
+
+
+def our_namespaces():
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(PREFIX)]
+
+
+def delete_namespaces():
+    """SIGKILLs every process inside our namespaces, then deletes them (and their veths)."""
+    for ns in our_namespaces():
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+        for pid in pids.split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(CONTROL)
+
+
+# --------------------------------------------------------------------------------------------
+# The virtual LAN
+
+def host_ns(i):
+    return f"{PREFIX}h{i}"
+
+
+def host_mac(i):
+    return f"02:5c:0b:00:{i >> 8:02x}:{i & 0xff:02x}"
+
+
+def host_ip(i):
+    return f"10.77.{1 + (i - 1) // 250}.{2 + (i - 1) % 250}"
+
+
+class Lan:
+    """N subscribers (hosts 1..N) and two non-subscribers (N+1, N+2) behind the dumb switch."""
+
+    def __init__(self, n):
+        self.n = n
+        self.hosts = list(range(1, n + 3))
+        self.subscribers = self.hosts[:n]
+        self.others = self.hosts[n:]
+        self.sockets = []  # the subscribers' joined sockets, held (and never read) here
+
+    def build(self):
+        # Every namespace: lo up, IPv6 off (no MLD or router solicitations), rp_filter off.
+        for ns in [SRC, BOX, SW] + [host_ns(i) for i in self.hosts]:
+            run("ip", "netns", "add", ns)
+            ns_sh(ns, "ip link set lo up\n"
+                      "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6\n"
+                      "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6\n"
+                      "echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter\n"
+                      "echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter")
+        # veths are created directly inside the namespaces: nothing touches the root one.
+        run("ip", "link", "add", "src0", "netns", SRC, "address", SRC_MAC, "type", "veth",
+            "peer", "name", "up0", "netns", BOX, "address", UP_MAC)
+        run("ip", "link", "add", "dn0", "netns", BOX, "address", DN_MAC, "type", "veth",
+            "peer", "name", "swup", "netns", SW)
+        for i in self.hosts:
+            run("ip", "link", "add", "eth0", "netns", host_ns(i), "address", host_mac(i),
+                "type", "veth", "peer", "name", f"sw{i}", "netns", SW)
+        ns_sh(SRC, f"ip addr add {SRC_IP}/24 dev src0\nip link set src0 up")
+        # RPS: up0's receive work (bridge forwarding, snoopcast's capture) on the box CPU. GRO
+        # off on the veths that receive floods, so every frame takes the plain backlog path.
+        ns_sh(BOX, f"ip link set up0 up\nip link set dn0 up\n"
+                   f"echo {1 << BOX_CPU:x} > /sys/class/net/up0/queues/rx-0/rps_cpus\n"
+                   f"ethtool -K up0 gro off\nethtool -K dn0 gro off")
+        self.box_addresses(True)
+        # The dumb switch: a bridge that floods multicast (snooping off) and learns MACs.
+        lines = ["link add br0 type bridge mcast_snooping 0", "link set br0 up",
+                 "link set swup master br0", "link set swup up"]
+        for i in self.hosts:
+            lines += [f"link set sw{i} master br0", f"link set sw{i} up"]
+        run("ip", "-n", SW, "-batch", "-", stdin="\n".join(lines) + "\n")
+        ns_sh(SW, "ethtool -K swup gro off")
+        for i in self.hosts:
+            ns_sh(host_ns(i), f"ip addr add {host_ip(i)}/16 dev eth0\nip link set eth0 up")
+        # The non-subscribers' rx_packets also count the IGMP the dumb switch floods (queries,
+        # every host's reports): count their UDP frames exactly, with a rule that only counts.
+        for i in self.others:
+            run("ip", "netns", "exec", host_ns(i), "nft", "-f", "-",
+                stdin=nft_udp_counter("eth0", ""))
+        self.wait_links_up()
+
+    def box_addresses(self, on):
+        """Puts the box's addresses on up0 and dn0 (on) or takes them off (for the bridge)."""
+        verb = "add" if on else "del"
+        ns_sh(BOX, f"ip addr {verb} {UP_IP}/24 dev up0\nip addr {verb} {DN_IP}/16 dev dn0")
+
+    def wait_links_up(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        for ns, dev in [(SRC, "src0"), (BOX, "up0"), (BOX, "dn0"), (SW, "swup")] + \
+                [(host_ns(i), "eth0") for i in self.hosts]:
+            while "LOWER_UP" not in run("ip", "-n", ns, "link", "show", dev):
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{ns} {dev} is not up after {timeout} s")
+                time.sleep(0.05)
+
+    def join(self):
+        """Each subscriber's kernel joins GROUP through a real socket made in its namespace.
+
+        The socket is bound to (GROUP, PORT) with the smallest receive buffer and never read:
+        the hosts' eth0 rx counters are what we count, not what a program reads."""
+        mreqn = socket.inet_aton(GROUP) + socket.inet_aton("0.0.0.0")
+        for i in self.subscribers:
+            with in_netns(host_ns(i)):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+                s.bind((GROUP, PORT))
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                             mreqn + struct.pack("i", socket.if_nametoindex("eth0")))
+                self.sockets.append(s)
+
+    def close(self):
+        for s in self.sockets:
+            s.close()
+        self.sockets = []
+        delete_namespaces()
+
+    # Counting ---------------------------------------------------------------------------
+
+    def switch_counting(self, on):
+        """on: swup's ingress counts and drops UDP (IGMP passes); off: the hosts get it."""
+        if on:
+            run("ip", "netns", "exec", SW, "nft", "-f", "-", stdin=nft_udp_counter("swup", "drop"))
+        else:
+            run("ip", "netns", "exec", SW, "nft", "delete", "table", "netdev", "scb")
+
+    def switch_count(self):
+        return nft_count(SW)
+
+    def host_rx(self):
+        """rx_packets of every subscriber's eth0 and UDP frames of every non-subscriber
+        ({host: frames}), read in parallel."""
+        procs = {i: subprocess.Popen(["ip", "-n", host_ns(i), "-s", "-j", "link", "show", "eth0"],
+                                     stdout=subprocess.PIPE, text=True) for i in self.subscribers}
+        rx = {i: nft_count(host_ns(i)) for i in self.others}
+        for i, p in procs.items():
+            out, _ = p.communicate(timeout=30)
+            if p.returncode != 0:
+                raise BenchError(f"ip -s link show eth0 in {host_ns(i)} failed")
+            rx[i] = json.loads(out)[0]["stats64"]["rx"]["packets"]
+        return rx
+
+
+def nft_udp_counter(dev, verdict):
+    """nftables table 'scb' counting the UDP frames that enter `dev` (and then `verdict`)."""
+    return ("table netdev scb {\n"
+            "  counter udpcount { }\n"
+            "  chain ingress {\n"
+            f"    type filter hook ingress device \"{dev}\" priority 0; policy accept;\n"
+            f"    ip protocol udp counter name \"udpcount\" {verdict}\n"
+            "  }\n"
+            "}\n")
+
+
+def nft_count(ns):
+    """The packets of the 'scb' table's UDP counter in namespace ns."""
+    out = json.loads(run("ip", "netns", "exec", ns, "nft", "-j", "list", "counter", "netdev",
+                         "scb", "udpcount"))
+    return next(o["counter"]["packets"] for o in out["nftables"] if "counter" in o)
+
+
+# --------------------------------------------------------------------------------------------
+# The systems in the box
+
+class Snoopcast:
+    def __init__(self, binary, extra_args, lan):
+        self.binary, self.extra, self.lan = binary, extra_args, lan
+        self.proc = None
+
+    def start(self):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(CONTROL)
+        argv = ["ip", "netns", "exec", BOX, "taskset", "-c", str(BOX_CPU), self.binary, "run",
+                "--upstream", "up0", "--downstream", "dn0", "--control", CONTROL,
+                "--querier", "on", "--query-interval", "5s", "--query-response-interval", "1s",
+                "--log-level", "warn"] + self.extra
+        log(f"  start: {' '.join(argv[4:])}")
+        with open(SNOOPCAST_LOG, "w") as logf:
+            # ip netns exec and taskset exec in place: the pid is snoopcast's.
+            self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.status()
+                return
+            except BenchError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise BenchError(f"snoopcast did not come up:\n{self.log_tail()}")
+                time.sleep(0.1)
+
+    def status(self):
+        out = run("ip", "netns", "exec", BOX, self.binary, "status", "--json",
+                  "--control", CONTROL, timeout=10)
+        return json.loads(out)
+
+    def members(self):
+        st = self.status()
+        return {m["mac"].lower() for g in st.get("groups", []) if g.get("group") == GROUP
+                for m in g.get("members", [])}
+
+    def wait_members(self, timeout=20):
+        """Every subscriber a member of GROUP, and no non-subscriber, or BenchError."""
+        want = {host_mac(i) for i in self.lan.subscribers}
+        deadline = time.monotonic() + timeout
+        while True:
+            have = self.members()
+            if want <= have:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"snoopcast: {len(want - have)} of {len(want)} subscribers "
+                                 f"are not members of {GROUP} after {timeout} s")
+            time.sleep(0.5)
+        stray = have & {host_mac(i) for i in self.lan.others}
+        if stray:
+            raise BenchError(f"snoopcast: non-subscribers are members: {sorted(stray)}")
+        log(f"  snoopcast: all {len(want)} subscribers are members")
+
+    def counters(self):
+        return self.status().get("counters", {})
+
+    def cpu_seconds(self):
+        """utime + stime of the daemon (all threads), in seconds."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def check_running(self):
+        if self.proc.poll() is not None:
+            raise BenchError(f"snoopcast exited ({self.proc.returncode}):\n{self.log_tail()}")
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            log("  snoopcast did not stop within 5 s of SIGTERM: killed")
+            self.proc.kill()
+            self.proc.wait()
+
+    @staticmethod
+    def log_tail():
+        with contextlib.suppress(OSError), open(SNOOPCAST_LOG) as f:
+            return "".join(f.readlines()[-20:])
+        return ""
+
+
+class KernelBridge:
+    """brk over up0 and dn0: IGMP snooping, querier (IGMPv3, 5 s), mcast_to_unicast on dn0."""
+
+    def __init__(self, lan):
+        self.lan = lan
+
+    def up(self):
+        self.lan.box_addresses(False)
+        # Intervals in centiseconds. IGMPv3 queries, so the hosts stay in v3 mode (v2 queries
+        # would put them in v2 compatibility, which snoopcast would then see). The querier is
+        # switched on last: turning it on arms a delay (the query response interval then in
+        # force) during which the bridge floods, as one multicast frame, instead of copying.
+        ns_sh(BOX, "ip link add brk type bridge mcast_snooping 1 mcast_igmp_version 3 "
+                   "mcast_query_interval 500 mcast_query_response_interval 100 "
+                   "mcast_startup_query_interval 100\n"
+                   "ip link set brk type bridge mcast_querier 1\n"
+                   "ip link set up0 master brk\nip link set dn0 master brk\n"
+                   "bridge link set dev dn0 mcast_to_unicast on fastleave on\n"
+                   f"ip addr add {DN_IP}/16 dev brk\nip link set brk up")
+        link = json.loads(run("ip", "netns", "exec", BOX, "bridge", "-d", "-j", "link", "show",
+                              "dev", "dn0"))[0]
+        if not (link.get("mcast_to_unicast") and link.get("fastleave")):
+            raise BenchError(f"kernel bridge: flags on dn0 did not take: {link}")
+
+    def members(self):
+        """How many mdb entries of GROUP brk has on dn0 (one per host with mcast_to_unicast)."""
+        out = json.loads(run("ip", "netns", "exec", BOX, "bridge", "-j", "mdb", "show",
+                             "dev", "brk"))
+        return sum(1 for block in out for e in block.get("mdb", [])
+                   if e.get("grp") == GROUP and e.get("port") == "dn0")
+
+    def wait_members(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while (have := self.members()) < self.lan.n:
+            if time.monotonic() > deadline:
+                raise BenchError(f"kernel bridge: {have} of {self.lan.n} subscribers in the "
+                                 f"mdb of {GROUP} on dn0 after {timeout} s")
+            time.sleep(0.5)
+        if have > self.lan.n:
+            raise BenchError(f"kernel bridge: {have} mdb entries on dn0 for {self.lan.n} "
+                             f"subscribers (non-subscribers joined?)")
+        log(f"  kernel bridge: all {have} subscribers in the mdb (mcast_to_unicast on dn0)")
+
+    def down(self):
+        ns_sh(BOX, "ip link del brk\nip link set up0 up\nip link set dn0 up")
+        self.lan.box_addresses(True)
+
+
+# --------------------------------------------------------------------------------------------
+# One measurement
+
+def backlog_drops():
+    """Frames dropped because a CPU's receive backlog was full (/proc/net/softnet_stat, all
+    CPUs): where an overloaded box loses input frames and the kernel bridge loses copies."""
+    with open("/proc/net/softnet_stat") as f:
+        return sum(int(line.split()[1], 16) for line in f)
+
+
+def cpu_times(cpu):
+    """(busy, softirq, steal, total) jiffies of one CPU from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                user, nice, system, idle, iowait, irq, softirq, steal = map(int, line.split()[1:9])
+                busy = user + nice + system + irq + softirq
+                return busy, softirq, steal, busy + idle + iowait + steal
+    raise BenchError(f"cpu{cpu} not in /proc/stat")
+
+
+class Bench:
+    """Measurements on one LAN: counting mode, the generator, snapshots, search."""
+
+    def __init__(self, args, lan, snoopcast):
+        self.args, self.lan, self.snoopcast = args, lan, snoopcast
+        self.counting = "switch"
+        self.mcgen = os.path.join(args.helpers, "mcgen")
+        self.ceiling = os.path.join(args.helpers, "ceiling")
+
+    def set_counting(self, mode):
+        if mode != self.counting:
+            self.lan.switch_counting(mode == "switch")
+            self.counting = mode
+
+    def snapshot(self, with_snoopcast):
+        s = {"cpu1": cpu_times(BOX_CPU), "backlog_drops": backlog_drops()}
+        if self.counting == "switch":
+            s["switch"] = self.lan.switch_count()
+        else:
+            s["hosts"] = self.lan.host_rx()
+        if with_snoopcast:
+            self.snoopcast.check_running()
+            s["counters"] = self.snoopcast.counters()
+            s["cpu"] = self.snoopcast.cpu_seconds()
+        return s
+
+    def generator_argv(self, system, size, rate, duration):
+        common = ["--source", SRC_IP, "--group", GROUP, "--size", str(size),
+                  "--duration", str(duration), "--port", str(PORT), "--ttl", str(TTL)]
+        if system == "ceiling":
+            macs = ",".join(host_mac(i) for i in self.lan.subscribers)
+            return ["ip", "netns", "exec", BOX, "taskset", "-c", str(BOX_CPU), self.ceiling,
+                    "--iface", "dn0", "--macs", macs] + common
+        return ["ip", "netns", "exec", SRC, "taskset", "-c", str(SRC_CPU), self.mcgen,
+                "--iface", "src0", "--rate", str(int(rate))] + common
+
+    def measure(self, system, purpose, size, rate, duration):
+        """Runs the source (or the ceiling) for `duration` s and returns what was counted.
+
+        rate: offered input frames/s, 0 = blast (ignored by the ceiling)."""
+        n = self.lan.n
+        snoop = system == "snoopcast"
+        before = self.snapshot(snoop)
+        out = run(*self.generator_argv(system, size, rate, duration), timeout=duration + 30)
+        gen = json.loads(out.strip().splitlines()[-1])
+        time.sleep(SETTLE)
+        after = self.snapshot(snoop)
+
+        m = {"system": system, "purpose": purpose, "counting": self.counting, "n": n,
+             "size": size, "offered_rate": None if system == "ceiling" else rate,
+             "duration": duration, "generator": gen, "elapsed": gen["elapsed"]}
+        if self.counting == "switch":
+            delivered = after["switch"] - before["switch"]
+        else:
+            delivered = sum(after["hosts"][i] - before["hosts"][i] for i in self.lan.subscribers)
+            m["nonsubscriber_rx"] = {str(i): after["hosts"][i] - before["hosts"][i]
+                                     for i in self.lan.others}
+        # What should have arrived: N copies of every input frame, or every ceiling frame.
+        expected = gen["sent"] if system == "ceiling" else gen["sent"] * n
+        m.update(delivered=delivered, copies_per_s=delivered / gen["elapsed"],
+                 loss=1 - delivered / expected if expected else None)
+        if system != "ceiling":
+            m["input_rate"] = gen["sent"] / gen["elapsed"]
+        m["backlog_drops"] = after["backlog_drops"] - before["backlog_drops"]
+        busy, soft, steal, total = (a - b for a, b in zip(after["cpu1"], before["cpu1"]))
+        m.update(cpu1_busy=busy / total, cpu1_softirq=soft / total, cpu1_steal=steal / total,
+                 cpu1_s_per_mcopies=(busy / os.sysconf("SC_CLK_TCK")) / (delivered / 1e6)
+                 if delivered else None)
+        if snoop:
+            m["snoopcast_counters"] = {
+                k: after["counters"][k] - before["counters"].get(k, 0)
+                for k in ("frames_received", "frames_forwarded", "copies_sent",
+                          "copies_dropped", "capture_drops") if k in after["counters"]}
+            cpu = after["cpu"] - before["cpu"]
+            m.update(snoopcast_cpu_s=cpu,
+                     cpu_s_per_mcopies=cpu / (delivered / 1e6) if delivered else None)
+        return m
+
+    # A system on one (N, size) case -------------------------------------------------------
+
+    def show(self, m):
+        extra = ""
+        if m["system"] != "ceiling":
+            extra = (f" offered {m['offered_rate'] or 'blast'} in {m['input_rate']:.0f}/s"
+                     f" loss {100 * m['loss']:.3f}%")
+        extra += f" backlog drops {m['backlog_drops']}"
+        if "snoopcast_counters" in m:
+            c = m["snoopcast_counters"]
+            extra += (f" dropped {c.get('copies_dropped', 0)}"
+                      + (f" capture_drops {c['capture_drops']}" if "capture_drops" in c else ""))
+        if "nonsubscriber_rx" in m:
+            extra += f" non-subscribers UDP {sum(m['nonsubscriber_rx'].values())}"
+        log(f"    {m['system']:9} {m['purpose']:14} {m['counting']:6} "
+            f"{m['copies_per_s']:>11,.0f} copies/s{extra} cpu1 {100 * m['cpu1_busy']:.0f}%")
+
+    def wait_delivery(self, system, timeout=30):
+        """Waits until a short probe (1000 frames/s, 0.5 s) comes out as N copies per frame.
+
+        A complete membership table is not enough: the kernel bridge floods (one multicast
+        frame) until its querier counts as established."""
+        start = time.monotonic()
+        while True:
+            m = self.measure(system, "probe", min(self.args.sizes), 1000, 0.5)
+            if m["loss"] <= 0.01:
+                log(f"  {system}: delivering {self.lan.n} copies per frame "
+                    f"({time.monotonic() - start:.1f} s after the members were complete)")
+                return
+            if time.monotonic() - start > timeout:
+                raise BenchError(f"{system}: {m['delivered'] / m['generator']['sent']:.2f} "
+                                 f"copies per frame after {timeout} s, expected {self.lan.n}")
+
+    def reps(self, system, purpose, size, rate, count=None):
+        out = []
+        for _ in range(count or self.args.reps):
+            m = self.measure(system, purpose, size, rate, self.args.duration)
+            self.show(m)
+            out.append(m)
+        return out
+
+    def search(self, system, size, guess):
+        """Highest offered input rate with loss <= LOSS_OK at the switch.
+
+        Ramp from `guess` (x2 up while lossless, /2 down while lossy) until the limit is
+        bracketed, then bisect (geometric mean); at most --search-steps short measurements.
+        Stops early when the source cannot offer more than asked (source-limited) or the
+        bracket is within 5 %. Returns (rate, source_limited, steps)."""
+        lo, hi, rate, steps, limited = None, None, max(1000.0, guess), [], False
+        duration = min(self.args.duration, 1.5)
+        for _ in range(self.args.search_steps):
+            m = self.measure(system, "search", size, int(rate), duration)
+            self.show(m)
+            steps.append(m)
+            if m["loss"] <= LOSS_OK:
+                lo = rate
+                if m["input_rate"] < 0.9 * rate:
+                    limited = True
+                    break
+            else:
+                hi = rate
+            if lo and hi:
+                if hi / lo < 1.05:
+                    break
+                rate = (lo * hi) ** 0.5
+            else:
+                rate = rate * 2 if hi is None else rate / 2
+        if lo is None:  # lossy even at the lowest rate tried: go on with that rate
+            lo = min(m["offered_rate"] for m in steps)
+            log(f"    {system}: no lossless rate found down to {lo}/s")
+        return int(lo), limited, steps
+
+    def lossless_system(self, system, size, ceiling):
+        """blast, search, repetitions at the lossless rate: the switch-counted part.
+
+        The search starts at the blast's copies/s or half the ceiling's (`ceiling`, copies/s
+        or None), whichever is higher: under blast a system may collapse far below its
+        lossless rate."""
+        res = {"blast": self.reps(system, "blast", size, 0)}
+        start = max(statistics.median(m["copies_per_s"] for m in res["blast"]),
+                    ceiling / 2 if ceiling else 0)
+        rate, limited, steps = self.search(system, size, start / self.lan.n)
+        res.update(search=steps, lossless_rate=rate, source_limited=limited)
+        log(f"    {system}: lossless input rate {rate}/s"
+            + (" (source-limited)" if limited else ""))
+        res["lossless"] = self.reps(system, "lossless", size, rate)
+        return res
+
+    def at_hosts(self, system, size, res):
+        """One repetition counted at the hosts: at the lossless rate and blast."""
+        self.set_counting("hosts")
+        try:
+            if system == "ceiling":
+                res["hosts"] = self.reps(system, "ceiling", size, 0, 1)
+            else:
+                res["hosts"] = (self.reps(system, "lossless", size, res["lossless_rate"], 1)
+                                + self.reps(system, "blast", size, 0, 1))
+        finally:
+            self.set_counting("switch")
+
+
+# --------------------------------------------------------------------------------------------
+# The whole run
+
+def run_n(args, n, results):
+    """Every size and system for N subscribers on one LAN."""
+    log(f"N={n}: building the LAN ({n} subscribers + 2 non-subscribers)")
+    lan = Lan(n)
+    snoopcast = Snoopcast(args.snoopcast, args.snoopcast_arg, lan)
+    try:
+        lan.build()
+        lan.join()
+        lan.switch_counting(True)
+        bench = Bench(args, lan, snoopcast)
+        cases = {size: {"n": n, "size": size, "systems": {}} for size in args.sizes}
+        ceiling = {}  # size: median copies/s, where the searches start
+        # Ceiling first (it seeds the searches), then the kernel: snoopcast is also measured
+        # at the kernel's lossless rate.
+        if "ceiling" in args.systems:
+            for size in args.sizes:
+                log(f"  N={n} size={size} ceiling")
+                res = {"runs": bench.reps("ceiling", "ceiling", size, 0)}
+                ceiling[size] = med(res["runs"])[0]
+                bench.at_hosts("ceiling", size, res)
+                cases[size]["systems"]["ceiling"] = res
+        if "kernel" in args.systems:
+            log(f"N={n}: kernel bridge (mcast_to_unicast)")
+            kernel = KernelBridge(lan)
+            kernel.up()
+            kernel.wait_members()
+            bench.wait_delivery("kernel")
+            for size in args.sizes:
+                log(f"  N={n} size={size} kernel")
+                res = bench.lossless_system("kernel", size, ceiling.get(size))
+                bench.at_hosts("kernel", size, res)
+                cases[size]["systems"]["kernel"] = res
+            kernel.down()
+        if "snoopcast" in args.systems:
+            log(f"N={n}: snoopcast")
+            snoopcast.start()
+            snoopcast.wait_members()
+            bench.wait_delivery("snoopcast")
+            for size in args.sizes:
+                log(f"  N={n} size={size} snoopcast")
+                res = bench.lossless_system("snoopcast", size, ceiling.get(size))
+                kres = cases[size]["systems"].get("kernel")
+                if kres:
+                    res["at_kernel_rate"] = bench.reps("snoopcast", "at_kernel_rate", size,
+                                                       kres["lossless_rate"])
+                bench.at_hosts("snoopcast", size, res)
+                cases[size]["systems"]["snoopcast"] = res
+            snoopcast.stop()
+        results["cases"] += cases.values()
+    finally:
+        snoopcast.stop()
+        lan.close()
+
+
+def machine_info(args):
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open(args.snoopcast, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return {"nproc": os.cpu_count(), "kernel": platform.release(), "cpu_model": model,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "pinning": PINNING, "snoopcast_binary": os.path.abspath(args.snoopcast),
+            "snoopcast_sha256": digest}
+
+
+def run_control_plane(args, path):
+    """The control-plane benchmark (another script): its JSON, or an error entry."""
+    script = os.path.join(HERE, "control_plane.py")
+    if not os.path.exists(script):
+        log("--control-plane: tests/bench/control_plane.py does not exist (yet): skipped")
+        return {"error": "tests/bench/control_plane.py not found"}
+    log("control plane: running tests/bench/control_plane.py")
+    p = subprocess.run([sys.executable, script, "--json", path, "--snoopcast", args.snoopcast])
+    if p.returncode != 0:
+        return {"error": f"control_plane.py exited {p.returncode}"}
+    with open(path) as f:
+        return json.load(f)
+
+
+# Output ---------------------------------------------------------------------------------------
+
+def med(ms, key="copies_per_s"):
+    vals = [m[key] for m in ms if m.get(key) is not None]
+    return (statistics.median(vals), min(vals), max(vals)) if vals else None
+
+
+def k(x):
+    return f"{x / 1000:.1f}k"
+
+
+def spread(t, ms=None):
+    """median [min-max] of copies/s; '*' when the median loss of measurements ms > LOSS_OK."""
+    if not t:
+        return "-"
+    lossy = ms and statistics.median(m["loss"] for m in ms) > LOSS_OK
+    return f"{k(t[0])} [{k(t[1])}-{k(t[2])}]" + ("*" if lossy else "")
+
+
+def ratio(a, b):
+    return f"{a[0] / b[0]:.2f}" if a and b and b[0] else "-"
+
+
+def table(results):
+    a = results["config"]
+    mi = results["machine"]
+    lines = [
+        f"snoopcast throughput benchmark, {mi['date']}",
+        f"machine: {mi['nproc']} CPUs, {mi['cpu_model']}, kernel {mi['kernel']}",
+        f"pinning: {mi['pinning']}",
+        f"counting: at the switch (nftables on swup counts and drops UDP: the box's output); "
+        f"'hosts' columns: rx_packets of the subscribers' eth0 (adds the hosts' receive work "
+        f"on the same 2 CPUs)",
+        f"duration {a['duration']} s per measurement, {a['reps']} repetitions, median "
+        f"[min-max]; lossless = loss <= {100 * LOSS_OK:g} % at the highest offered rate found; "
+        f"snoopcast args: {' '.join(a['snoopcast_args']) or '(none)'}",
+        "",
+        "Lossless copies/s (switch); * = median loss of the repetitions above 0.1 % (the "
+        "noisy machine moved the edge)",
+        f"{'N':>3} {'size':>5}  {'snoopcast':>25} {'kernel':>25} {'ceiling':>24} "
+        f"{'s/k':>5} {'s/c':>5}  {'snoopcast@kernel rate':>25}",
+    ]
+    for case in results["cases"]:
+        s = case["systems"]
+        sn, kn, ce = (s.get(x, {}) for x in SYSTEMS)
+        ls, lk, lc = med(sn.get("lossless", [])), med(kn.get("lossless", [])), \
+            med(ce.get("runs", []))
+        at_k = med(sn.get("at_kernel_rate", []))
+        lines.append(f"{case['n']:>3} {case['size']:>5}  "
+                     f"{spread(ls, sn.get('lossless')):>25} {spread(lk, kn.get('lossless')):>25} "
+                     f"{spread(lc):>24} {ratio(ls, lk):>5} {ratio(ls, lc):>5}  "
+                     f"{spread(at_k, sn.get('at_kernel_rate')):>25}")
+    lines += [
+        "",
+        "Blast (source flat out) copies/s (switch), blast/lossless; snoopcast under blast per "
+        "repetition (median): copies_dropped (own queue), capture_drops (socket), input frames",
+        "never received (sent - frames_received); CPU-s per million copies at the lossless "
+        "rate: snoopcast process, and CPU1 busy from /proc/stat (tick-sampled: it misses softirq",
+        "work done while the CPU would otherwise idle, so the kernel's figure is a lower bound)",
+        f"{'N':>3} {'size':>5}  {'snoopcast':>24} {'b/l':>5} {'kernel':>24} {'b/l':>5}  "
+        f"{'dropped':>9} {'capture':>9} {'unrecv':>9}  {'snoop':>6} {'CPU1 s/k/c':>17}",
+    ]
+    for case in results["cases"]:
+        s = case["systems"]
+        sn, kn, ce = (s.get(x, {}) for x in SYSTEMS)
+        bs, bk = med(sn.get("blast", [])), med(kn.get("blast", []))
+        ls, lk = med(sn.get("lossless", [])), med(kn.get("lossless", []))
+        drops = ["-"] * 3
+        if sn.get("blast"):
+            c = [m["snoopcast_counters"] for m in sn["blast"]]
+            sent = [m["generator"]["sent"] for m in sn["blast"]]
+            drops = [f"{statistics.median(x.get('copies_dropped', 0) for x in c):.0f}",
+                     f"{statistics.median(x['capture_drops'] for x in c):.0f}"
+                     if all("capture_drops" in x for x in c) else "n/a",
+                     f"{statistics.median(t - x['frames_received'] for t, x in zip(sent, c)):.0f}"]
+        cpu = med(sn.get("lossless", []), "cpu_s_per_mcopies")
+        cpu1 = [med(x, "cpu1_s_per_mcopies") for x in
+                (sn.get("lossless", []), kn.get("lossless", []), ce.get("runs", []))]
+        cpu1s = "/".join(f"{c[0]:.2f}" if c else "-" for c in cpu1)
+        lines.append(f"{case['n']:>3} {case['size']:>5}  {spread(bs):>24} {ratio(bs, ls):>5} "
+                     f"{spread(bk):>24} {ratio(bk, lk):>5}  {drops[0]:>9} {drops[1]:>9} "
+                     f"{drops[2]:>9}  {f'{cpu[0]:.2f}' if cpu else '-':>6} {cpu1s:>17}")
+    lines += [
+        "",
+        "Counted at the hosts (1 repetition): copies/s at the lossless rate / blast; "
+        "non-subscribers' UDP frames, all systems (must be 0)",
+        f"{'N':>3} {'size':>5}  {'snoopcast':>17} {'kernel':>17} {'ceiling':>8} {'non-sub':>8}",
+    ]
+    for case in results["cases"]:
+        s = case["systems"]
+        cols, nonsub = [], 0
+        for name in SYSTEMS:
+            hs = s.get(name, {}).get("hosts", [])
+            nonsub += sum(sum(m["nonsubscriber_rx"].values()) for m in hs)
+            cols.append("/".join(k(m["copies_per_s"]) for m in hs) or "-")
+        lines.append(f"{case['n']:>3} {case['size']:>5}  {cols[0]:>17} {cols[1]:>17} "
+                     f"{cols[2]:>8} {nonsub:>8}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({c["size"] for c in results["cases"]})
+    size = 1316 if 1316 in sizes else sizes[0]
+    cases = sorted((c for c in results["cases"] if c["size"] == size), key=lambda c: c["n"])
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = {"snoopcast": "tab:blue", "kernel": "tab:orange", "ceiling": "tab:green"}
+    for name, key, style, label in [
+            ("snoopcast", "lossless", "-", "snoopcast, lossless rate"),
+            ("kernel", "lossless", "-", "kernel bridge mcast_to_unicast, lossless rate"),
+            ("ceiling", "runs", "-", "ceiling (raw AF_PACKET sender)"),
+            ("snoopcast", "blast", "--", "snoopcast, blast"),
+            ("kernel", "blast", "--", "kernel bridge, blast")]:
+        pts = [(c["n"], med(c["systems"][name][key])) for c in cases
+               if c["systems"].get(name, {}).get(key)]
+        if not pts:
+            continue
+        ns = [p[0] for p in pts]
+        mid = [p[1][0] for p in pts]
+        err = [[p[1][0] - p[1][1] for p in pts], [p[1][2] - p[1][0] for p in pts]]
+        ax.errorbar(ns, mid, yerr=err, linestyle=style, marker="o", capsize=3,
+                    color=colors[name], label=label)
+    ns = sorted({c["n"] for c in cases})
+    ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks(ns)
+    ax.set_xticklabels([str(n) for n in ns])
+    ax.set_xlabel("subscribers N")
+    ax.set_ylabel("copies/s (counted at the switch)")
+    ax.set_ylim(bottom=0)
+    mi = results["machine"]
+    ax.set_title(f"snoopcast copies/s, {size} B UDP payload\n{mi['nproc']} CPUs, "
+                 f"kernel {mi['kernel']}, box on 1 CPU", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+# Main -----------------------------------------------------------------------------------------
+
+def parse_args():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--snoopcast", default=os.path.join(target, "release", "snoopcast"),
+                   help="snoopcast binary (default: the release build)")
+    p.add_argument("--snoopcast-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for 'snoopcast run' (repeatable), e.g. "
+                        "--snoopcast-arg=--workers --snoopcast-arg=1")
+    p.add_argument("--helpers", default=os.path.join(target, "bench"),
+                   help="directory of the compiled mcgen and ceiling")
+    p.add_argument("--ns", default="1,4,16,64", help="subscriber counts N (default 1,4,16,64)")
+    p.add_argument("--sizes", default="1316,64", help="UDP payload bytes (default 1316,64)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions per measurement (3)")
+    p.add_argument("--duration", type=float, default=2.0, help="seconds per measurement (2)")
+    p.add_argument("--search-steps", type=int, default=7,
+                   help="measurements in each lossless-rate search (7)")
+    p.add_argument("--quick", action="store_true", help="N=16, 1316 B, 1 repetition")
+    p.add_argument("--systems", default=",".join(SYSTEMS),
+                   help="subset of snoopcast,kernel,ceiling")
+    p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
+    p.add_argument("--no-plot", action="store_true", help="no throughput.png")
+    p.add_argument("--control-plane", action="store_true",
+                   help="also run tests/bench/control_plane.py and merge its JSON")
+    a = p.parse_args()
+    if a.quick:
+        a.ns, a.sizes, a.reps = "16", "1316", 1
+    try:
+        a.ns = [int(x) for x in a.ns.split(",")]
+        a.sizes = [int(x) for x in a.sizes.split(",")]
+    except ValueError:
+        p.error("--ns and --sizes take comma-separated integers")
+    a.systems = [s for s in a.systems.split(",") if s]
+    if not a.systems or set(a.systems) - set(SYSTEMS):
+        p.error(f"--systems: a subset of {','.join(SYSTEMS)}")
+    if min(a.ns) < 1 or max(a.ns) > 1000 or min(a.sizes) < 8 or max(a.sizes) > 1472:
+        p.error("N must be 1..1000, sizes 8..1472 (one Ethernet frame)")
+    if a.reps < 1 or a.duration <= 0 or a.search_steps < 1:
+        p.error("--reps, --duration and --search-steps must be positive")
+    return a
+
+
+def main():
+    args = parse_args()
+    if os.geteuid() != 0:
+        print("bench.py: needs root (network namespaces); run sudo tests/bench/run.sh",
+              file=sys.stderr)
+        return 2
+    for path in [args.snoopcast] * ("snoopcast" in args.systems) + \
+            [os.path.join(args.helpers, h) for h in ("mcgen", "ceiling")]:
+        if not os.access(path, os.X_OK):
+            print(f"bench.py: {path} is missing or not executable (tests/bench/run.sh builds "
+                  f"it)", file=sys.stderr)
+            return 2
+    if os.cpu_count() < 2:
+        print("bench.py: needs at least 2 CPUs (source on CPU 0, box on CPU 1)", file=sys.stderr)
+        return 2
+
+    lock = open(LOCK, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log(f"waiting for {LOCK} (an e2e test or another netns experiment is running)")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except KeyboardInterrupt:
+            return 130
+
+    # Teardown on every way out: normal end, exception, Ctrl-C, SIGTERM (turned into an
+    # exception so the finally blocks run), and atexit as the last resort.
+    atexit.register(delete_namespaces)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    delete_namespaces()  # leftovers of an earlier run killed outright
+
+    results = {"machine": machine_info(args), "cases": [],
+               "config": {"ns": args.ns, "sizes": args.sizes, "reps": args.reps,
+                          "duration": args.duration, "search_steps": args.search_steps,
+                          "systems": args.systems, "snoopcast_args": args.snoopcast_arg,
+                          "loss_ok": LOSS_OK, "group": GROUP, "ttl": TTL,
+                          "counting": "switch (nftables netdev ingress on swup counts and "
+                                      "drops UDP); 'hosts' entries: subscribers' eth0 "
+                                      "rx_packets"}}
+    log(f"snoopcast benchmark: N={args.ns} sizes={args.sizes} reps={args.reps} "
+        f"duration={args.duration}s systems={','.join(args.systems)}")
+    log(f"pinning: {PINNING}")
+    start = time.monotonic()
+    try:
+        for n in args.ns:
+            run_n(args, n, results)
+    except BenchError as e:
+        log(f"FAILED: {e}")
+        return 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        delete_namespaces()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    results["wall_seconds"] = round(time.monotonic() - start, 1)
+
+    os.makedirs(args.out, exist_ok=True)
+    if args.control_plane:
+        # After our lock is released: the script builds its own namespaces and takes the
+        # lock itself if it needs it (holding ours would deadlock it).
+        results["control_plane"] = run_control_plane(
+            args, os.path.join(args.out, "control_plane.json"))
+    text = table(results)
+    print("\n" + text, end="")
+    with open(os.path.join(args.out, "latest.txt"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, "latest.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    if not args.no_plot:
+        plot(results, os.path.join(args.out, "throughput.png"))
+    log(f"done in {results['wall_seconds']:.0f} s: {args.out}/latest.txt, latest.json"
+        + ("" if args.no_plot else ", throughput.png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

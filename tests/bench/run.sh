@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The one benchmark command of snoopcast: copies/s out of the box for snoopcast, the kernel
+# bridge's mcast_to_unicast and a raw-socket ceiling, on virtual LANs in network namespaces.
+#
+#   sudo tests/bench/run.sh                 # full run (about 15-25 minutes)
+#   sudo tests/bench/run.sh --quick         # N=16, 1316 B, 1 repetition (development)
+#   sudo tests/bench/run.sh --help          # every option of bench.py
+#
+# Installs missing Debian packages, builds snoopcast (release) and the C helpers, then runs
+# tests/bench/bench.py with the arguments given here. Results go to tests/bench/results/.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/bench/run.sh: the benchmark builds network namespaces, veth pairs, bridges and" >&2
+    echo "nftables rules, which needs root. Run: sudo tests/bench/run.sh" >&2
+    exit 2
+fi
+
+# Debian packages: nft (switch-side counter), matplotlib (the plot), ethtool (offloads),
+# ip/bridge (iproute2), gcc (the C helpers), taskset (util-linux).
+missing=()
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
+/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1 || missing+=(python3-matplotlib)
+command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
+{ command -v ip && command -v bridge; } >/dev/null 2>&1 || missing+=(iproute2)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "tests/bench/run.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+        # The package lists may be stale or absent: refresh them once and try again.
+        apt-get update
+        apt-get install -y --no-install-recommends "${missing[@]}"
+    fi
+fi
+
+# Under sudo, root's PATH often lacks the invoking user's rustup toolchain.
+if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
+    user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    if [ -x "$user_home/.cargo/bin/cargo" ]; then
+        export CARGO_HOME="$user_home/.cargo" RUSTUP_HOME="$user_home/.rustup"
+        export PATH="$CARGO_HOME/bin:$PATH"
+    fi
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "tests/bench/run.sh: cargo not found (install Rust with rustup, or put cargo on root's PATH)" >&2
+    exit 1
+fi
+
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+echo "tests/bench/run.sh: cargo build --release (target dir $target_dir)"
+cargo build --release
+
+echo "tests/bench/run.sh: gcc -O2 tests/bench/{mcgen,ceiling}.c -> $target_dir/bench/"
+mkdir -p "$target_dir/bench"
+for helper in mcgen ceiling; do
+    gcc -O2 -Wall -Wextra -o "$target_dir/bench/$helper" "tests/bench/$helper.c"
+done
+
+# The Debian interpreter: python3-matplotlib is installed for it, and a python3 found first
+# on PATH (pyenv, a venv) may not see it.
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3
+export PYTHONUNBUFFERED=1
+exec "$python" tests/bench/bench.py --snoopcast "$target_dir/release/snoopcast" \
+    --helpers "$target_dir/bench" "$@"
