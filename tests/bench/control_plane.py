@@ -1042,7 +1042,10 @@ def main():
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         log(f"waiting for {LOCK_PATH} (e2e tests or another netns experiment running)")
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except Interrupted as e:
+            sys.exit(f"interrupted ({e}) while waiting for {LOCK_PATH}; nothing to tear down")
     status = 1
     try:
         delete_namespaces()  # leftovers of an interrupted run
