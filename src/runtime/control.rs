@@ -72,7 +72,9 @@ pub fn serve(listener: UnixListener, stop: &AtomicBool, snapshot: impl Fn() -> S
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50))
+                // Sleep until a client connects or a tick passes (poll, not a busy loop:
+                // an idle daemon should cost nothing).
+                let _ = crate::runtime::sys::wait_readable(&listener, crate::runtime::daemon::TICK);
             }
             Err(e) => {
                 log::warn!("control: accept failed: {e}");

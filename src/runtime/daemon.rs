@@ -36,8 +36,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long any blocking call may wait before looking at the stop flag.
-pub(crate) const TICK: Duration = Duration::from_millis(200);
+/// How long any blocking call may wait before looking at the stop flag: shutdown within
+/// about a second, and an idle daemon wakes each thread only about once a second.
+pub(crate) const TICK: Duration = Duration::from_secs(1);
 /// Bursts (up to 64 frames each) queued per sender worker before copies are dropped:
 /// bounded memory, and a backlog of at most a few milliseconds.
 const QUEUE_PER_WORKER: usize = 64;
@@ -321,11 +322,11 @@ fn control_loop(
     let mut link_changes = opened;
     let mut next_watch = Instant::now() + WATCH_INTERVAL;
     loop {
-        // 1. Wait for IGMP or the next timer, at most one tick.
+        // 1. Wait for IGMP or the next timer, at most until the next interface check.
         let now = Instant::now();
         let deadline = {
             let st = sh.state.lock();
-            let mut d = (now + TICK).min(next_watch);
+            let mut d = next_watch;
             for x in st
                 .table
                 .next_deadline()

@@ -109,6 +109,23 @@ pub fn set_auxdata(sock: &Socket) -> io::Result<()> {
     setsockopt(sock, SOL_PACKET, PACKET_AUXDATA, &1 as &libc::c_int)
 }
 
+/// Wait until `fd` is readable (a listening socket: a client is waiting) or `timeout` passes.
+pub fn wait_readable(fd: &impl AsRawFd, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one valid pollfd, alive for the call.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r > 0)
+    }
+}
+
 /// Send straight to the driver, skipping the interface's qdisc (PACKET_QDISC_BYPASS, Linux
 /// 3.14+): the copies are already paced by the stream that came in. A full driver queue then
 /// fails the send (counted as a dropped copy) instead of queueing.
