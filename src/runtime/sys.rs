@@ -162,8 +162,12 @@ pub fn take_drops(sock: &Socket) -> io::Result<u64> {
 }
 
 /// Receive buffers for up to `slots` frames per recvmmsg call, each with its own
-/// PACKET_AUXDATA control buffer. Allocated once by the thread that uses it; the hot path
-/// only reuses it.
+/// PACKET_AUXDATA control buffer. Allocated and wired up once by the thread that uses it;
+/// a call only resets what the previous call changed.
+///
+/// Invariant: `buf`, `control`, `iov` and `hdrs` are never resized after `new`, so the
+/// pointers between them (into their heap storage, which does not move with the struct)
+/// stay valid for the struct's life.
 pub struct RecvBatch {
     buf: Vec<u8>,
     slot: usize,
@@ -172,12 +176,14 @@ pub struct RecvBatch {
     control: Vec<[u64; 8]>,
     iov: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
+    /// Headers the last call may have changed (their controllen and flags need resetting).
+    used: usize,
 }
 
 impl RecvBatch {
     pub fn new(slots: usize, slot: usize) -> Self {
         let slots = slots.clamp(1, MAX_MMSG);
-        RecvBatch {
+        let mut b = RecvBatch {
             buf: vec![0; slots * slot],
             slot,
             got: vec![(0, 0); slots],
@@ -185,7 +191,23 @@ impl RecvBatch {
             iov: Vec::with_capacity(slots),
             // SAFETY: mmsghdr is plain old data; zeroed is a valid value.
             hdrs: (0..slots).map(|_| unsafe { mem::zeroed() }).collect(),
+            used: 0,
+        };
+        let base = b.buf.as_mut_ptr();
+        for i in 0..slots {
+            b.iov.push(libc::iovec {
+                // SAFETY: i * slot is within `buf` (slots * slot bytes long).
+                iov_base: unsafe { base.add(i * slot) } as *mut libc::c_void,
+                iov_len: slot,
+            });
         }
+        for (i, h) in b.hdrs.iter_mut().enumerate() {
+            h.msg_hdr.msg_iov = &mut b.iov[i];
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = b.control[i].as_mut_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_controllen = mem::size_of::<[u64; 8]>() as _;
+        }
+        b
     }
 
     pub fn capacity(&self) -> usize {
@@ -197,23 +219,11 @@ impl RecvBatch {
     /// (MSG_WAITFORONE). Returns the number of frames; a timeout is `WouldBlock`.
     pub fn recv(&mut self, sock: &Socket) -> io::Result<usize> {
         let slots = self.got.len();
-        let base = self.buf.as_mut_ptr();
-        self.iov.clear();
-        for i in 0..slots {
-            self.iov.push(libc::iovec {
-                // SAFETY: i * slot is within `buf` (slots * slot bytes long).
-                iov_base: unsafe { base.add(i * self.slot) } as *mut libc::c_void,
-                iov_len: self.slot,
-            });
-        }
-        for (i, h) in self.hdrs.iter_mut().enumerate() {
-            // SAFETY: mmsghdr is plain old data; zeroed is valid before we fill it.
-            *h = unsafe { mem::zeroed() };
-            h.msg_hdr.msg_iov = &mut self.iov[i];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = self.control[i].as_mut_ptr() as *mut libc::c_void;
+        for h in &mut self.hdrs[..self.used] {
             h.msg_hdr.msg_controllen = mem::size_of::<[u64; 8]>() as _;
+            h.msg_hdr.msg_flags = 0;
         }
+        self.used = 0;
         // SAFETY: every header points at its own iovec (a distinct slot of `buf`) and its own
         // control buffer, all owned by `self` and untouched until the call returns.
         let n = unsafe {
@@ -226,9 +236,12 @@ impl RecvBatch {
             )
         };
         if n < 0 {
+            self.used = 1;
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
+        // The kernel may also have touched the header after the last one it filled.
+        self.used = slots.min(n + 1);
         for (i, h) in self.hdrs.iter().take(n).enumerate() {
             let mut status = 0;
             // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within
