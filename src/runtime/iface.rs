@@ -62,12 +62,22 @@ pub fn lookup(name: &str) -> Option<IfaceInfo> {
 /// Whether an interface is there and usable: administratively up (IFF_UP) and its operational
 /// state not down (a tun/dummy reports "unknown", which is fine).
 pub fn lookup_usable(name: &str) -> Option<IfaceInfo> {
-    let info = lookup(name)?;
+    usable_index(name)?;
+    lookup(name)
+}
+
+/// The index of an interface that is there and usable (as [`lookup_usable`]), from a name
+/// lookup and two small sysfs reads: cheap enough to check every second (no address dump).
+pub fn usable_index(name: &str) -> Option<u32> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return None;
+    }
+    let index = super::sys::if_nametoindex(name)?;
     let flags = sysfs(name, "flags")
         .and_then(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).ok())?;
     let oper = sysfs(name, "operstate").unwrap_or_default();
     let up = flags & 1 == 1 && !matches!(oper.as_str(), "down" | "lowerlayerdown" | "notpresent");
-    up.then_some(info)
+    up.then_some(index)
 }
 
 /// pnet's view of the interface, which its channel constructor needs.

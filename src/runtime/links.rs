@@ -282,9 +282,10 @@ impl Links {
     pub fn watch(&mut self, sh: &Arc<Shared>, now: Instant) -> Vec<LinkChange> {
         let mut changes = Vec::new();
         for i in 0..self.down.len() {
-            let info = iface::lookup_usable(&self.down[i].name);
+            // Only the index and flags each second; the full lookup (addresses) when opening.
+            let index = iface::usable_index(&self.down[i].name);
             if let Some(idx) = self.down[i].open {
-                if info.as_ref().map(|x| x.index) != Some(idx) {
+                if index != Some(idx) {
                     warn!(
                         "downstream {}: went away, went down or was re-created; closing it",
                         self.down[i].name
@@ -295,20 +296,24 @@ impl Links {
                     changes.push(LinkChange::DownClosed(i));
                 }
             }
+            let closed = self.down[i].open.is_none();
+            let info = if closed && index.is_some() && now >= self.down[i].next_try {
+                iface::lookup_usable(&self.down[i].name)
+            } else {
+                None
+            };
             match info {
-                Some(info) if self.down[i].open.is_none() && now >= self.down[i].next_try => {
-                    match self.open_down(sh, i, info) {
-                        Ok(ch) => changes.push(ch),
-                        Err(e) => self.backoff_down(i, now, &e),
-                    }
-                }
-                None if self.down[i].open.is_none() => self.say_waiting(i, now),
-                _ => {}
+                Some(info) => match self.open_down(sh, i, info) {
+                    Ok(ch) => changes.push(ch),
+                    Err(e) => self.backoff_down(i, now, &e),
+                },
+                None if closed && index.is_none() => self.say_waiting(i, now),
+                None => {}
             }
         }
-        let info = iface::lookup_usable(&self.up.name);
+        let index = iface::usable_index(&self.up.name);
         if let Some(idx) = self.up.open {
-            if info.as_ref().map(|x| x.index) != Some(idx) {
+            if index != Some(idx) {
                 warn!(
                     "upstream {}: went away, went down or was re-created; closing it",
                     self.up.name
@@ -318,23 +323,27 @@ impl Links {
                 changes.push(LinkChange::UpClosed);
             }
         }
+        let closed = self.up.open.is_none();
+        let info = if closed && index.is_some() && now >= self.up.next_try {
+            iface::lookup_usable(&self.up.name)
+        } else {
+            None
+        };
         match info {
-            Some(info) if self.up.open.is_none() && now >= self.up.next_try => {
-                match self.open_up(sh, info) {
-                    Ok(ch) => changes.push(ch),
-                    Err(e) => {
-                        let s = &mut self.up;
-                        warn!(
-                            "upstream {}: cannot open: {e}; retrying in {}s",
-                            s.name,
-                            s.backoff.as_secs()
-                        );
-                        s.next_try = now + s.backoff;
-                        s.backoff = (s.backoff * 2).min(BACKOFF_MAX);
-                    }
+            Some(info) => match self.open_up(sh, info) {
+                Ok(ch) => changes.push(ch),
+                Err(e) => {
+                    let s = &mut self.up;
+                    warn!(
+                        "upstream {}: cannot open: {e}; retrying in {}s",
+                        s.name,
+                        s.backoff.as_secs()
+                    );
+                    s.next_try = now + s.backoff;
+                    s.backoff = (s.backoff * 2).min(BACKOFF_MAX);
                 }
-            }
-            None if self.up.open.is_none() && !self.up.said_waiting => {
+            },
+            None if closed && index.is_none() && !self.up.said_waiting => {
                 warn!("upstream {}: missing or down; waiting for it", self.up.name);
                 self.up.said_waiting = true;
             }

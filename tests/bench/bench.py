@@ -60,9 +60,18 @@ SRC_CPU, BOX_CPU = 0, 1
 LOSS_OK = 0.001  # "lossless": at most 0.1 % of the copies missing at the switch
 SETTLE = 0.3  # seconds after the source stops before counters are read (queues drain)
 SYSTEMS = ("snoopcast", "kernel", "ceiling")
-PINNING = (f"source mcgen on CPU {SRC_CPU} (taskset); snoopcast / ceiling on CPU {BOX_CPU} "
-           f"(taskset); RPS of up0 on CPU {BOX_CPU}, so the box's receive softirq (kernel "
-           f"bridge, snoopcast's capture) runs there too")
+# Where up0's receive work (RPS) runs: the box CPU unless --rps-cpu says otherwise.
+RPS_CPU = BOX_CPU
+
+
+def pinning():
+    text = (f"source mcgen on CPU {SRC_CPU} (taskset); snoopcast / ceiling on CPU {BOX_CPU} "
+            f"(taskset); RPS of up0 on CPU {RPS_CPU}")
+    if RPS_CPU == BOX_CPU:
+        return text + (", so the box's receive softirq (kernel bridge, snoopcast's capture) "
+                       "runs there too")
+    return text + (" (a variant: the box's receive softirq shares the source's CPU, not "
+                   "snoopcast's)")
 
 
 def log(msg):
@@ -169,7 +178,7 @@ class Lan:
         # RPS: up0's receive work (bridge forwarding, snoopcast's capture) on the box CPU. GRO
         # off on the veths that receive floods, so every frame takes the plain backlog path.
         ns_sh(BOX, f"ip link set up0 up\nip link set dn0 up\n"
-                   f"echo {1 << BOX_CPU:x} > /sys/class/net/up0/queues/rx-0/rps_cpus\n"
+                   f"echo {1 << RPS_CPU:x} > /sys/class/net/up0/queues/rx-0/rps_cpus\n"
                    f"ethtool -K up0 gro off\nethtool -K dn0 gro off")
         self.box_addresses(True)
         # The dumb switch: a bridge that floods multicast (snooping off) and learns MACs.
@@ -670,7 +679,7 @@ def machine_info(args):
         digest = hashlib.sha256(f.read()).hexdigest()
     return {"nproc": os.cpu_count(), "kernel": platform.release(), "cpu_model": model,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "pinning": PINNING, "snoopcast_binary": os.path.abspath(args.snoopcast),
+            "pinning": pinning(), "snoopcast_binary": os.path.abspath(args.snoopcast),
             "snoopcast_sha256": digest}
 
 
@@ -681,7 +690,10 @@ def run_control_plane(args, path):
         log("--control-plane: tests/bench/control_plane.py does not exist (yet): skipped")
         return {"error": "tests/bench/control_plane.py not found"}
     log("control plane: running tests/bench/control_plane.py")
-    p = subprocess.run([sys.executable, script, "--json", path, "--snoopcast", args.snoopcast])
+    argv = [sys.executable, script, "--json", path, "--snoopcast", args.snoopcast]
+    if args.quick:
+        argv.append("--quick")
+    p = subprocess.run(argv)
     if p.returncode != 0:
         return {"error": f"control_plane.py exited {p.returncode}"}
     with open(path) as f:
@@ -785,7 +797,33 @@ def table(results):
             cols.append("/".join(k(m["copies_per_s"]) for m in hs) or "-")
         lines.append(f"{case['n']:>3} {case['size']:>5}  {cols[0]:>17} {cols[1]:>17} "
                      f"{cols[2]:>8} {nonsub:>8}")
+    lines += control_plane_lines(results.get("control_plane"))
     return "\n".join(lines) + "\n"
+
+
+def control_plane_lines(cp):
+    """The control-plane summary (tests/bench/control_plane.py's JSON), if it ran."""
+    if not cp:
+        return []
+    if "error" in cp:
+        return ["", f"Control plane: {cp['error']}"]
+    lines = ["", f"Control plane (tests/bench/control_plane.py; source at "
+                 f"{cp['source']['rate_pps']} frames/s, resolution {cp['resolution_ms']} ms; "
+                 f"ms on the host's wire, kernel timestamps)"]
+    for what in ("join_latency_ms", "leave_latency_ms"):
+        for name in ("snoopcast", "kernel"):
+            x = cp[what].get(name)
+            if x:
+                lines.append(f"  {what[:-11]:<5} latency {name:<9} p50 {x['p50']:7.3f}  "
+                             f"p99 {x['p99']:7.3f}  max {x['max']:7.3f}  (n={x['n']}, "
+                             f"failed {x['failed']})")
+    idle, rss = cp["idle"], cp["rss"]
+    lines.append(f"  idle: {idle['members']} members, {idle['cpu_pct_of_core']:.3f} % of a core "
+                 f"(schedstat {idle['schedstat_cpu_pct_of_core']:.3f} %), "
+                 f"{idle['context_switches_per_s']} wake-ups/s")
+    lines.append(f"  memory: {rss['members']} members ({rss['hosts']} hosts x {rss['groups']} "
+                 f"groups): VmRSS {rss['vmrss_mib']} MiB, peak {rss['vmhwm_mib']} MiB")
+    return lines
 
 
 def plot(results, path):
@@ -853,8 +891,12 @@ def parse_args():
                    help="subset of snoopcast,kernel,ceiling")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
     p.add_argument("--no-plot", action="store_true", help="no throughput.png")
-    p.add_argument("--control-plane", action="store_true",
-                   help="also run tests/bench/control_plane.py and merge its JSON")
+    p.add_argument("--rps-cpu", type=int, default=BOX_CPU, choices=(SRC_CPU, BOX_CPU),
+                   help="CPU for up0's receive work (RPS); default the box's CPU. The "
+                        "source's CPU shows snoopcast without the receive softirq beside it")
+    p.add_argument("--no-control-plane", dest="control_plane", action="store_false",
+                   help="skip tests/bench/control_plane.py (join/leave latency, idle CPU, "
+                        "memory), which otherwise runs after the throughput cases")
     a = p.parse_args()
     if a.quick:
         a.ns, a.sizes, a.reps = "16", "1316", 1
@@ -874,7 +916,9 @@ def parse_args():
 
 
 def main():
+    global RPS_CPU
     args = parse_args()
+    RPS_CPU = args.rps_cpu
     if os.geteuid() != 0:
         print("bench.py: needs root (network namespaces); run sudo tests/bench/run.sh",
               file=sys.stderr)
@@ -915,7 +959,7 @@ def main():
                                       "rx_packets"}}
     log(f"snoopcast benchmark: N={args.ns} sizes={args.sizes} reps={args.reps} "
         f"duration={args.duration}s systems={','.join(args.systems)}")
-    log(f"pinning: {PINNING}")
+    log(f"pinning: {pinning()}")
     start = time.monotonic()
     try:
         for n in args.ns:
