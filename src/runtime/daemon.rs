@@ -153,7 +153,9 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         let (tx, rx) = bounded::<Job>(QUEUE_PER_WORKER);
         job_txs.push(tx);
         let (sh, p) = (shared.clone(), pending.clone());
-        threads.push(spawn(format!("send-{w}"), move || sender(&sh, rx, p))?);
+        threads.push(spawn(format!("send-{w}"), true, move || {
+            sender(&sh, rx, p)
+        })?);
     }
     let job_txs = Pool::new(job_txs, pending);
     let (ev_tx, ev_rx) = bounded::<IgmpIn>(EVENT_QUEUE);
@@ -191,13 +193,13 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
     );
     {
         let sh = shared.clone();
-        threads.push(spawn("ctl".into(), move || {
+        threads.push(spawn("ctl".into(), true, move || {
             control_loop(&sh, links, opened, ev_rx, limits)
         })?);
     }
     {
         let sh = shared.clone();
-        threads.push(spawn("control".into(), move || {
+        threads.push(spawn("control".into(), false, move || {
             control::serve(listener, &sh.stop, || snapshot(&sh))
         })?);
     }
@@ -209,13 +211,27 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
     Ok(())
 }
 
-fn spawn(
+/// Nice value of the threads a packet waits for (captures, the table owner, senders): on a
+/// busy box other programs should not delay copies, joins or leaves by a scheduler slice.
+const PACKET_THREAD_NICE: i32 = -10;
+
+/// Start a named thread. `packet`: one a packet waits for, run at [`PACKET_THREAD_NICE`]
+/// when the process may (CAP_SYS_NICE; root may), else at the process's own priority.
+pub(crate) fn spawn(
     name: String,
+    packet: bool,
     f: impl FnOnce() + Send + 'static,
 ) -> Result<std::thread::JoinHandle<()>, RunError> {
     std::thread::Builder::new()
         .name(name.clone())
-        .spawn(f)
+        .spawn(move || {
+            if packet {
+                if let Err(e) = sys::set_thread_nice(PACKET_THREAD_NICE) {
+                    debug!("thread priority left as it is ({e}; needs CAP_SYS_NICE)");
+                }
+            }
+            f()
+        })
         .map_err(|e| RunError::Io(format!("thread {name}: {e}")))
 }
 

@@ -6,7 +6,7 @@
 //! opened, with a backoff of 1 s doubling to 30 s while opening fails. Every capture thread
 //! has its own cancel flag, so closing one never disturbs the others.
 
-use super::daemon::{capture_downstream, IgmpIn, RunError, Shared, TICK};
+use super::daemon::{capture_downstream, spawn, IgmpIn, RunError, Shared, TICK};
 use super::datapath::{capture_upstream, DownTx, Pool};
 use super::{iface, sys};
 use crate::config::DownLink;
@@ -231,7 +231,7 @@ impl Links {
         sh.links_gen.fetch_add(1, Ordering::Release);
         let cancel = Arc::new(AtomicBool::new(false));
         let (sh2, ev, c2) = (sh.clone(), self.ev_tx.clone(), cancel.clone());
-        let handle = spawn(format!("cap-dn:{}", link.iface.name), move || {
+        let handle = spawn(format!("cap-dn:{}", link.iface.name), true, move || {
             capture_downstream(&sh2, i, rx, ev, &c2)
         })?;
         let s = &mut self.down[i];
@@ -256,7 +256,7 @@ impl Links {
             info.link,
             info.name.clone(),
         );
-        let handle = spawn(format!("cap-up:{}", info.name), move || {
+        let handle = spawn(format!("cap-up:{}", info.name), true, move || {
             capture_upstream(&sh2, sock, link, &name, jobs, &c2)
         })?;
         *sh.up_link.write() = Some(info.clone());
@@ -374,11 +374,4 @@ impl Links {
             let _ = h.join();
         }
     }
-}
-
-fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, RunError> {
-    std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(f)
-        .map_err(|e| RunError::Io(format!("thread {name}: {e}")))
 }

@@ -126,6 +126,18 @@ pub fn wait_readable(fd: &impl AsRawFd, timeout: std::time::Duration) -> io::Res
     }
 }
 
+/// Set the calling thread's nice value (Linux: PRIO_PROCESS with a thread id is per thread).
+/// A value below the current one needs CAP_SYS_NICE.
+pub fn set_thread_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: gettid and setpriority take and return plain integers.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Send straight to the driver, skipping the interface's qdisc (PACKET_QDISC_BYPASS, Linux
 /// 3.14+): the copies are already paced by the stream that came in. A full driver queue then
 /// fails the send (counted as a dropped copy) instead of queueing.
