@@ -5,10 +5,12 @@
 #   sudo tests/run.sh --test e2e_flood     # other cargo test arguments instead
 #
 # Root is needed for network namespaces, veth pairs and bridges. Missing Debian packages
-# the tests use are installed first (apt-get update once, only when something is missing).
+# the tests use are installed first (apt-get update only if an install fails).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=tests/lib.sh
+. tests/lib.sh
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "tests/run.sh: the end-to-end tests build network namespaces, veth pairs and" >&2
@@ -26,27 +28,8 @@ command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
 [ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v openvpn >/dev/null 2>&1 || missing+=(openvpn)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-if [ "${#missing[@]}" -gt 0 ]; then
-    # shellcheck disable=SC2207
-    missing=($(printf '%s\n' "${missing[@]}" | sort -u))
-    echo "tests/run.sh: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y --no-install-recommends "${missing[@]}"
-fi
-
-# Under sudo, root's PATH often lacks the invoking user's rustup toolchain.
-if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
-    user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
-    if [ -x "$user_home/.cargo/bin/cargo" ]; then
-        export CARGO_HOME="$user_home/.cargo" RUSTUP_HOME="$user_home/.rustup"
-        export PATH="$CARGO_HOME/bin:$PATH"
-    fi
-fi
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "tests/run.sh: cargo not found (install Rust with rustup, or put cargo on root's PATH)" >&2
-    exit 1
-fi
+install_missing tests/run.sh "${missing[@]}"
+find_cargo tests/run.sh
 
 export PYTHONUNBUFFERED=1 RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 if [ "$#" -eq 0 ]; then

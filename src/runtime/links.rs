@@ -305,7 +305,7 @@ impl Links {
             match info {
                 Some(info) => match self.open_down(sh, i, info) {
                     Ok(ch) => changes.push(ch),
-                    Err(e) => self.backoff_down(i, now, &e),
+                    Err(e) => Self::backoff(&mut self.down[i], "downstream", now, &e),
                 },
                 None if closed && index.is_none() => self.say_waiting(i, now),
                 None => {}
@@ -332,16 +332,7 @@ impl Links {
         match info {
             Some(info) => match self.open_up(sh, info) {
                 Ok(ch) => changes.push(ch),
-                Err(e) => {
-                    let s = &mut self.up;
-                    warn!(
-                        "upstream {}: cannot open: {e}; retrying in {}s",
-                        s.name,
-                        s.backoff.as_secs()
-                    );
-                    s.next_try = now + s.backoff;
-                    s.backoff = (s.backoff * 2).min(BACKOFF_MAX);
-                }
+                Err(e) => Self::backoff(&mut self.up, "upstream", now, &e),
             },
             None if closed && index.is_none() && !self.up.said_waiting => {
                 warn!("upstream {}: missing or down; waiting for it", self.up.name);
@@ -353,10 +344,10 @@ impl Links {
         changes
     }
 
-    fn backoff_down(&mut self, i: IfaceId, now: Instant, e: &RunError) {
-        let s = &mut self.down[i];
+    /// Opening failed: try again after the backoff, which doubles up to BACKOFF_MAX.
+    fn backoff(s: &mut Slot, role: &str, now: Instant, e: &RunError) {
         warn!(
-            "downstream {}: cannot open: {e}; retrying in {}s",
+            "{role} {}: cannot open: {e}; retrying in {}s",
             s.name,
             s.backoff.as_secs()
         );

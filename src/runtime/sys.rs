@@ -20,6 +20,15 @@ pub const MAX_MMSG: usize = 1024;
 /// tpacket_auxdata.tp_status: the checksum is left to the device (CHECKSUM_PARTIAL).
 pub const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 
+/// A libc return value of 0 is success; anything else is errno's error.
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 fn setsockopt<T>(
     fd: &impl AsRawFd,
     level: libc::c_int,
@@ -37,11 +46,7 @@ fn setsockopt<T>(
             mem::size_of::<T>() as libc::socklen_t,
         )
     };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    check(r)
 }
 
 /// An AF_PACKET raw socket bound to no protocol yet: it receives nothing until bound, so a
@@ -65,11 +70,7 @@ pub fn bind_packet(sock: &Socket, ifindex: u32, protocol: u16) -> io::Result<()>
             mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
         )
     };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    check(r)
 }
 
 /// Do not hand our own outgoing frames back to this socket (Linux 4.20+).
@@ -131,11 +132,7 @@ pub fn wait_readable(fd: &impl AsRawFd, timeout: std::time::Duration) -> io::Res
 pub fn set_thread_nice(nice: i32) -> io::Result<()> {
     // SAFETY: gettid and setpriority take and return plain integers.
     let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    check(r)
 }
 
 /// Send straight to the driver, skipping the interface's qdisc (PACKET_QDISC_BYPASS, Linux
@@ -166,11 +163,7 @@ pub fn take_drops(sock: &Socket) -> io::Result<u64> {
             &mut len,
         )
     };
-    if r == 0 {
-        Ok(u64::from(st.tp_drops))
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    check(r).map(|()| u64::from(st.tp_drops))
 }
 
 /// Receive buffers for up to `slots` frames per recvmmsg call, each with its own

@@ -14,30 +14,15 @@
  * Any other failing system call ends it with a message and exit status 1.
  */
 #define _GNU_SOURCE
+#define PROG "ceiling"
 #include <arpa/inet.h>
-#include <errno.h>
 #include <getopt.h>
-#include <linux/if_packet.h>
-#include <net/ethernet.h>
-#include <net/if.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "packet_common.h"
 
 #define MAX_RECEIVERS 4096
 #define MAX_BATCH 256
-#define HDR_LEN (14 + 20 + 8) /* Ethernet + IPv4 + UDP */
-
-static void die(const char *what)
-{
-    fprintf(stderr, "ceiling: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
 
 static void usage(const char *msg)
 {
@@ -45,60 +30,6 @@ static void usage(const char *msg)
                     "--group G --duration S [--size BYTES] [--port P] [--ttl T] [--batch B]\n",
             msg);
     exit(2);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        die("clock_gettime");
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Ones' complement sum of 16-bit big-endian words, not folded. */
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-    for (; len > 1; p += 2, len -= 2)
-        sum += (uint32_t)p[0] << 8 | p[1];
-    if (len)
-        sum += (uint32_t)p[0] << 8;
-    return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
-/* Builds IPv4 + UDP + payload at `ip` as mcgen does (sequence number 0), checksums included. */
-static void build_packet(uint8_t *ip, struct in_addr src, struct in_addr dst, uint16_t port,
-                         int ttl, size_t size)
-{
-    uint8_t *udp = ip + 20, *payload = ip + 28;
-    uint16_t ip_len = (uint16_t)(20 + 8 + size), udp_len = (uint16_t)(8 + size);
-
-    memset(ip, 0, 20);
-    ip[0] = 0x45;
-    ip[2] = ip_len >> 8, ip[3] = ip_len & 0xff;
-    ip[6] = 0x40; /* DF */
-    ip[8] = (uint8_t)ttl;
-    ip[9] = 17;
-    memcpy(ip + 12, &src.s_addr, 4);
-    memcpy(ip + 16, &dst.s_addr, 4);
-    uint16_t ip_csum = fold(sum16(ip, 20, 0));
-    ip[10] = ip_csum >> 8, ip[11] = ip_csum & 0xff;
-    udp[0] = port >> 8, udp[1] = port & 0xff;
-    udp[2] = port >> 8, udp[3] = port & 0xff;
-    udp[4] = udp_len >> 8, udp[5] = udp_len & 0xff;
-    udp[6] = udp[7] = 0;
-    for (size_t i = 0; i < size; i++)
-        payload[i] = i < 8 ? 0 : (uint8_t)i;
-    uint16_t csum = fold(sum16(udp, udp_len, sum16(ip + 12, 8, 0) + 17 + udp_len));
-    if (csum == 0)
-        csum = 0xffff; /* 0 means "no checksum" in UDP over IPv4 */
-    udp[6] = csum >> 8, udp[7] = csum & 0xff;
 }
 
 /* Parses "aa:bb:cc:dd:ee:ff,..." into `macs`; returns how many. */
@@ -159,22 +90,8 @@ int main(int argc, char **argv)
         batch < 1 || batch > MAX_BATCH)
         usage("bad --size, --port, --ttl or --batch");
 
-    /* Protocol 0: the socket only sends, and receives nothing. */
-    int fd = socket(AF_PACKET, SOCK_RAW, 0);
-    if (fd < 0)
-        die("socket(AF_PACKET)");
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", iface);
-    if (ioctl(fd, SIOCGIFHWADDR, &ifr) != 0)
-        die("ioctl(SIOCGIFHWADDR)");
-    /* Bound to the interface, so sendmmsg needs no per-message address. */
-    struct sockaddr_ll sll = {.sll_family = AF_PACKET};
-    sll.sll_ifindex = (int)if_nametoindex(iface);
-    if (sll.sll_ifindex == 0)
-        die("if_nametoindex");
-    if (bind(fd, (struct sockaddr *)&sll, sizeof sll) != 0)
-        die("bind");
+    uint8_t src_mac[6];
+    int fd = bound_packet_socket(iface, src_mac);
 
     /* One frame per receiver, all carrying the same packet. */
     size_t frame_len = HDR_LEN + (size_t)size;
@@ -186,9 +103,11 @@ int main(int argc, char **argv)
     for (int r = 0; r < nmacs; r++) {
         uint8_t *f = frames + (size_t)r * frame_len;
         memcpy(f, macs[r], 6);
-        memcpy(f + 6, ifr.ifr_hwaddr.sa_data, 6);
+        memcpy(f + 6, src_mac, 6);
         f[12] = 0x08, f[13] = 0x00;
-        build_packet(f + 14, source, group, (uint16_t)port, ttl, (size_t)size);
+        /* The packet mcgen sends with sequence number 0. */
+        uint8_t *ip = f + 14;
+        put_udp_checksum(ip + 20, build_ip_udp(ip, source, group, (uint16_t)port, ttl, (size_t)size));
     }
     for (int i = 0; i < batch; i++) {
         msgs[i].msg_hdr.msg_iov = &iov[i];

@@ -25,32 +25,16 @@
  * Any other failing system call ends it with a message and exit status 1.
  */
 #define _GNU_SOURCE
+#define PROG "mcgen"
 #include <arpa/inet.h>
-#include <errno.h>
 #include <getopt.h>
-#include <linux/if_packet.h>
-#include <net/ethernet.h>
-#include <net/if.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "packet_common.h"
 
 #define MAX_GROUPS 16
 #define MAX_BATCH 256
-#define HDR_LEN (14 + 20 + 8) /* Ethernet + IPv4 + UDP */
-#define SEQ_LEN 8
-
-static void die(const char *what)
-{
-    fprintf(stderr, "mcgen: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
 
 static void usage(const char *msg)
 {
@@ -58,31 +42,6 @@ static void usage(const char *msg)
                     "--rate PPS (0 = flat out) --duration S [--size BYTES] [--port P] [--ttl T] "
                     "[--batch B]\n", msg);
     exit(2);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        die("clock_gettime");
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Ones' complement sum of 16-bit big-endian words, not folded. */
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-    for (; len > 1; p += 2, len -= 2)
-        sum += (uint32_t)p[0] << 8 | p[1];
-    if (len)
-        sum += (uint32_t)p[0] << 8;
-    return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
 }
 
 /* One group's frame template and the UDP checksum sum of everything but the sequence number. */
@@ -97,35 +56,12 @@ static void build(struct group *g, const uint8_t src_mac[6], struct in_addr src,
 {
     uint8_t *f = g->frame;
     uint32_t d = ntohl(dst.s_addr);
-    uint8_t *ip = f + 14, *udp = f + 34, *payload = f + HDR_LEN;
-    uint16_t ip_len = (uint16_t)(20 + 8 + size), udp_len = (uint16_t)(8 + size);
-
     /* Ethernet: the group MAC 01:00:5e + low 23 bits of the group. */
     const uint8_t dst_mac[6] = {0x01, 0x00, 0x5e, (d >> 16) & 0x7f, (d >> 8) & 0xff, d & 0xff};
     memcpy(f, dst_mac, 6);
     memcpy(f + 6, src_mac, 6);
     f[12] = 0x08, f[13] = 0x00;
-    /* IPv4: no options, DF, identification 0. */
-    memset(ip, 0, 20);
-    ip[0] = 0x45;
-    ip[2] = ip_len >> 8, ip[3] = ip_len & 0xff;
-    ip[6] = 0x40;
-    ip[8] = (uint8_t)ttl;
-    ip[9] = 17;
-    memcpy(ip + 12, &src.s_addr, 4);
-    memcpy(ip + 16, &dst.s_addr, 4);
-    uint16_t ip_csum = fold(sum16(ip, 20, 0));
-    ip[10] = ip_csum >> 8, ip[11] = ip_csum & 0xff;
-    /* UDP, payload: sequence number (0 here), then a filler pattern. */
-    udp[0] = port >> 8, udp[1] = port & 0xff;
-    udp[2] = port >> 8, udp[3] = port & 0xff;
-    udp[4] = udp_len >> 8, udp[5] = udp_len & 0xff;
-    udp[6] = udp[7] = 0;
-    for (size_t i = 0; i < size; i++)
-        payload[i] = i < SEQ_LEN ? 0 : (uint8_t)i;
-    /* Pseudo header (source, destination, protocol, UDP length) + UDP header + payload. */
-    uint32_t sum = sum16(ip + 12, 8, 0) + 17 + udp_len;
-    g->base_sum = sum16(udp, udp_len, sum);
+    g->base_sum = build_ip_udp(f + 14, src, dst, port, ttl, size);
 }
 
 /* Writes sequence number `seq` into a copy of the template and completes its UDP checksum. */
@@ -137,10 +73,7 @@ static void stamp(const struct group *g, uint8_t *out, size_t frame_len, uint64_
     for (int i = 0; i < SEQ_LEN; i++)
         payload[i] = (uint8_t)(seq >> (56 - 8 * i));
     sum = sum16(payload, SEQ_LEN, sum);
-    uint16_t csum = fold(sum);
-    if (csum == 0)
-        csum = 0xffff; /* 0 means "no checksum" in UDP over IPv4 */
-    udp[6] = csum >> 8, udp[7] = csum & 0xff;
+    put_udp_checksum(udp, sum);
 }
 
 int main(int argc, char **argv)
@@ -190,23 +123,8 @@ int main(int argc, char **argv)
         die("prctl(PR_SET_TIMERSLACK)");
 
     /* Protocol 0: the socket only sends, and receives nothing. */
-    int fd = socket(AF_PACKET, SOCK_RAW, 0);
-    if (fd < 0)
-        die("socket(AF_PACKET)");
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", iface);
-    if (ioctl(fd, SIOCGIFHWADDR, &ifr) != 0)
-        die("ioctl(SIOCGIFHWADDR)");
     uint8_t src_mac[6];
-    memcpy(src_mac, ifr.ifr_hwaddr.sa_data, 6);
-    /* Bound to the interface, so sendmmsg needs no per-message address. */
-    struct sockaddr_ll sll = {.sll_family = AF_PACKET};
-    sll.sll_ifindex = (int)if_nametoindex(iface);
-    if (sll.sll_ifindex == 0)
-        die("if_nametoindex");
-    if (bind(fd, (struct sockaddr *)&sll, sizeof sll) != 0)
-        die("bind");
+    int fd = bound_packet_socket(iface, src_mac);
     int sndbuf = 64 << 20;
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0)
         die("setsockopt(SO_SNDBUFFORCE)");

@@ -11,6 +11,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=tests/lib.sh
+. tests/lib.sh
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "tests/bench/run.sh: the benchmark builds network namespaces, veth pairs, bridges and" >&2
@@ -27,28 +29,8 @@ command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
 { command -v ip && command -v bridge; } >/dev/null 2>&1 || missing+=(iproute2)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "tests/bench/run.sh: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
-        # The package lists may be stale or absent: refresh them once and try again.
-        apt-get update
-        apt-get install -y --no-install-recommends "${missing[@]}"
-    fi
-fi
-
-# Under sudo, root's PATH often lacks the invoking user's rustup toolchain.
-if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
-    user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
-    if [ -x "$user_home/.cargo/bin/cargo" ]; then
-        export CARGO_HOME="$user_home/.cargo" RUSTUP_HOME="$user_home/.rustup"
-        export PATH="$CARGO_HOME/bin:$PATH"
-    fi
-fi
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "tests/bench/run.sh: cargo not found (install Rust with rustup, or put cargo on root's PATH)" >&2
-    exit 1
-fi
+install_missing tests/bench/run.sh "${missing[@]}"
+find_cargo tests/bench/run.sh
 
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 echo "tests/bench/run.sh: cargo build --release (target dir $target_dir)"
