@@ -43,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
     for (link, off) in [(LinkType::Ethernet, 14usize), (LinkType::RawIp, 0)] {
         let got = wire::parse_data_packet(link, data);
         let want = model(link, data);
-        assert_eq!(got.is_ok(), want.is_some(), "{link:?}: {got:?} vs model {want:?}");
+        assert_eq!(
+            got.is_ok(),
+            want.is_some(),
+            "{link:?}: {got:?} vs model {want:?}"
+        );
         let Ok(d) = got else { continue };
         let total = want.unwrap();
 
@@ -54,11 +58,20 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(start - base, off);
         // Its length is the IPv4 total length (padding trimmed).
         assert_eq!(d.ip.len(), total);
-        assert_eq!(d.ip.len(), usize::from(u16::from_be_bytes([d.ip[2], d.ip[3]])));
+        assert_eq!(
+            d.ip.len(),
+            usize::from(u16::from_be_bytes([d.ip[2], d.ip[3]]))
+        );
         assert!(d.ip.len() >= 20);
         // Addresses are the header's, and the group is forwardable multicast.
-        assert_eq!(d.source, Ipv4Addr::new(d.ip[12], d.ip[13], d.ip[14], d.ip[15]));
-        assert_eq!(d.group, Ipv4Addr::new(d.ip[16], d.ip[17], d.ip[18], d.ip[19]));
+        assert_eq!(
+            d.source,
+            Ipv4Addr::new(d.ip[12], d.ip[13], d.ip[14], d.ip[15])
+        );
+        assert_eq!(
+            d.group,
+            Ipv4Addr::new(d.ip[16], d.ip[17], d.ip[18], d.ip[19])
+        );
         assert!(d.group.is_multicast());
         assert!(!ipv4::is_link_local_group(d.group));
         assert_ne!(d.ip[9], ipv4::PROTO_IGMP);

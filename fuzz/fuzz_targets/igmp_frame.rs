@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(f.ip.header_len <= f.ip.total_len);
     assert!(f.ip.total_len <= ip.len());
     assert_eq!(f.ip.header_len, usize::from(ip[0] & 0x0f) * 4);
-    assert_eq!(f.ip.total_len, usize::from(u16::from_be_bytes([ip[2], ip[3]])));
+    assert_eq!(
+        f.ip.total_len,
+        usize::from(u16::from_be_bytes([ip[2], ip[3]]))
+    );
     assert_eq!(f.ip.protocol, ipv4::PROTO_IGMP);
     let body = &ip[f.ip.header_len..f.ip.total_len];
     assert_eq!(igmp::parse(body).as_ref(), Ok(&f.message));
@@ -28,7 +31,12 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     igmp::emit(&f.message, &mut out);
     // Aux data and additional data are dropped, so the emitted form is never longer.
-    assert!(out.len() <= body.len(), "emitted {} > parsed {}", out.len(), body.len());
+    assert!(
+        out.len() <= body.len(),
+        "emitted {} > parsed {}",
+        out.len(),
+        body.len()
+    );
     let again = igmp::parse(&out).unwrap_or_else(|e| panic!("re-parse failed: {e:?} {out:02x?}"));
     assert_eq!(again, f.message);
     // The emitted form is canonical: emitting the re-parsed message gives the same bytes.
@@ -53,6 +61,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!((g.ip.src, g.ip.dst), (f.ip.src, f.ip.dst));
         assert_eq!((g.ip.ttl, g.ip.router_alert), (1, true));
         assert_eq!(g.ip.header_len, ipv4::ROUTER_ALERT_HEADER_LEN);
-        assert_eq!(&frame[ethernet::HEADER_LEN + ipv4::ROUTER_ALERT_HEADER_LEN..], &out[..]);
+        assert_eq!(
+            &frame[ethernet::HEADER_LEN + ipv4::ROUTER_ALERT_HEADER_LEN..],
+            &out[..]
+        );
     }
 });

@@ -63,6 +63,12 @@ fuzz_target!(|data: &[u8]| {
     // The receiver's check.
     let udp = &p[ihl..ihl + udp_len];
     let len = (udp_len as u16).to_be_bytes();
-    let pseudo = [p[12], p[13], p[14], p[15], p[16], p[17], p[18], p[19], 0, 17, len[0], len[1]];
-    assert_eq!(ones_sum(&[&pseudo, udp]), 0xffff, "UDP checksum does not verify");
+    let pseudo = [
+        p[12], p[13], p[14], p[15], p[16], p[17], p[18], p[19], 0, 17, len[0], len[1],
+    ];
+    assert_eq!(
+        ones_sum(&[&pseudo, udp]),
+        0xffff,
+        "UDP checksum does not verify"
+    );
 });
