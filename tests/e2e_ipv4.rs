@@ -44,17 +44,6 @@ fn assert_no_multicast(r: &AgentReport, group: &str) {
     );
 }
 
-/// Nothing of `group` reached this host, in any frame class or on any socket.
-fn assert_nothing(r: &AgentReport, group: &str) {
-    assert_eq!(
-        r.frames_any(group),
-        0,
-        "{}: got frames of {group}",
-        r.host.name
-    );
-    assert_eq!(r.sock_ok(group), 0, "{}: socket got {group}", r.host.name);
-}
-
 /// The member got the stream as unicast copies to its own MAC, intact on its socket.
 fn assert_unicast_member(r: &AgentReport, group: &str, sent: u64) {
     let who = &r.host.name;

@@ -906,13 +906,6 @@ fn assert_unicast_member(r: &AgentReport, group: &str, source: &str, sent: u64) 
     );
 }
 
-/// Nothing of `group` reached this client, in any frame class or on any socket.
-fn assert_nothing(r: &AgentReport, group: &str) {
-    let who = &r.host.name;
-    assert_eq!(r.frames_any(group), 0, "{who}: got frames of {group}");
-    assert_eq!(r.sock_ok(group), 0, "{who}: socket got {group}");
-}
-
 /// The client is listed as a member of `group` on tap0.
 fn member_on_tap0(s: &Value, group: &str, c: &Host) -> bool {
     member(s, group, c).is_some_and(|m| m["interface"] == "tap0")

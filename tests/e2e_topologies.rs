@@ -100,13 +100,6 @@ fn bad_or_dup(r: &AgentReport, group: &str) -> u64 {
         .sum()
 }
 
-/// Nothing of `group` reached this host, in any frame class or on any socket.
-fn assert_nothing(r: &AgentReport, group: &str) {
-    let who = &r.host.name;
-    assert_eq!(r.frames_any(group), 0, "{who}: got frames of {group}");
-    assert_eq!(r.sock_ok(group), 0, "{who}: socket got {group}");
-}
-
 /// The member got the stream as unicast copies to its own MAC, intact on its socket.
 fn assert_unicast_member(r: &AgentReport, group: &str, sent: u64) {
     let who = &r.host.name;

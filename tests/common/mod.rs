@@ -1652,6 +1652,13 @@ impl SendReport {
     }
 }
 
+/// Nothing of `group` reached this host, in any frame class or on any socket.
+pub fn assert_nothing(r: &AgentReport, group: &str) {
+    let who = &r.host.name;
+    assert_eq!(r.frames_any(group), 0, "{who}: got frames of {group}");
+    assert_eq!(r.sock_ok(group), 0, "{who}: socket got {group}");
+}
+
 /// Asserts `got >= DELIVERY * sent` (and `got <= sent`: no duplicates), with context.
 pub fn assert_delivered(got: u64, sent: u64, what: &str) {
     assert!(sent > 0, "{what}: nothing was sent");
