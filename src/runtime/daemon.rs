@@ -255,6 +255,13 @@ fn drop_privileges() -> Result<(), RunError> {
     let has = privs::current().map_err(err)?.permitted;
     let rmem_max = read_sysctl("/proc/sys/net/core/rmem_max");
     let keep = privs::needed_after_start(has, rmem_max, DATA_RCVBUF);
+    if let Some(m) = rmem_max.filter(|&m| m < DATA_RCVBUF && !has.contains(privs::CAP_NET_ADMIN)) {
+        warn!(
+            "no CAP_NET_ADMIN: capture buffers are capped at net.core.rmem_max ({m} bytes, {} wanted); \
+             grant CAP_NET_ADMIN or raise the sysctl",
+            DATA_RCVBUF
+        );
+    }
     let done = privs::reduce_to(keep.caps).map_err(err)?;
     info!(
         "privileges: kept {}{}; dropped {} other capabilities{}; no_new_privs set",
@@ -278,8 +285,10 @@ fn drop_privileges() -> Result<(), RunError> {
 /// busy box other programs should not delay copies, joins or leaves by a scheduler slice.
 const PACKET_THREAD_NICE: i32 = -10;
 
-/// Start a named thread. `packet`: one a packet waits for, run at [`PACKET_THREAD_NICE`]
-/// when the process may (CAP_SYS_NICE; root may), else at the process's own priority.
+/// Start a named thread. `packet`: one a packet waits for, run at [`PACKET_THREAD_NICE`].
+/// It normally inherits that value from its creator (the main thread lowers itself while it
+/// still may, before dropping CAP_SYS_NICE; see `run`); otherwise it tries itself, which
+/// works only with CAP_SYS_NICE, and stays at its creator's value if not.
 pub(crate) fn spawn(
     name: String,
     packet: bool,
@@ -288,7 +297,7 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
-            if packet {
+            if packet && sys::thread_nice().map_or(true, |n| n > PACKET_THREAD_NICE) {
                 if let Err(e) = sys::set_thread_nice(PACKET_THREAD_NICE) {
                     debug!("thread priority left as it is ({e}; needs CAP_SYS_NICE)");
                 }
