@@ -102,6 +102,11 @@ pub struct RunArgs {
     /// Unix socket for `snoopcast status`.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL)]
     pub control: PathBuf,
+    /// Group of the control socket (name or numeric gid): its members may run `snoopcast
+    /// status`. The socket is mode 0660, owned by the daemon's user and this group (default:
+    /// the daemon's own group).
+    #[arg(long, value_name = "GROUP")]
+    pub control_group: Option<String>,
     /// General query interval (RFC 3376 8.2), e.g. 125s, 2m.
     #[arg(long, value_name = "DUR", default_value = "125s", value_parser = parse_duration)]
     pub query_interval: Duration,

@@ -5,6 +5,7 @@ use crate::core::filter::GroupFilter;
 use crate::core::membership::{CompatFallback, Settings};
 use crate::core::querier::{Mode, QuerierConfig};
 use crate::runtime::iface::{self, IfaceInfo};
+use crate::runtime::privs;
 use crate::wire::{LinkType, MacAddr};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -66,6 +67,8 @@ pub struct Config {
     /// Interfaces missing at start are waited for instead of being an error.
     pub wait_for_interfaces: bool,
     pub control: PathBuf,
+    /// `--control-group`, resolved to a gid.
+    pub control_group: Option<u32>,
     pub settings: Settings,
     pub querier: QuerierConfig,
     pub filter: GroupFilter,
@@ -171,6 +174,15 @@ impl Config {
             query_response_interval: a.query_response_interval,
             robustness: a.robustness,
         };
+        // Unknown groups are a usage error, found before anything starts.
+        let control_group = match &a.control_group {
+            Some(g) => Some(
+                privs::parse_group(g)
+                    .and_then(|spec| privs::resolve_group(&spec, privs::group_by_name))
+                    .map_err(ConfigError)?,
+            ),
+            None => None,
+        };
         let workers = match a.workers {
             Some(n) => n as usize,
             // available_parallelism honours the CPU affinity (taskset, CPUAffinity=).
@@ -183,6 +195,7 @@ impl Config {
             downstreams,
             wait_for_interfaces: a.wait_for_interfaces,
             control: a.control.clone(),
+            control_group,
             settings,
             querier,
             filter: GroupFilter::new(a.allow.clone(), a.deny.clone()),
@@ -256,6 +269,26 @@ mod tests {
         assert_eq!(c.settings.group_membership_interval().as_secs(), 260);
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(c.workers, cores - 1, "one core is the capture thread's");
+    }
+
+    #[test]
+    fn control_group_is_a_gid_or_a_known_name_and_unknown_names_are_usage_errors() {
+        let base = ["--upstream", "up0", "--downstream", "dn0"];
+        let with = |g: &str| {
+            let mut a = base.to_vec();
+            a.extend(["--control-group", g]);
+            cfg(&a)
+        };
+        assert_eq!(cfg(&base).unwrap().control_group, None);
+        assert_eq!(with("4242").unwrap().control_group, Some(4242));
+        assert_eq!(with("root").unwrap().control_group, Some(0));
+        let e = with("snoopcast-no-such-group").unwrap_err();
+        assert!(
+            e.0.contains("--control-group snoopcast-no-such-group")
+                && e.0.contains("no such group"),
+            "{e}"
+        );
+        assert!(with("").is_err());
     }
 
     #[test]

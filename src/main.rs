@@ -39,15 +39,43 @@ fn run(a: RunArgs) -> ExitCode {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
-    if let Err(e) = ctrlc::set_handler(move || s.store(true, Ordering::Relaxed)) {
-        return fail(1, format!("cannot install the SIGINT/SIGTERM handler: {e}"));
-    }
-    match daemon::run(cfg, stop) {
+    // Installed by `run` once privileges are dropped: ctrlc starts a thread, and
+    // capabilities are per thread.
+    // Until then SIGINT/SIGTERM are held pending (blocked on this thread, and so on the
+    // threads it starts), not fatal.
+    let held = block_stop_signals(true);
+    let signals = move || {
+        ctrlc::set_handler(move || s.store(true, Ordering::Relaxed))
+            .map_err(|e| format!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
+        if held {
+            block_stop_signals(false);
+        }
+        Ok(())
+    };
+    match daemon::run(cfg, stop, signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
             fail(1, e)
         }
+    }
+}
+
+/// Block (or unblock) SIGINT and SIGTERM on the calling thread. True when it worked.
+fn block_stop_signals(block: bool) -> bool {
+    // SAFETY: sigset_t is plain old data filled by sigemptyset/sigaddset; pthread_sigmask
+    // reads it and changes only this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let how = if block {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut()) == 0
     }
 }
 

@@ -1,9 +1,12 @@
 //! The control socket: each connection gets one JSON snapshot, then the server closes it.
 //! The server never reads from clients.
 
+use crate::runtime::sys;
 use crate::status::Snapshot;
+use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileTypeExt;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,8 +42,15 @@ impl std::fmt::Display for ControlError {
     }
 }
 
-/// Bind the control socket, removing a stale one (a socket nobody answers on) first.
-pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+/// Mode of the control socket: the daemon's user and the control group may connect (a
+/// connection only ever reads one snapshot), nobody else.
+pub const SOCKET_MODE: u32 = 0o660;
+
+/// Bind the control socket, removing a stale one (a socket nobody answers on) first. It is
+/// created with mode 0600 (set on the socket before bind, so no umask and no other thread's
+/// file creation is involved), given to `group` when set, made 0660, and only then listens:
+/// there is no moment when anyone outside the owner and the group can connect.
+pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, ControlError> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(ControlError::NotASocket(path.into()));
@@ -50,10 +60,34 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
         }
         std::fs::remove_file(path).map_err(|e| ControlError::Io(path.into(), e))?;
     }
-    let l = UnixListener::bind(path).map_err(|e| ControlError::Io(path.into(), e))?;
-    l.set_nonblocking(true)
-        .map_err(|e| ControlError::Io(path.into(), e))?;
-    Ok(l)
+    let io_err = |e| ControlError::Io(path.into(), e);
+    let sock = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(io_err)?;
+    // Linux creates the socket file with the socket inode's mode (minus the umask).
+    sys::fchmod(&sock, 0o600).map_err(io_err)?;
+    let addr = SockAddr::unix(path).map_err(io_err)?;
+    sock.bind(&addr).map_err(io_err)?;
+    let finish = || -> io::Result<()> {
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "giving it to --control-group {}: {e} (the daemon's user must be a member of the group, \
+                         or have CAP_CHOWN)",
+                        crate::runtime::privs::describe_group(gid)
+                    ),
+                )
+            })?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))?;
+        sock.listen(128)?;
+        sock.set_nonblocking(true)
+    };
+    if let Err(e) = finish() {
+        let _ = std::fs::remove_file(path);
+        return Err(io_err(e));
+    }
+    Ok(UnixListener::from(OwnedFd::from(sock)))
 }
 
 /// Serve snapshots until `stop`. `snapshot` builds one (under the daemon's lock, which it
@@ -88,6 +122,13 @@ pub fn serve(listener: UnixListener, stop: &AtomicBool, snapshot: impl Fn() -> S
 #[derive(Debug)]
 pub enum ClientError {
     NotRunning(PathBuf, io::Error),
+    /// The socket's mode or group keeps this user out.
+    PermissionDenied {
+        path: PathBuf,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
     Io(io::Error),
     BadReply(String),
 }
@@ -102,6 +143,21 @@ impl std::fmt::Display for ClientError {
                     p.display()
                 )
             }
+            ClientError::PermissionDenied {
+                path,
+                mode,
+                uid,
+                gid,
+            } => {
+                let group = crate::runtime::privs::describe_group(*gid);
+                write!(
+                    f,
+                    "permission denied: {} (socket mode {mode:04o}, owner uid {uid}, group {group}); \
+                     add the user to group {} or use sudo",
+                    path.display(),
+                    crate::runtime::privs::group_name(*gid).unwrap_or_else(|| gid.to_string())
+                )
+            }
             ClientError::Io(e) => write!(f, "reading status failed: {e}"),
             ClientError::BadReply(e) => write!(f, "the daemon sent an unreadable status: {e}"),
         }
@@ -110,7 +166,19 @@ impl std::fmt::Display for ClientError {
 
 /// Fetch one snapshot as raw JSON text.
 pub fn fetch(path: &Path) -> Result<String, ClientError> {
-    let mut s = UnixStream::connect(path).map_err(|e| ClientError::NotRunning(path.into(), e))?;
+    let mut s = UnixStream::connect(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            if let Ok(m) = std::fs::metadata(path) {
+                return ClientError::PermissionDenied {
+                    path: path.into(),
+                    mode: m.mode() & 0o7777,
+                    uid: m.uid(),
+                    gid: m.gid(),
+                };
+            }
+        }
+        ClientError::NotRunning(path.into(), e)
+    })?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(ClientError::Io)?;
     let mut body = String::new();
@@ -153,9 +221,9 @@ mod tests {
     #[test]
     fn serves_one_snapshot_per_connection_and_detects_stale_and_busy_paths() {
         let p = tmp("serve");
-        let l = bind(&p).unwrap();
+        let l = bind(&p, None).unwrap();
         assert!(
-            matches!(bind(&p), Err(ControlError::InUse(_))),
+            matches!(bind(&p, None), Err(ControlError::InUse(_))),
             "a live socket is not stolen"
         );
         let stop = Arc::new(AtomicBool::new(false));
@@ -167,7 +235,7 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         t.join().unwrap();
         // Now stale: the next bind removes it.
-        drop(bind(&p).unwrap());
+        drop(bind(&p, None).unwrap());
         std::fs::remove_file(&p).unwrap();
         assert!(matches!(fetch(&p), Err(ClientError::NotRunning(..))));
     }
@@ -176,7 +244,48 @@ mod tests {
     fn refuses_to_remove_a_regular_file() {
         let p = tmp("file");
         std::fs::write(&p, b"x").unwrap();
-        assert!(matches!(bind(&p), Err(ControlError::NotASocket(_))));
+        assert!(matches!(bind(&p, None), Err(ControlError::NotASocket(_))));
         std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn socket_is_mode_0660_and_given_to_the_control_group() {
+        let p = tmp("mode");
+        // Whatever the umask, the mode is exactly 0660.
+        // SAFETY: umask takes and returns an integer; other tests create no files that
+        // depend on it (their temp files are written with explicit modes or not checked).
+        let old = unsafe { libc::umask(0) };
+        let l = bind(&p, None);
+        unsafe { libc::umask(old) };
+        drop(l.unwrap());
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o660, "mode {:o}", m.mode());
+        std::fs::remove_file(&p).unwrap();
+        // Our own group is always allowed (root: any group).
+        // SAFETY: getegid takes nothing and returns an integer.
+        let gid = unsafe { libc::getegid() };
+        drop(bind(&p, Some(gid)).unwrap());
+        assert_eq!(std::fs::metadata(&p).unwrap().gid(), gid);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn permission_denied_names_mode_group_and_the_fix() {
+        let e = ClientError::PermissionDenied {
+            path: "/run/snoopcast/snoopcast.sock".into(),
+            mode: 0o660,
+            uid: 0,
+            gid: 0,
+        };
+        let s = e.to_string();
+        for needle in [
+            "permission denied",
+            "0660",
+            "group root",
+            "sudo",
+            "snoopcast.sock",
+        ] {
+            assert!(s.contains(needle), "{needle} missing: {s}");
+        }
     }
 }

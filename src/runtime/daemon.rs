@@ -9,9 +9,9 @@
 //! ```
 
 use super::datapath::{sender, DownTx, Job, Pool};
-use super::links::{LinkChange, Links};
+use super::links::{open_err, LinkChange, Links, DATA_RCVBUF};
 use super::stats::{inc, Counters, RateLimit};
-use super::{control, iface, sys};
+use super::{control, iface, privs, sys};
 use crate::config::Config;
 use crate::core::fib::Fib;
 use crate::core::membership::{
@@ -106,8 +106,14 @@ impl Shared {
     }
 }
 
-/// Run until `stop` is set. Leaves every upstream group before returning.
-pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
+/// Run until `stop` is set. Leaves every upstream group before returning. `install_signals`
+/// is called once privileges are dropped and the packet threads run: whatever thread it
+/// starts then has the reduced capabilities too (the ctrlc crate starts one).
+pub fn run(
+    cfg: Config,
+    stop: Arc<AtomicBool>,
+    install_signals: impl FnOnce() -> Result<(), String>,
+) -> Result<(), RunError> {
     let now = Instant::now();
     let limits = JoinLimits {
         groups_per_socket: read_sysctl("/proc/sys/net/ipv4/igmp_max_memberships")
@@ -146,29 +152,47 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         stop,
     });
     let workers = shared.cfg.workers;
-    let mut threads = Vec::new();
-    let mut job_txs = Vec::new();
     let pending = Arc::new(AtomicUsize::new(0));
-    for w in 0..workers {
-        let (tx, rx) = bounded::<Job>(QUEUE_PER_WORKER);
-        job_txs.push(tx);
-        let (sh, p) = (shared.clone(), pending.clone());
-        threads.push(spawn(format!("send-{w}"), true, move || {
-            sender(&sh, rx, p)
-        })?);
-    }
-    let job_txs = Pool::new(job_txs, pending);
+    let (job_txs, job_rxs): (Vec<_>, Vec<_>) = (0..workers)
+        .map(|_| bounded::<Job>(QUEUE_PER_WORKER))
+        .unzip();
+    let pool = Pool::new(job_txs, pending.clone());
     let (ev_tx, ev_rx) = bounded::<IgmpIn>(EVENT_QUEUE);
-    let mut links = Links::new(&shared, job_txs, ev_tx, now);
-    // Open what is there now, so a missing privilege is reported before anything runs;
-    // then the control socket.
-    let started = links.open_at_start(&shared, now).and_then(|c| {
-        Ok((
-            c,
-            control::bind(&shared.cfg.control).map_err(|e| RunError::Io(e.to_string()))?,
-        ))
-    });
-    let (opened, listener) = match started {
+    let mut links = Links::new(&shared, pool, ev_tx, now);
+    // 1. Open every socket there is to open now, on this one thread, so a missing privilege
+    //    is reported before anything runs; then the control socket.
+    let ready = links.prepare_at_start(&shared, now)?;
+    if ready.is_empty() {
+        // Every interface is awaited: check now that packet sockets can be opened at all.
+        sys::packet_socket().map_err(|e| open_err("packet socket", &shared.cfg.upstream, e))?;
+    }
+    let listener = control::bind(&shared.cfg.control, shared.cfg.control_group)
+        .map_err(|e| RunError::Io(e.to_string()))?;
+    // 2. Nice value and capabilities, still on one thread: every thread started from here on
+    //    inherits both (see privs). Packet threads come from this thread or the control
+    //    thread, so they get PACKET_THREAD_NICE even after CAP_SYS_NICE is gone.
+    let base_nice = sys::thread_nice().unwrap_or(0);
+    if base_nice > PACKET_THREAD_NICE {
+        if let Err(e) = sys::set_thread_nice(PACKET_THREAD_NICE) {
+            debug!("packet threads stay at nice {base_nice} ({e}; nice {PACKET_THREAD_NICE} needs CAP_SYS_NICE at start)");
+        }
+    }
+    if let Err(e) = drop_privileges() {
+        let _ = std::fs::remove_file(&shared.cfg.control);
+        return Err(e);
+    }
+    // 3. The packet threads: senders, captures, the control thread (at the packet nice value).
+    let mut threads = Vec::new();
+    let started = (|| {
+        for (w, rx) in job_rxs.into_iter().enumerate() {
+            let (sh, p) = (shared.clone(), pending.clone());
+            threads.push(spawn(format!("send-{w}"), true, move || {
+                sender(&sh, rx, p)
+            })?);
+        }
+        links.start_all(&shared, ready)
+    })();
+    let opened = match started {
         Ok(x) => x,
         Err(e) => {
             shared.stop.store(true, Ordering::Relaxed);
@@ -176,6 +200,7 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
             for t in threads {
                 let _ = t.join();
             }
+            let _ = std::fs::remove_file(&shared.cfg.control);
             return Err(e);
         }
     };
@@ -197,6 +222,17 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
             control_loop(&sh, links, opened, ev_rx, limits)
         })?);
     }
+    // 4. Back to the base nice value (raising needs no privilege) for what follows: the
+    //    signal handler's thread and the status server.
+    let _ = sys::set_thread_nice(base_nice);
+    if let Err(e) = install_signals() {
+        shared.stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&shared.cfg.control);
+        return Err(RunError::Io(e));
+    }
     {
         let sh = shared.clone();
         threads.push(spawn("control".into(), false, move || {
@@ -211,12 +247,48 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Keep only the capabilities still needed once the start-up sockets are open (see
+/// [`privs::needed_after_start`]), set no_new_privs, and say what was kept. The process must
+/// still have one thread.
+fn drop_privileges() -> Result<(), RunError> {
+    let err = |e: io::Error| RunError::Io(format!("cannot drop privileges: {e}"));
+    let has = privs::current().map_err(err)?.permitted;
+    let rmem_max = read_sysctl("/proc/sys/net/core/rmem_max");
+    let keep = privs::needed_after_start(has, rmem_max, DATA_RCVBUF);
+    if let Some(m) = rmem_max.filter(|&m| m < DATA_RCVBUF && !has.contains(privs::CAP_NET_ADMIN)) {
+        warn!(
+            "no CAP_NET_ADMIN: capture buffers are capped at net.core.rmem_max ({m} bytes, {} wanted); \
+             grant CAP_NET_ADMIN or raise the sysctl",
+            DATA_RCVBUF
+        );
+    }
+    let done = privs::reduce_to(keep.caps).map_err(err)?;
+    info!(
+        "privileges: kept {}{}; dropped {} other capabilities{}; no_new_privs set",
+        keep.caps,
+        if keep.why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", keep.why.join("; "))
+        },
+        done.dropped.len(),
+        if done.bounding_reduced {
+            ", bounding set reduced to the kept ones"
+        } else {
+            " (bounding set left as it is: no CAP_SETPCAP; no_new_privs stops an exec from gaining any)"
+        }
+    );
+    Ok(())
+}
+
 /// Nice value of the threads a packet waits for (captures, the table owner, senders): on a
 /// busy box other programs should not delay copies, joins or leaves by a scheduler slice.
 const PACKET_THREAD_NICE: i32 = -10;
 
-/// Start a named thread. `packet`: one a packet waits for, run at [`PACKET_THREAD_NICE`]
-/// when the process may (CAP_SYS_NICE; root may), else at the process's own priority.
+/// Start a named thread. `packet`: one a packet waits for, run at [`PACKET_THREAD_NICE`].
+/// It normally inherits that value from its creator (the main thread lowers itself while it
+/// still may, before dropping CAP_SYS_NICE; see `run`); otherwise it tries itself, which
+/// works only with CAP_SYS_NICE, and stays at its creator's value if not.
 pub(crate) fn spawn(
     name: String,
     packet: bool,
@@ -225,7 +297,7 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
-            if packet {
+            if packet && sys::thread_nice().map_or(true, |n| n > PACKET_THREAD_NICE) {
                 if let Err(e) = sys::set_thread_nice(PACKET_THREAD_NICE) {
                     debug!("thread priority left as it is ({e}; needs CAP_SYS_NICE)");
                 }

@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Receive buffer of a downstream IGMP capture socket.
+const IGMP_RCVBUF: usize = 1 << 20;
+/// Receive buffer of the upstream data capture socket: the largest one asked for.
+pub(crate) const DATA_RCVBUF: usize = 8 << 20;
 
 pub(crate) fn open_err(what: &str, ifname: &str, e: io::Error) -> RunError {
     if e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EPERM) {
@@ -62,7 +66,7 @@ fn igmp_capture(
         sys::attach_filter(&s, &sys::bpf::igmp_only())?;
         sys::set_ignore_outgoing(&s)?;
         sys::add_allmulti(&s, iface.index)?;
-        sys::set_rcvbuf(&s, 1 << 20)
+        sys::set_rcvbuf(&s, IGMP_RCVBUF)
     })()
     .map_err(|e| open_err(what, &iface.name, e))?;
     let ni = iface::pnet_interface(iface.index).ok_or_else(|| {
@@ -102,7 +106,7 @@ fn data_capture(iface: &iface::IfaceInfo) -> Result<Socket, RunError> {
     (|| {
         sys::attach_filter(&s, &sys::bpf::multicast_data(header))?;
         sys::set_auxdata(&s)?;
-        sys::set_rcvbuf(&s, 8 << 20)?;
+        sys::set_rcvbuf(&s, DATA_RCVBUF)?;
         s.set_read_timeout(Some(TICK))?;
         sys::bind_packet(&s, iface.index, libc::ETH_P_ALL as u16)
     })()
@@ -139,6 +143,20 @@ impl Slot {
     }
 }
 
+/// An interface whose sockets are open but whose capture thread has not started yet.
+pub enum Prepared {
+    Down {
+        i: IfaceId,
+        link: DownLink,
+        sock: Socket,
+        rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+    },
+    Up {
+        info: iface::IfaceInfo,
+        sock: Socket,
+    },
+}
+
 /// What changed, for the control thread to act on.
 #[derive(Debug)]
 pub enum LinkChange {
@@ -173,28 +191,38 @@ impl Links {
         }
     }
 
-    /// Open every interface that is there. A failure here (no privilege, say) is fatal;
-    /// interfaces missing or down are waited for.
-    pub fn open_at_start(
+    /// Open the sockets of every interface that is there, without starting any thread (the
+    /// daemon drops privileges in between, while it has one thread). A failure here (no
+    /// privilege, say) is fatal; interfaces missing or down are waited for.
+    pub fn prepare_at_start(
         &mut self,
         sh: &Arc<Shared>,
         now: Instant,
-    ) -> Result<Vec<LinkChange>, RunError> {
-        let mut changes = Vec::new();
+    ) -> Result<Vec<Prepared>, RunError> {
+        let mut ready = Vec::new();
         for i in 0..self.down.len() {
             match iface::lookup_usable(&self.down[i].name) {
-                Some(info) => changes.push(self.open_down(sh, i, info)?),
+                Some(info) => ready.push(Self::prepare_down(sh, i, info)?),
                 None => self.say_waiting(i, now),
             }
         }
         match iface::lookup_usable(&self.up.name) {
-            Some(info) => changes.push(self.open_up(sh, info)?),
+            Some(info) => ready.push(Self::prepare_up(info)?),
             None => {
                 warn!("upstream {}: missing or down; waiting for it", self.up.name);
                 self.up.said_waiting = true;
             }
         }
-        Ok(changes)
+        Ok(ready)
+    }
+
+    /// Start the capture threads of what [`Links::prepare_at_start`] opened.
+    pub fn start_all(
+        &mut self,
+        sh: &Arc<Shared>,
+        ready: Vec<Prepared>,
+    ) -> Result<Vec<LinkChange>, RunError> {
+        ready.into_iter().map(|p| self.start(sh, p)).collect()
     }
 
     fn say_waiting(&mut self, i: usize, _now: Instant) {
@@ -220,26 +248,8 @@ impl Links {
         i: IfaceId,
         info: iface::IfaceInfo,
     ) -> Result<LinkChange, RunError> {
-        let link = sh.cfg.downstreams[i].resolve(info).map_err(RunError::Io)?;
-        let sock = send_socket(&link.iface)?;
-        let rx = igmp_capture(&link.iface)?;
-        let tx = Arc::new(DownTx {
-            sock,
-            link: link.clone(),
-        });
-        *sh.down[i].write() = Some(tx);
-        sh.links_gen.fetch_add(1, Ordering::Release);
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (sh2, ev, c2) = (sh.clone(), self.ev_tx.clone(), cancel.clone());
-        let handle = spawn(format!("cap-dn:{}", link.iface.name), true, move || {
-            capture_downstream(&sh2, i, rx, ev, &c2)
-        })?;
-        let s = &mut self.down[i];
-        s.open = Some(link.iface.index);
-        s.capture = Some(Capture { cancel, handle });
-        s.backoff = BACKOFF_FIRST;
-        s.said_waiting = false;
-        Ok(LinkChange::DownOpened(i, link))
+        let p = Self::prepare_down(sh, i, info)?;
+        self.start(sh, p)
     }
 
     fn open_up(
@@ -247,25 +257,67 @@ impl Links {
         sh: &Arc<Shared>,
         info: iface::IfaceInfo,
     ) -> Result<LinkChange, RunError> {
+        let p = Self::prepare_up(info)?;
+        self.start(sh, p)
+    }
+
+    /// A downstream's sockets: send, and IGMP capture.
+    fn prepare_down(sh: &Shared, i: IfaceId, info: iface::IfaceInfo) -> Result<Prepared, RunError> {
+        let link = sh.cfg.downstreams[i].resolve(info).map_err(RunError::Io)?;
+        let sock = send_socket(&link.iface)?;
+        let rx = igmp_capture(&link.iface)?;
+        Ok(Prepared::Down { i, link, sock, rx })
+    }
+
+    fn prepare_up(info: iface::IfaceInfo) -> Result<Prepared, RunError> {
         let sock = data_capture(&info)?;
+        Ok(Prepared::Up { info, sock })
+    }
+
+    /// Publish an opened interface and start its capture thread. Threads started here (by
+    /// the main thread at start, by the control thread later) inherit their creator's nice
+    /// value and capabilities.
+    fn start(&mut self, sh: &Arc<Shared>, p: Prepared) -> Result<LinkChange, RunError> {
         let cancel = Arc::new(AtomicBool::new(false));
-        let (sh2, jobs, c2, link, name) = (
-            sh.clone(),
-            self.pool.clone(),
-            cancel.clone(),
-            info.link,
-            info.name.clone(),
-        );
-        let handle = spawn(format!("cap-up:{}", info.name), true, move || {
-            capture_upstream(&sh2, sock, link, &name, jobs, &c2)
-        })?;
-        *sh.up_link.write() = Some(info.clone());
-        let s = &mut self.up;
-        s.open = Some(info.index);
-        s.capture = Some(Capture { cancel, handle });
-        s.backoff = BACKOFF_FIRST;
-        s.said_waiting = false;
-        Ok(LinkChange::UpOpened(info))
+        match p {
+            Prepared::Down { i, link, sock, rx } => {
+                let tx = Arc::new(DownTx {
+                    sock,
+                    link: link.clone(),
+                });
+                let (sh2, ev, c2) = (sh.clone(), self.ev_tx.clone(), cancel.clone());
+                let handle = spawn(format!("cap-dn:{}", link.iface.name), true, move || {
+                    capture_downstream(&sh2, i, rx, ev, &c2)
+                })?;
+                *sh.down[i].write() = Some(tx);
+                sh.links_gen.fetch_add(1, Ordering::Release);
+                let s = &mut self.down[i];
+                s.open = Some(link.iface.index);
+                s.capture = Some(Capture { cancel, handle });
+                s.backoff = BACKOFF_FIRST;
+                s.said_waiting = false;
+                Ok(LinkChange::DownOpened(i, link))
+            }
+            Prepared::Up { info, sock } => {
+                let (sh2, jobs, c2, link, name) = (
+                    sh.clone(),
+                    self.pool.clone(),
+                    cancel.clone(),
+                    info.link,
+                    info.name.clone(),
+                );
+                let handle = spawn(format!("cap-up:{}", info.name), true, move || {
+                    capture_upstream(&sh2, sock, link, &name, jobs, &c2)
+                })?;
+                *sh.up_link.write() = Some(info.clone());
+                let s = &mut self.up;
+                s.open = Some(info.index);
+                s.capture = Some(Capture { cancel, handle });
+                s.backoff = BACKOFF_FIRST;
+                s.said_waiting = false;
+                Ok(LinkChange::UpOpened(info))
+            }
+        }
     }
 
     fn close(slot: &mut Slot, finished: &mut Vec<JoinHandle<()>>, now: Instant) {

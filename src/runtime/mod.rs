@@ -5,5 +5,6 @@ pub mod daemon;
 pub mod datapath;
 pub mod iface;
 pub mod links;
+pub mod privs;
 pub mod stats;
 pub mod sys;

@@ -135,6 +135,26 @@ pub fn set_thread_nice(nice: i32) -> io::Result<()> {
     check(r)
 }
 
+/// fchmod(2) on a socket: a unix socket bound afterwards is created with this mode.
+pub fn fchmod(fd: &impl AsRawFd, mode: u32) -> io::Result<()> {
+    // SAFETY: fchmod takes a descriptor and an integer.
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) })
+}
+
+/// The calling thread's nice value.
+pub fn thread_nice() -> io::Result<i32> {
+    // getpriority can return -1 legitimately: errno tells an error apart.
+    // SAFETY: gettid and getpriority take and return plain integers; errno is thread-local.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let r = libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t);
+        if r == -1 && *libc::__errno_location() != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r)
+    }
+}
+
 /// Send straight to the driver, skipping the interface's qdisc (PACKET_QDISC_BYPASS, Linux
 /// 3.14+): the copies are already paced by the stream that came in. A full driver queue then
 /// fails the send (counted as a dropped copy) instead of queueing.

@@ -1673,3 +1673,51 @@ pub fn assert_delivered(got: u64, sent: u64, what: &str) {
 pub fn settle() {
     thread::sleep(Duration::from_millis(400));
 }
+
+// ------------------------------------------------------------------------------------------
+// snoopcast under a wrapper (setpriv: another uid, chosen capabilities)
+// ------------------------------------------------------------------------------------------
+
+/// `start_snoopcast` with `wrapper` (e.g. `setpriv --reuid=N ... `) run in the box in front
+/// of the binary: `ip netns exec <box> <wrapper...> snoopcast run ...`. The wrapper must
+/// exec the binary, so the child's pid is the daemon's. Waits (as root) for `status`.
+pub fn start_snoopcast_wrapped(lan: &Lan, wrapper: &[&str], args: &[&str]) -> Snoopcast {
+    let dns = lan.downstream_ifs();
+    let dns: Vec<&str> = dns.iter().map(String::as_str).collect();
+    let mut argv = snoopcast_argv(lan, lan.upstream_if(), &dns, args);
+    // "netns exec <box>" then the wrapper, then the binary.
+    for (k, w) in wrapper.iter().enumerate() {
+        argv.insert(3 + k, w.to_string());
+    }
+    let log = lan.dir.join("snoopcast.log");
+    lan.add_log("snoopcast", &log);
+    let file = File::create(&log).expect("create snoopcast.log");
+    writeln!(&file, "# ip {}", argv.join(" ")).unwrap();
+    let child = Command::new("ip")
+        .args(&argv)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("spawn snoopcast");
+    let mut daemon = Snoopcast { child, log };
+    let mut last = String::new();
+    let up = wait_until(Duration::from_secs(10), || {
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            panic!("snoopcast exited at start with {status}");
+        }
+        match lan.try_status_json() {
+            Ok(_) => true,
+            Err(e) => {
+                last = e;
+                false
+            }
+        }
+    });
+    assert!(
+        up,
+        "snoopcast's control socket did not answer within 10 s: {last}"
+    );
+    daemon
+}
