@@ -603,3 +603,96 @@ fn measure_churn_flood_at_ten_thousand_members() {
     let _ = h2.finish();
     daemon.stop_ok();
 }
+
+/// Raises the MTU of h1's eth0, every switch port and the bridge, and dn0: the path a
+/// jumbo report takes from h1 to snoopcast.
+fn jumbo_path(lan: &Lan, mtu: &str) {
+    let sw = lan.sw_ns();
+    let out = ns_run(&sw, &["ip", "-o", "link", "show"]);
+    let mut names: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| n != "lo")
+        .collect();
+    // Ports first, then the bridge (it takes the smallest MTU of its ports).
+    names.sort_by_key(|n| n == "br0");
+    for n in &names {
+        ns_run(&sw, &["ip", "link", "set", n, "mtu", mtu]);
+    }
+    ns_run(&lan.host(1).ns, &["ip", "link", "set", "eth0", "mtu", mtu]);
+    ns_run(&lan.box_ns(), &["ip", "link", "set", "dn0", "mtu", mtu]);
+}
+
+#[test]
+fn jumbo_reports_cannot_balloon_the_queue() {
+    require_root!();
+    // IGMPv3 reports of 8,000 records each (64 KiB frames on a jumbo path): parsed, each
+    // is hundreds of KiB, and the control thread takes a millisecond or more per report.
+    // The queue to it is bounded by records and sources, not only by count, so memory
+    // stays bounded however far behind it falls.
+    let lan = Lan::builder("hostjumbo").hosts(2).build();
+    make_switch_dumb(&lan);
+    jumbo_path(&lan, "65000");
+    let mut daemon = start_snoopcast(
+        &lan,
+        &[
+            "--log-level",
+            "info",
+            "--max-members",
+            "1000",
+            "--max-groups-per-host",
+            "128",
+        ],
+    );
+    let pid = daemon.pid();
+    let before = counters(&lan.status_json());
+    let out = hostile(
+        &lan,
+        1,
+        &[
+            "flood",
+            "--count",
+            "5000",
+            "--duration",
+            "3",
+            "--records",
+            "8000",
+            "--distinct",
+            "16",
+            "--macs",
+            "16",
+        ],
+    );
+    // The capture's kernel drop count is read once a second (at most 2 s late).
+    thread::sleep(Duration::from_millis(2500));
+    assert!(daemon.is_running(), "snoopcast died");
+    let status = lan.status_json();
+    let after = counters(&status);
+    let (hwm, rss) = memory_kib(pid);
+    let d = |n: &str| counter(&after, n) - counter(&before, n);
+    println!(
+        "jumbo: {} reports of 8000 records in {} s ({} /s); reports_v3 +{}, events_dropped +{}, \
+         igmp_capture_drops +{}, limit_members +{}, limit_groups_per_host +{}; members {}; \
+         VmHWM {hwm} KiB, VmRSS {rss} KiB",
+        out["sent"],
+        out["elapsed"],
+        out["rate"],
+        d("reports_v3"),
+        d("events_dropped"),
+        d("igmp_capture_drops"),
+        d("limit_members"),
+        d("limit_groups_per_host"),
+        member_count(&status)
+    );
+    assert!(
+        d("reports_v3") > 0,
+        "no jumbo report reached snoopcast: the path's MTU?"
+    );
+    assert!(member_count(&status) <= 1000);
+    assert!(
+        hwm < RSS_LIMIT_KIB,
+        "peak RSS {hwm} KiB >= {RSS_LIMIT_KIB} KiB"
+    );
+    daemon.stop_ok();
+}

@@ -45,6 +45,10 @@ pub(crate) const TICK: Duration = Duration::from_secs(1);
 const QUEUE_PER_WORKER: usize = 64;
 /// Parsed IGMP messages queued for the control thread.
 const EVENT_QUEUE: usize = 4096;
+/// Records and sources queued for the control thread, over all messages: 4096 reports of
+/// a few records each pass; 4096 jumbo reports of thousands of records each (gigabytes
+/// once parsed) do not. About 64 bytes each at most: a few MiB.
+const MAX_QUEUED_WEIGHT: usize = 1 << 16;
 /// How often failed upstream joins are retried.
 const JOIN_RETRY: Duration = Duration::from_secs(5);
 /// How often interfaces are checked for coming and going.
@@ -79,6 +83,8 @@ pub struct IgmpIn {
     src_mac: MacAddr,
     src_ip: Ipv4Addr,
     msg: Message,
+    /// `msg.weight()`, counted in [`Shared::queued_weight`] while queued.
+    weight: usize,
 }
 
 /// Everything the control thread owns; the status thread reads it under the lock.
@@ -103,6 +109,9 @@ pub struct Shared {
     /// The upstream interface while it is open.
     pub up_link: RwLock<Option<iface::IfaceInfo>>,
     pub counters: Counters,
+    /// Total weight (records and sources, [`Message::weight`]) of the parsed IGMP queued
+    /// for the control thread: bounded by [`MAX_QUEUED_WEIGHT`] as well as by count.
+    queued_weight: AtomicUsize,
     started: Instant,
     pub stop: Arc<AtomicBool>,
 }
@@ -156,6 +165,7 @@ pub fn run(
         links_gen: AtomicU64::new(0),
         up_link: RwLock::new(None),
         counters: Counters::default(),
+        queued_weight: AtomicUsize::new(0),
         started: now,
         stop,
     });
@@ -428,15 +438,26 @@ pub(crate) fn capture_downstream(
             Message::ReportV3 { .. } => inc(&c.reports_v3),
         }
         debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
-        // 3. Hand over; never block the capture on a slow control thread.
+        // 3. Hand over; never block the capture on a slow control thread, and never queue
+        //    more than MAX_QUEUED_WEIGHT records and sources in all.
+        let weight = f.message.weight();
+        if sh.queued_weight.fetch_add(weight, Ordering::AcqRel) + weight > MAX_QUEUED_WEIGHT {
+            sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
+            inc(&c.events_dropped);
+            continue;
+        }
         match tx.try_send(IgmpIn {
             iface,
             src_mac: f.src_mac,
             src_ip: f.ip.src,
             msg: f.message,
+            weight,
         }) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => inc(&c.events_dropped),
+            Err(TrySendError::Full(_)) => {
+                sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
+                inc(&c.events_dropped)
+            }
             Err(TrySendError::Disconnected(_)) => return,
         }
     }
@@ -541,6 +562,7 @@ fn control_loop(
                 }
             }
             for m in inbox.drain(..) {
+                sh.queued_weight.fetch_sub(m.weight, Ordering::AcqRel);
                 if !links.is_down_open(m.iface) {
                     continue;
                 }

@@ -6,7 +6,8 @@ Two sub-commands, both sending raw Ethernet frames out of IFACE (AF_PACKET):
     hostile.py malformed --iface eth0 [--count 20] [--class NAME ...] [--gap-ms 2]
                          [--group 239.77.0.1]
     hostile.py flood --iface eth0 [--count 100000] [--duration S] [--macs 2000]
-                     [--groups 4096] [--group-base 239.200.0.0] [--seed 1]
+                     [--groups 4096] [--group-base 239.200.0.0] [--seed 1] [--leaves R]
+                     [--records N] [--distinct K]
 
 `malformed` sends COUNT frames of each class (all of them unless --class is given), paced
 by GAP_MS so that nothing is lost on the way, and prints one JSON line:
@@ -21,7 +22,8 @@ the test can check that none of them produced a member.
 source MACs (locally administered unicast, a pool of MACS of them) and source addresses in
 10.2.0.0/16, each for a random group out of GROUPS groups from GROUP_BASE: IGMPv2 reports
 (half), IGMPv3 reports with one EXCLUDE{} record (a join, 3 in 10) or one INCLUDE{S} record
-(a source-specific join, 2 in 10). With --leaves R, a share R of the frames instead leave
+(a source-specific join, 2 in 10). With --records N > 1 every report is IGMPv3 with N
+records (jumbo frames: the path needs the MTU). With --leaves R, a share R of the frames instead leave
 what an earlier frame joined (IGMPv2 leave or IGMPv3 TO_IN{}): churn. Every frame is valid (TTL 1, Router Alert, checksums).
 The frames are built once by hand (scapy builds a few thousand a second; a send loop over
 prebuilt bytes does far more), then blasted; with --duration it keeps cycling through them
@@ -328,7 +330,7 @@ def flood_frames(args):
     source = socket.inet_aton("10.1.0.1")
     frames, v2, v3, leaves, used_macs, used_groups = [], 0, 0, 0, set(), set()
     joined = []  # (mac index, group) pairs a frame joined, for --leaves
-    for i in range(min(args.count, 200_000)):
+    for i in range(min(args.count, args.distinct)):
         if joined and rng.random() < args.leaves:
             # Leave what an earlier frame joined: an IGMPv2 leave or an IGMPv3 TO_IN{}.
             k = rng.randrange(len(joined))
@@ -354,7 +356,7 @@ def flood_frames(args):
         used_macs.add(mi)
         used_groups.add(g)
         joined.append((mi, g))
-        kind = rng.random()
+        kind = 1.0 if args.records > 1 else rng.random()
         if kind < 0.5:
             igmp = with_checksum(struct.pack("!BBH4s", 0x16, 0, 0, g))
             dst_mac, dst_ip = group_mac(socket.inet_ntoa(g)), g
@@ -364,7 +366,11 @@ def flood_frames(args):
                 rec = struct.pack("!BBH4s", 4, 0, 0, g)  # CHANGE_TO_EXCLUDE {}
             else:
                 rec = struct.pack("!BBH4s4s", 1, 0, 1, g, source)  # MODE_IS_INCLUDE {S}
-            igmp = with_checksum(struct.pack("!BBHHH", 0x22, 0, 0, 0, 1) + rec)
+            # --records N: N - 1 more CHANGE_TO_EXCLUDE {} records for other groups.
+            more = [struct.pack("!BBH4s", 4, 0, 0, groups[rng.randrange(len(groups))])
+                    for _ in range(args.records - 1)]
+            rec = rec + b"".join(more)
+            igmp = with_checksum(struct.pack("!BBHHH", 0x22, 0, 0, 0, args.records) + rec)
             dst_mac, dst_ip = mac_v3, all_v3
             v3 += 1
         frames.append(dst_mac + mac + b"\x08\x00" + ip_header(ip, dst_ip, len(igmp)) + igmp)
@@ -419,6 +425,11 @@ def main():
     f.add_argument("--groups", type=int, default=4096, help="groups in the pool")
     f.add_argument("--group-base", default="239.200.0.0")
     f.add_argument("--seed", type=int, default=1)
+    f.add_argument("--records", type=int, default=1,
+                   help="records per IGMPv3 report; above 1 every report is IGMPv3 (jumbo "
+                        "reports need a large MTU on the path)")
+    f.add_argument("--distinct", type=int, default=200_000,
+                   help="distinct frames built (then cycled); keep it small for big reports")
     f.add_argument("--leaves", type=float, default=0.0,
                    help="share of frames that leave a group an earlier frame joined (churn)")
     args = ap.parse_args()
@@ -428,8 +439,10 @@ def main():
             return
         cmd_malformed(args)
     else:
-        if args.count < 1 or args.macs < 1 or args.groups < 1:
-            ap.error("--count, --macs and --groups must be positive")
+        if min(args.count, args.macs, args.groups, args.records, args.distinct) < 1:
+            ap.error("--count, --macs, --groups, --records and --distinct must be positive")
+        if 8 + 8 * args.records + 24 > 65535:
+            ap.error("--records: at most 8187 records fit in an IPv4 packet")
         cmd_flood(args)
 
 
