@@ -20,7 +20,8 @@ fi
 
 # Tools the e2e tests run: ip/tc/bridge (iproute2), ethtool (tx checksum off on the
 # sender's veth), python3 (the helpers, standard library only), sh/kill (procps),
-# openvpn and openssl (e2e_openvpn: a TAP server and clients, throwaway certificates).
+# openvpn and openssl (e2e_openvpn: a TAP server and clients, throwaway certificates),
+# python3-scapy (e2e_hostile: malformed IGMP from tests/helpers/hostile.py).
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v tc >/dev/null 2>&1 || missing+=(iproute2)
@@ -28,6 +29,7 @@ command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
 [ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v openvpn >/dev/null 2>&1 || missing+=(openvpn)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+/usr/bin/python3 -c 'import scapy' >/dev/null 2>&1 || missing+=(python3-scapy)
 install_missing tests/run.sh "${missing[@]}"
 find_cargo tests/run.sh
 

@@ -4,6 +4,7 @@
 pub mod fib;
 pub mod filter;
 pub mod membership;
+pub mod pacer;
 pub mod querier;
 pub mod upstream;
 

@@ -10,13 +10,14 @@
 
 use super::datapath::{sender, DownTx, Job, Pool};
 use super::links::{open_err, LinkChange, Links, DATA_RCVBUF};
-use super::stats::{inc, Counters, RateLimit};
+use super::stats::{add, inc, Counters, LogBudget, RateLimit, Take};
 use super::{control, iface, privs, sys};
 use crate::config::Config;
 use crate::core::fib::Fib;
 use crate::core::membership::{
     CompatFallback, Event, FilterMode, HostKey, IgnoreReason, LeaveReason, Table, UpstreamWant,
 };
+use crate::core::pacer::Pacer;
 use crate::core::querier::{Mode, Querier, Role, RoleChange};
 use crate::core::upstream::{JoinKind, JoinLimits, JoinOp, JoinPool};
 use crate::core::IfaceId;
@@ -44,10 +45,21 @@ pub(crate) const TICK: Duration = Duration::from_secs(1);
 const QUEUE_PER_WORKER: usize = 64;
 /// Parsed IGMP messages queued for the control thread.
 const EVENT_QUEUE: usize = 4096;
+/// Records and sources queued for the control thread, over all messages: 4096 reports of
+/// a few records each pass; 4096 jumbo reports of thousands of records each (gigabytes
+/// once parsed) do not. About 64 bytes each at most: a few MiB.
+const MAX_QUEUED_WEIGHT: usize = 1 << 16;
 /// How often failed upstream joins are retried.
 const JOIN_RETRY: Duration = Duration::from_secs(5);
 /// How often interfaces are checked for coming and going.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// Pacing of the whole-table rebuilds (forwarding snapshot, upstream want set), see
+/// [`Pacer`]: the first change after a quiet spell at once, then at least REBUILD_FACTOR
+/// times the last rebuild's cost apart (rebuilding takes at most about a quarter of the
+/// control thread), between 1 ms and 50 ms.
+const REBUILD_MIN_GAP: Duration = Duration::from_millis(1);
+const REBUILD_FACTOR: u32 = 4;
+const REBUILD_MAX_GAP: Duration = Duration::from_millis(50);
 
 /// Why the daemon could not run. Exit status 1.
 #[derive(Debug)]
@@ -71,6 +83,8 @@ pub struct IgmpIn {
     src_mac: MacAddr,
     src_ip: Ipv4Addr,
     msg: Message,
+    /// `msg.weight()`, counted in [`Shared::queued_weight`] while queued.
+    weight: usize,
 }
 
 /// Everything the control thread owns; the status thread reads it under the lock.
@@ -95,6 +109,9 @@ pub struct Shared {
     /// The upstream interface while it is open.
     pub up_link: RwLock<Option<iface::IfaceInfo>>,
     pub counters: Counters,
+    /// Total weight (records and sources, [`Message::weight`]) of the parsed IGMP queued
+    /// for the control thread: bounded by [`MAX_QUEUED_WEIGHT`] as well as by count.
+    queued_weight: AtomicUsize,
     started: Instant,
     pub stop: Arc<AtomicBool>,
 }
@@ -148,6 +165,7 @@ pub fn run(
         links_gen: AtomicU64::new(0),
         up_link: RwLock::new(None),
         counters: Counters::default(),
+        queued_weight: AtomicUsize::new(0),
         started: now,
         stop,
     });
@@ -315,6 +333,26 @@ static WARN_MALFORMED: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_CAPTURE: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_SEND: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_LIMIT: RateLimit = RateLimit::new(Duration::from_secs(10));
+static WARN_JOIN: RateLimit = RateLimit::new(Duration::from_secs(10));
+/// Joins, leaves, expiries and upstream joins are logged one by one (info) up to this many
+/// per 10 s; beyond, at debug only: a host churning memberships must not fill the disk.
+static CHANGE_LOG: LogBudget = LogBudget::new(Duration::from_secs(10), 500);
+
+/// Log a membership or upstream change at info, within [`CHANGE_LOG`]'s budget.
+fn log_change(args: std::fmt::Arguments<'_>) {
+    match CHANGE_LOG.take(Instant::now()) {
+        Take::Log { held_back: 0 } => info!("{args}"),
+        Take::Log { held_back } => {
+            info!("{held_back} membership/upstream changes were logged at debug level only (more than 500 in 10 s)");
+            info!("{args}")
+        }
+        Take::FirstHeld => {
+            info!("more than 500 membership/upstream changes in 10 s: further ones at debug level only for now (counters and status have them)");
+            debug!("{args}")
+        }
+        Take::Held => debug!("{args}"),
+    }
+}
 
 /// The next captured frame, or None after a read timeout (so the caller can look at the stop
 /// flag) or an error (logged at a limited rate, then a pause).
@@ -336,23 +374,42 @@ fn next_frame<'a>(
 }
 
 /// Downstream capture: read IGMP, check it, hand it to the control thread. Runs until `stop`
-/// or `cancel` (the interface went away).
+/// or `cancel` (the interface went away). `stats` is the capture socket itself, for its
+/// drop count.
 pub(crate) fn capture_downstream(
     sh: &Shared,
     iface: IfaceId,
     mut rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+    stats: &Socket,
     tx: Sender<IgmpIn>,
     cancel: &AtomicBool,
 ) {
     let name = &sh.cfg.downstreams[iface].name;
     let c = &sh.counters;
+    let mut drops_read = Instant::now();
     while !sh.stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
-        let Some(frame) = next_frame(&mut rx, name) else {
+        let frame = next_frame(&mut rx, name);
+        // 0. What the kernel dropped for us (a flood faster than we read), once a second.
+        let now = Instant::now();
+        if now.duration_since(drops_read) >= TICK {
+            drops_read = now;
+            if let Ok(d) = sys::take_drops(stats) {
+                add(&c.igmp_capture_drops, d);
+            }
+        }
+        let Some(frame) = frame else {
             continue;
         };
         // 1. Parse: Ethernet, IPv4 (header length, checksum, total length), IGMP checksum.
         let f = match wire::parse_igmp_frame(frame) {
             Ok(f) if !f.src_mac.is_multicast() => f,
+            // RFC 3376 section 4: unrecognised message types are silently ignored. They are
+            // well-formed IGMP of other protocols (mtrace, DVMRP, PIMv1), not a broken host.
+            Err(wire::WireError::UnknownType(t)) => {
+                inc(&c.igmp_unknown_type);
+                debug!("{name}: ignored IGMP of unknown type 0x{t:02x}");
+                continue;
+            }
             bad => {
                 inc(&c.igmp_malformed);
                 if WARN_MALFORMED.allow(Instant::now()) {
@@ -381,15 +438,26 @@ pub(crate) fn capture_downstream(
             Message::ReportV3 { .. } => inc(&c.reports_v3),
         }
         debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
-        // 3. Hand over; never block the capture on a slow control thread.
+        // 3. Hand over; never block the capture on a slow control thread, and never queue
+        //    more than MAX_QUEUED_WEIGHT records and sources in all.
+        let weight = f.message.weight();
+        if sh.queued_weight.fetch_add(weight, Ordering::AcqRel) + weight > MAX_QUEUED_WEIGHT {
+            sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
+            inc(&c.events_dropped);
+            continue;
+        }
         match tx.try_send(IgmpIn {
             iface,
             src_mac: f.src_mac,
             src_ip: f.ip.src,
             msg: f.message,
+            weight,
         }) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => inc(&c.events_dropped),
+            Err(TrySendError::Full(_)) => {
+                sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
+                inc(&c.events_dropped)
+            }
             Err(TrySendError::Disconnected(_)) => return,
         }
     }
@@ -409,6 +477,7 @@ fn control_loop(
     let mut inbox: Vec<IgmpIn> = Vec::new();
     let mut link_changes = opened;
     let mut next_watch = Instant::now() + WATCH_INTERVAL;
+    let mut pacer = Pacer::new(REBUILD_MIN_GAP, REBUILD_FACTOR, REBUILD_MAX_GAP);
     loop {
         // 1. Wait for IGMP or the next timer, at most until the next interface check.
         let now = Instant::now();
@@ -420,6 +489,7 @@ fn control_loop(
                 .next_deadline()
                 .into_iter()
                 .chain(st.queriers.iter().filter_map(Querier::next_deadline))
+                .chain(pacer.next_deadline(now))
             {
                 d = d.min(x);
             }
@@ -492,6 +562,7 @@ fn control_loop(
                 }
             }
             for m in inbox.drain(..) {
+                sh.queued_weight.fetch_sub(m.weight, Ordering::AcqRel);
                 if !links.is_down_open(m.iface) {
                     continue;
                 }
@@ -522,19 +593,29 @@ fn control_loop(
                     queries.push((i, q.config().general_query(), igmp::ALL_SYSTEMS));
                 }
             }
-            let changed = events
+            if events
                 .iter()
-                .any(|e| !matches!(e, Event::Ignored { .. } | Event::SendGroupQuery { .. }));
+                .any(|e| !matches!(e, Event::Ignored { .. } | Event::SendGroupQuery { .. }))
+            {
+                pacer.mark();
+            }
+            // The forwarding snapshot and the upstream want set are rebuilt from the whole
+            // table: paced, so a burst of changes costs one rebuild, not one per report.
+            let rebuild = pacer.due(now);
+            let built = Instant::now();
             let retry = retry_at.is_some_and(|t| now >= t);
-            let fib = changed.then(|| st.table.forwarding());
+            let fib = rebuild.then(|| st.table.forwarding());
             let ops = if stopping {
                 st.joins.leave_all()
-            } else if upstream_open && (changed || retry || links_changed) {
+            } else if upstream_open && (rebuild || retry || links_changed) {
                 let want = st.table.upstream_wants();
                 st.joins.reconcile(&want)
             } else {
                 Vec::new()
             };
+            if rebuild {
+                pacer.done(now, built.elapsed());
+            }
             (fib, ops)
         };
         // 3. Carry out, outside the lock.
@@ -570,7 +651,17 @@ fn control_loop(
                 if let Err(e) = apply_join(sh, ifx, &mut join_socks, op) {
                     failed = true;
                     inc(&sh.counters.upstream_join_errors);
-                    warn!("upstream {}: {:?} failed: {e}", sh.cfg.upstream, op.kind);
+                    // Hosts choose how many groups we join: a flood of them must not turn
+                    // into a warning per group every JOIN_RETRY.
+                    if WARN_JOIN.allow(Instant::now()) {
+                        warn!(
+                            "upstream {}: {:?} failed: {e} (further failures counted in \
+                             upstream_join_errors, not logged, for 10 s)",
+                            sh.cfg.upstream, op.kind
+                        );
+                    } else {
+                        debug!("upstream {}: {:?} failed: {e}", sh.cfg.upstream, op.kind);
+                    }
                     if !stopping {
                         sh.state.lock().joins.undo(op);
                     }
@@ -600,19 +691,19 @@ fn apply_join(sh: &Shared, ifx: u32, socks: &mut Vec<Socket>, op: JoinOp) -> io:
     match op.kind {
         JoinKind::JoinAny(g) => {
             sys::any_source(s, ifx, g, true)?;
-            info!("upstream {up}: joined {g} (any source)");
+            log_change(format_args!("upstream {up}: joined {g} (any source)"));
         }
         JoinKind::LeaveAny(g) => {
             sys::any_source(s, ifx, g, false)?;
-            info!("upstream {up}: left {g}");
+            log_change(format_args!("upstream {up}: left {g}"));
         }
         JoinKind::JoinSource(g, src) => {
             sys::source_specific(s, ifx, g, src, true)?;
-            info!("upstream {up}: joined {g} from {src}");
+            log_change(format_args!("upstream {up}: joined {g} from {src}"));
         }
         JoinKind::LeaveSource(g, src) => {
             sys::source_specific(s, ifx, g, src, false)?;
-            info!("upstream {up}: left {g} from {src}");
+            log_change(format_args!("upstream {up}: left {g} from {src}"));
         }
     }
     Ok(())
@@ -668,12 +759,12 @@ fn log_event(sh: &Shared, e: &Event) {
             } else {
                 "change"
             };
-            info!(
+            log_change(format_args!(
                 "{verb}: {group} by {} ({ip}) on {}: {}",
                 host.mac,
                 ifname(host.iface),
                 filter_text(*mode, sources)
-            )
+            ))
         }
         Event::Left {
             host,
@@ -690,11 +781,11 @@ fn log_event(sh: &Shared, e: &Event) {
                 }
                 LeaveReason::InterfaceGone => "interface gone",
             };
-            info!(
+            log_change(format_args!(
                 "{why}: {group} by {} ({ip}) on {}",
                 host.mac,
                 ifname(host.iface)
-            );
+            ));
         }
         Event::CompatStarted {
             iface,
@@ -702,24 +793,22 @@ fn log_event(sh: &Shared, e: &Event) {
             version,
         } => {
             if sh.cfg.downstreams[*iface].compat_fallback == CompatFallback::Multicast {
-                info!(
+                log_change(format_args!(
                     "IGMPv{version} host present for {group} on {}: sending it there as L2 multicast \
                      (older hosts suppress each other's reports) until the older-host timer ends",
                     ifname(*iface)
-                )
+                ))
             } else {
-                info!(
+                log_change(format_args!(
                     "IGMPv{version} host present for {group} on {}: keeping unicast (--compat-fallback unicast)",
                     ifname(*iface)
-                )
+                ))
             }
         }
-        Event::CompatEnded { iface, group } => {
-            info!(
-                "no IGMPv1/v2 host left for {group} on {}: back to unicast copies",
-                ifname(*iface)
-            )
-        }
+        Event::CompatEnded { iface, group } => log_change(format_args!(
+            "no IGMPv1/v2 host left for {group} on {}: back to unicast copies",
+            ifname(*iface)
+        )),
         Event::SendGroupQuery { iface, group } => {
             debug!("{}: last-member query for {group}", ifname(*iface))
         }

@@ -57,16 +57,19 @@ fn send_socket(iface: &iface::IfaceInfo) -> Result<Socket, RunError> {
 
 /// Downstream IGMP capture through pnet, on a socket prepared first: IGMP-only filter (set
 /// before pnet binds it, so nothing else is ever queued), own frames ignored, all-multicast.
+/// Also returns a second handle on the same socket, for reading its drop count
+/// (PACKET_STATISTICS) beside pnet's receiver.
 fn igmp_capture(
     iface: &iface::IfaceInfo,
-) -> Result<Box<dyn pnet_datalink::DataLinkReceiver>, RunError> {
+) -> Result<(Box<dyn pnet_datalink::DataLinkReceiver>, Socket), RunError> {
     let what = "IGMP capture socket";
     let s = sys::packet_socket().map_err(|e| open_err(what, &iface.name, e))?;
-    (|| {
+    let stats = (|| {
         sys::attach_filter(&s, &sys::bpf::igmp_only())?;
         sys::set_ignore_outgoing(&s)?;
         sys::add_allmulti(&s, iface.index)?;
-        sys::set_rcvbuf(&s, IGMP_RCVBUF)
+        sys::set_rcvbuf(&s, IGMP_RCVBUF)?;
+        s.try_clone()
     })()
     .map_err(|e| open_err(what, &iface.name, e))?;
     let ni = iface::pnet_interface(iface.index).ok_or_else(|| {
@@ -83,7 +86,7 @@ fn igmp_capture(
         ..Default::default()
     };
     match pnet_datalink::channel(&ni, pcfg) {
-        Ok(pnet_datalink::Channel::Ethernet(_tx, rx)) => Ok(rx),
+        Ok(pnet_datalink::Channel::Ethernet(_tx, rx)) => Ok((rx, stats)),
         Ok(_) => Err(RunError::Io(format!(
             "unexpected channel type on {}",
             iface.name
@@ -150,6 +153,8 @@ pub enum Prepared {
         link: DownLink,
         sock: Socket,
         rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+        /// The capture socket again, for its drop count.
+        stats: Socket,
     },
     Up {
         info: iface::IfaceInfo,
@@ -265,8 +270,14 @@ impl Links {
     fn prepare_down(sh: &Shared, i: IfaceId, info: iface::IfaceInfo) -> Result<Prepared, RunError> {
         let link = sh.cfg.downstreams[i].resolve(info).map_err(RunError::Io)?;
         let sock = send_socket(&link.iface)?;
-        let rx = igmp_capture(&link.iface)?;
-        Ok(Prepared::Down { i, link, sock, rx })
+        let (rx, stats) = igmp_capture(&link.iface)?;
+        Ok(Prepared::Down {
+            i,
+            link,
+            sock,
+            rx,
+            stats,
+        })
     }
 
     fn prepare_up(info: iface::IfaceInfo) -> Result<Prepared, RunError> {
@@ -280,14 +291,20 @@ impl Links {
     fn start(&mut self, sh: &Arc<Shared>, p: Prepared) -> Result<LinkChange, RunError> {
         let cancel = Arc::new(AtomicBool::new(false));
         match p {
-            Prepared::Down { i, link, sock, rx } => {
+            Prepared::Down {
+                i,
+                link,
+                sock,
+                rx,
+                stats,
+            } => {
                 let tx = Arc::new(DownTx {
                     sock,
                     link: link.clone(),
                 });
                 let (sh2, ev, c2) = (sh.clone(), self.ev_tx.clone(), cancel.clone());
                 let handle = spawn(format!("cap-dn:{}", link.iface.name), true, move || {
-                    capture_downstream(&sh2, i, rx, ev, &c2)
+                    capture_downstream(&sh2, i, rx, &stats, ev, &c2)
                 })?;
                 *sh.down[i].write() = Some(tx);
                 sh.links_gen.fetch_add(1, Ordering::Release);

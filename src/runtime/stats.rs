@@ -42,6 +42,12 @@ counters! {
     igmp_malformed,
     /// IGMP messages dropped because their TTL was not 1.
     igmp_bad_ttl,
+    /// Well-formed IGMP messages of a type snoopcast does not handle (mtrace, DVMRP, PIMv1
+    /// ...): ignored as RFC 3376 section 4 says, not malformed.
+    igmp_unknown_type,
+    /// Downstream IGMP frames the kernel dropped because the capture socket's queue was
+    /// full (a report flood faster than snoopcast reads).
+    igmp_capture_drops,
     /// IGMPv1 reports seen.
     reports_v1,
     /// IGMPv2 reports seen.
@@ -110,6 +116,66 @@ impl RateLimit {
     }
 }
 
+/// At most `burst` lines per `every` for messages that are worth logging one by one at a
+/// normal pace (joins, leaves, upstream joins) but that a host could produce by the
+/// thousand a second: the rest is counted and summed up in the next line let through.
+#[derive(Debug)]
+pub struct LogBudget {
+    every: std::time::Duration,
+    burst: u32,
+    /// Start of the current window, lines let through in it, lines held back since the
+    /// last one let through.
+    state: parking_lot::Mutex<(Option<std::time::Instant>, u32, u64)>,
+}
+
+impl LogBudget {
+    pub const fn new(every: std::time::Duration, burst: u32) -> Self {
+        LogBudget {
+            every,
+            burst,
+            state: parking_lot::Mutex::new((None, 0, 0)),
+        }
+    }
+
+    /// Whether a line may be logged now.
+    pub fn take(&self, now: std::time::Instant) -> Take {
+        let mut st = self.state.lock();
+        let (start, used, held) = &mut *st;
+        let new_window = match *start {
+            None => true,
+            Some(t0) => now.duration_since(t0) >= self.every,
+        };
+        if new_window {
+            *start = Some(now);
+            *used = 0;
+        }
+        if *used < self.burst {
+            *used += 1;
+            Take::Log {
+                held_back: std::mem::take(held),
+            }
+        } else {
+            *held += 1;
+            if *held == 1 {
+                Take::FirstHeld
+            } else {
+                Take::Held
+            }
+        }
+    }
+}
+
+/// What [`LogBudget::take`] allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Log it; `held_back` lines were held back before it (say so when not 0).
+    Log { held_back: u64 },
+    /// Hold it back; the first held back since the last one logged (say that more follow).
+    FirstHeld,
+    /// Hold it back.
+    Held,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +190,21 @@ mod tests {
         assert_eq!(s["copies_sent"], 1);
         assert_eq!(s["copies_dropped"], 3);
         assert!(s.contains_key("reports_v3") && s.contains_key("igmp_malformed"));
+    }
+
+    #[test]
+    fn log_budget_lets_a_burst_through_then_counts() {
+        let b = LogBudget::new(Duration::from_secs(10), 3);
+        let t = Instant::now();
+        let log = |n| Take::Log { held_back: n };
+        assert_eq!(b.take(t), log(0));
+        assert_eq!(b.take(t), log(0));
+        assert_eq!(b.take(t + Duration::from_secs(1)), log(0));
+        assert_eq!(b.take(t + Duration::from_secs(2)), Take::FirstHeld);
+        assert_eq!(b.take(t + Duration::from_secs(9)), Take::Held);
+        // A new window: the first line through says how many were held back.
+        assert_eq!(b.take(t + Duration::from_secs(10)), log(2));
+        assert_eq!(b.take(t + Duration::from_secs(11)), log(0));
     }
 
     #[test]
