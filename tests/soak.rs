@@ -109,6 +109,10 @@ const HOSTS_DN1: usize = 4;
 /// suppression between hosts).
 const V2_HOSTS: [usize; 2] = [4, 8];
 
+/// A host joins at most this many specs at once, so that every check also finds streams it
+/// must not receive.
+const MAX_SPECS: usize = 3;
+
 const CHECK_EVERY: Duration = Duration::from_secs(30);
 const WINDOW: Duration = Duration::from_secs(2);
 /// A joined stream must bring at least this many datagrams in WINDOW (half of 2 s x 25/s).
@@ -361,6 +365,7 @@ impl<'a> Driver<'a> {
                 let cands: Vec<usize> = (0..self.hosts.len())
                     .filter(|&k| {
                         self.hosts[k].link_down_until.is_none()
+                            && self.hosts[k].specs.len() < MAX_SPECS
                             && !self.hosts[k].joinable().is_empty()
                     })
                     .collect();
