@@ -67,7 +67,8 @@ impl JoinPool {
         }
     }
 
-    /// Number of sockets the plan uses so far (some may be empty).
+    /// Number of sockets the plan uses (some in the middle may be empty; the last is not).
+    /// The runtime closes its sockets from this number on after carrying out the ops.
     pub fn socket_count(&self) -> usize {
         self.sockets.len()
     }
@@ -189,6 +190,7 @@ impl JoinPool {
                 }
             }
         }
+        self.trim();
         ops
     }
 
@@ -211,13 +213,30 @@ impl JoinPool {
         }
     }
 
+    /// Forgets empty sockets at the end of the pool, so that the runtime closes them: the
+    /// pool shrinks again when groups go, instead of keeping its high-water mark of sockets
+    /// (each an open fd) for the daemon's lifetime. Only trailing ones: the ops name sockets
+    /// by position. Closing an empty socket drops nothing in the kernel.
+    fn trim(&mut self) {
+        while self.sockets.last().is_some_and(BTreeMap::is_empty) {
+            self.sockets.pop();
+        }
+    }
+
     /// Leave every membership (shutdown).
     pub fn leave_all(&mut self) -> Vec<JoinOp> {
         self.reconcile(&BTreeMap::new())
     }
 
     /// The runtime could not carry out `op`: restore the model to what the kernel has.
+    /// An op on a socket that `reconcile` already let go of (emptied and trimmed) is not
+    /// restored: the runtime closes that socket, which drops whatever it still held.
     pub fn undo(&mut self, op: JoinOp) {
+        self.undo_op(op);
+        self.trim();
+    }
+
+    fn undo_op(&mut self, op: JoinOp) {
         let Some(s) = self.sockets.get_mut(op.socket) else {
             return;
         };
@@ -350,6 +369,12 @@ mod tests {
                     "socket {} over the group limit",
                     op.socket
                 );
+            }
+        }
+        /// The runtime closes sockets `n..` after each batch: they must hold nothing.
+        fn close_from(&mut self, n: usize) {
+            for (i, s) in self.socks.split_off(&n) {
+                assert!(s.is_empty(), "socket {i} closed while holding {s:?}");
             }
         }
         fn joined(&self) -> BTreeMap<Ipv4Addr, UpstreamWant> {
@@ -522,8 +547,44 @@ mod tests {
                 }
             }
             k.apply(&p.reconcile(&want), lim);
+            k.close_from(p.socket_count());
             assert_eq!(k.joined(), want);
             assert_eq!(p.joined(), want);
+            if want.is_empty() {
+                assert_eq!(p.socket_count(), 0, "an empty pool keeps no socket");
+            }
         }
+        k.apply(&p.leave_all(), lim);
+        k.close_from(p.socket_count());
+        assert_eq!(p.socket_count(), 0);
+        assert!(k.joined().is_empty());
+    }
+
+    /// The soak test found the pool keeping its high-water mark: a group switching from
+    /// (S, G) to (*, G) needs a second socket for a moment, and that socket (an open fd)
+    /// stayed after everything was left. Emptied sockets at the end are let go.
+    #[test]
+    fn sockets_emptied_at_the_end_are_released() {
+        let lim = JoinLimits::default();
+        let mut p = JoinPool::new(lim);
+        let mut k = Kernel::default();
+        let ssm: BTreeMap<_, _> = [(g(1), UpstreamWant::Sources([src(1)].into()))].into();
+        k.apply(&p.reconcile(&ssm), lim);
+        k.apply(&p.reconcile(&any([g(1)])), lim);
+        assert_eq!(p.socket_count(), 2, "(*, G) went to a second socket");
+        k.close_from(p.socket_count());
+        // Back to (S, G): the (*, G) socket empties and, being the last, goes.
+        k.apply(&p.reconcile(&ssm), lim);
+        assert_eq!(p.socket_count(), 1);
+        k.close_from(p.socket_count());
+        assert_eq!(k.joined(), ssm);
+        k.apply(&p.leave_all(), lim);
+        assert_eq!(p.socket_count(), 0);
+        k.close_from(0);
+        // A failed join on a new socket leaves nothing open either.
+        let ops = p.reconcile(&any([g(2)]));
+        assert_eq!(p.socket_count(), 1);
+        p.undo(ops[0]);
+        assert_eq!(p.socket_count(), 0);
     }
 }

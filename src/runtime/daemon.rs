@@ -646,6 +646,7 @@ fn control_loop(
             send_query(sh, i, &msg, dst);
         }
         let mut failed = false;
+        let had_ops = !ops.is_empty();
         if let Some(ifx) = links.upstream_index() {
             for op in ops {
                 if let Err(e) = apply_join(sh, ifx, &mut join_socks, op) {
@@ -667,6 +668,12 @@ fn control_loop(
                     }
                 }
             }
+        }
+        if had_ops {
+            // Close the sockets the pool let go of (emptied at its end): no fd is kept for
+            // a high-water mark of groups long gone.
+            let keep = sh.state.lock().joins.socket_count();
+            join_socks.truncate(keep);
         }
         retry_at = if failed {
             Some(now + JOIN_RETRY)

@@ -150,14 +150,22 @@ impl Emitter {
         }
     }
 
-    /// Send everything in `out` (payloads in `base`) and empty it; count sent and failed
-    /// copies, daemon-wide once per call and per member.
-    fn flush(&mut self, sh: &Shared, base: &[u8], out: &mut Outbox) {
+    /// Takes the current downstream senders when they changed. Called on every send and
+    /// also when idle: a sender of a downstream that was closed (its packet socket) must not
+    /// stay open in here until the next copy goes out (the soak test found such fds left
+    /// after every member had gone).
+    fn refresh(&mut self, sh: &Shared) {
         let g = sh.links_gen.load(Ordering::Acquire);
         if g != self.links_gen {
             self.links = sh.down_links();
             self.links_gen = g;
         }
+    }
+
+    /// Send everything in `out` (payloads in `base`) and empty it; count sent and failed
+    /// copies, daemon-wide once per call and per member.
+    fn flush(&mut self, sh: &Shared, base: &[u8], out: &mut Outbox) {
+        self.refresh(sh);
         let c = &sh.counters;
         for (i, o) in out.ifaces.iter_mut().enumerate() {
             if o.copies.is_empty() {
@@ -264,6 +272,7 @@ pub fn capture_upstream(
             }
         }
         if n == 0 {
+            emitter.refresh(sh);
             continue;
         }
         add(&c.frames_received, n as u64);
@@ -366,6 +375,7 @@ pub fn sender(sh: &Shared, rx: Receiver<Job>, pending: Arc<AtomicUsize>) {
                 if sh.stop.load(Ordering::Relaxed) {
                     return;
                 }
+                emitter.refresh(sh);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => return,

@@ -822,7 +822,13 @@ impl Lan {
     /// Starts host_agent.py in host `i` (1-based) joined to `joins` (G or G@S) and waits for
     /// it to be ready (joined and capturing).
     pub fn start_agent(&self, i: usize, joins: &[&str]) -> Agent {
+        self.start_agent_for(i, joins, Duration::from_secs(300))
+    }
+
+    /// `start_agent` for an agent that exits by itself after `duration` (not 300 s).
+    pub fn start_agent_for(&self, i: usize, joins: &[&str], duration: Duration) -> Agent {
         let host = self.host(i).clone();
+        let duration = duration.as_secs().max(1).to_string();
         let script = format!("{HELPERS}/host_agent.py");
         let port = PORT.to_string();
         let mut argv: Vec<&str> = vec![
@@ -836,7 +842,7 @@ impl Lan {
             "--port",
             &port,
             "--duration",
-            "300",
+            &duration,
             "--name",
             &host.name,
         ];
@@ -1720,4 +1726,72 @@ pub fn start_snoopcast_wrapped(lan: &Lan, wrapper: &[&str], args: &[&str]) -> Sn
         "snoopcast's control socket did not answer within 10 s: {last}"
     );
     daemon
+}
+
+// ------------------------------------------------------------------------------------------
+// Soak test helpers (tests/soak.rs)
+// ------------------------------------------------------------------------------------------
+
+impl Lan {
+    /// Undoes `block_igmp_out`: removes the clsact qdisc (and its filter) from host `i`'s
+    /// eth0, or the nftables table of the fallback.
+    pub fn unblock_igmp_out(&self, i: usize) {
+        let ns = &self.host(i).ns;
+        let tc = ns_exec(
+            ns,
+            &["tc", "qdisc", "del", "dev", "eth0", "clsact"],
+            CMD_TIMEOUT,
+        );
+        let nft = ns_exec(ns, &["nft", "delete", "table", "ip", "sc"], CMD_TIMEOUT);
+        assert!(
+            tc.ok() || nft.ok(),
+            "cannot unblock IGMP on {ns}: tc: {} nft: {}",
+            tc.stderr,
+            nft.stderr
+        );
+    }
+
+    /// `ip link set eth0 up|down` in host `i`. Taking eth0 down deletes its routes: on up,
+    /// the 224.0.0.0/4 route is put back.
+    pub fn set_host_link(&self, i: usize, up: bool) {
+        let ns = &self.host(i).ns;
+        let state = if up { "up" } else { "down" };
+        ns_run(ns, &["ip", "link", "set", "eth0", state]);
+        if up {
+            ns_run(
+                ns,
+                &["ip", "route", "replace", "224.0.0.0/4", "dev", "eth0"],
+            );
+        }
+    }
+}
+
+/// Resources of a process from /proc: resident and peak resident memory (VmRSS, VmHWM, in
+/// KiB), open file descriptors and threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcSample {
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+    pub fds: usize,
+    pub threads: usize,
+}
+
+/// Samples `pid`; None when it no longer exists.
+pub fn proc_sample(pid: u32) -> Option<ProcSample> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let count = |dir: String| fs::read_dir(dir).map(|d| d.count()).ok();
+    Some(ProcSample {
+        rss_kib: kib("VmRSS:"),
+        hwm_kib: kib("VmHWM:"),
+        fds: count(format!("/proc/{pid}/fd"))?,
+        threads: count(format!("/proc/{pid}/task"))?,
+    })
 }

@@ -41,6 +41,7 @@ Only the Python standard library is used.
 """
 
 import argparse
+import errno
 import fcntl
 import hashlib
 import ipaddress
@@ -210,6 +211,12 @@ class Agent:
                 frame, addr = self.cap.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError as e:
+                # The kernel reports ENETDOWN once on a packet socket whose interface went
+                # down (a link flap); the socket keeps working once the link is back.
+                if e.errno == errno.ENETDOWN:
+                    return
+                raise
             if addr[0] == self.iface:
                 self.count_frame(frame, addr[2])
 
