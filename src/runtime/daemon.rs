@@ -8,6 +8,7 @@
 //!  control   ──(locks briefly for a snapshot, serialises outside)──> status clients
 //! ```
 
+use super::classify::{self, DownDrop};
 use super::datapath::{sender, DownTx, Job, Pool};
 use super::links::{LinkChange, Links};
 use super::stats::{inc, Counters, RateLimit};
@@ -24,7 +25,7 @@ use crate::status::{
     CompatStatus, GroupStatus, InterfaceStatus, JoinStatus, MemberStatus, Snapshot, UpstreamStatus,
 };
 use crate::wire::igmp::{self, Message};
-use crate::wire::{self, MacAddr};
+use crate::wire::MacAddr;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use log::{debug, info, warn};
 use parking_lot::{Mutex, RwLock};
@@ -278,29 +279,24 @@ pub(crate) fn capture_downstream(
         let Some(frame) = next_frame(&mut rx, name) else {
             continue;
         };
-        // 1. Parse: Ethernet, IPv4 (header length, checksum, total length), IGMP checksum.
-        let f = match wire::parse_igmp_frame(frame) {
-            Ok(f) if !f.src_mac.is_multicast() => f,
-            bad => {
+        // 1. Parse and check (classify::downstream): Ethernet, IPv4 (header length, checksum,
+        //    total length), IGMP checksum, a unicast source MAC, then TTL 1 (RFC 3376
+        //    section 4 / RFC 2236 section 2: anything else did not come from this link).
+        let f = match classify::downstream(frame) {
+            Ok(f) => f,
+            Err(DownDrop::BadTtl { ttl, src }) => {
+                inc(&c.igmp_bad_ttl);
+                debug!("{name}: ignored IGMP with TTL {ttl} from {src}");
+                continue;
+            }
+            Err(why) => {
                 inc(&c.igmp_malformed);
                 if WARN_MALFORMED.allow(Instant::now()) {
-                    let why =
-                        bad.map_or_else(|e| e.to_string(), |_| "multicast source MAC".to_string());
                     warn!("{name}: dropped malformed IGMP ({why}); further ones are counted, not logged, for 10 s");
                 }
                 continue;
             }
         };
-        // 2. RFC 3376 section 4 / RFC 2236 section 2: IGMP messages are sent with TTL 1;
-        //    anything else did not come from this link.
-        if f.ip.ttl != 1 {
-            inc(&c.igmp_bad_ttl);
-            debug!(
-                "{name}: ignored IGMP with TTL {} from {}",
-                f.ip.ttl, f.ip.src
-            );
-            continue;
-        }
         match &f.message {
             Message::Query(_) => inc(&c.queries_received),
             Message::ReportV1 { .. } => inc(&c.reports_v1),
