@@ -211,6 +211,7 @@ impl Model {
         self.fallback.get(iface).copied().unwrap_or_default() == CompatFallback::Multicast
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn set_filter(
         &mut self,
         h: HostKey,

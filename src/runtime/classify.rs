@@ -136,7 +136,8 @@ mod tests {
     fn udp(link: LinkType) -> Vec<u8> {
         let mut p = vec![0u8; 20 + 8 + 4];
         p[0] = 0x45;
-        p[2..4].copy_from_slice(&(p.len() as u16).to_be_bytes());
+        let total = p.len() as u16;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
         p[8] = 8;
         p[9] = ipv4::PROTO_UDP;
         p[12..16].copy_from_slice(&[10, 9, 8, 7]);
