@@ -30,7 +30,6 @@ esac
 if [ "$(id -u)" -eq 0 ]; then
     missing=()
     command -v c++ >/dev/null 2>&1 || missing+=(g++)
-    command -v make >/dev/null 2>&1 || missing+=(make)
     install_missing tests/fuzz.sh "${missing[@]}"
 elif ! command -v c++ >/dev/null 2>&1; then
     echo "tests/fuzz.sh: no C++ compiler (libFuzzer needs one): apt-get install g++" >&2
