@@ -123,6 +123,8 @@ seeds["ipv4_checksum"] = {
     "udp-empty-payload": ipv4("10.0.0.1", "239.2.2.2", 17, udp("10.0.0.1", "239.2.2.2", 7, 9, b""),
                               router_alert=False, tos=0),
 }
+# The capture threads see both kinds of frame: IGMP downstream, data upstream.
+seeds["capture_frame"] = {**seeds["igmp_frame"], **seeds["data_packet"]}
 
 for target, files in seeds.items():
     d = os.path.join(HERE, "corpus", target)

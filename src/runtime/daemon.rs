@@ -8,6 +8,7 @@
 //!  control   ──(locks briefly for a snapshot, serialises outside)──> status clients
 //! ```
 
+use super::classify::{self, DownDrop};
 use super::datapath::{sender, DownTx, Job, Pool};
 use super::links::{open_err, LinkChange, Links, DATA_RCVBUF};
 use super::stats::{add, inc, Counters, LogBudget, RateLimit, Take};
@@ -25,7 +26,7 @@ use crate::status::{
     CompatStatus, GroupStatus, InterfaceStatus, JoinStatus, MemberStatus, Snapshot, UpstreamStatus,
 };
 use crate::wire::igmp::{self, Message};
-use crate::wire::{self, MacAddr};
+use crate::wire::MacAddr;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use log::{debug, info, warn};
 use parking_lot::{Mutex, RwLock};
@@ -400,36 +401,31 @@ pub(crate) fn capture_downstream(
         let Some(frame) = frame else {
             continue;
         };
-        // 1. Parse: Ethernet, IPv4 (header length, checksum, total length), IGMP checksum.
-        let f = match wire::parse_igmp_frame(frame) {
-            Ok(f) if !f.src_mac.is_multicast() => f,
+        // 1. Parse and check (classify::downstream): Ethernet, IPv4 (header length, checksum,
+        //    total length), IGMP checksum, a unicast source MAC, then TTL 1 (RFC 3376
+        //    section 4 / RFC 2236 section 2: anything else did not come from this link).
+        let f = match classify::downstream(frame) {
+            Ok(f) => f,
             // RFC 3376 section 4: unrecognised message types are silently ignored. They are
             // well-formed IGMP of other protocols (mtrace, DVMRP, PIMv1), not a broken host.
-            Err(wire::WireError::UnknownType(t)) => {
+            Err(DownDrop::Malformed(crate::wire::WireError::UnknownType(t))) => {
                 inc(&c.igmp_unknown_type);
                 debug!("{name}: ignored IGMP of unknown type 0x{t:02x}");
                 continue;
             }
-            bad => {
+            Err(DownDrop::BadTtl { ttl, src }) => {
+                inc(&c.igmp_bad_ttl);
+                debug!("{name}: ignored IGMP with TTL {ttl} from {src}");
+                continue;
+            }
+            Err(why) => {
                 inc(&c.igmp_malformed);
                 if WARN_MALFORMED.allow(Instant::now()) {
-                    let why =
-                        bad.map_or_else(|e| e.to_string(), |_| "multicast source MAC".to_string());
                     warn!("{name}: dropped malformed IGMP ({why}); further ones are counted, not logged, for 10 s");
                 }
                 continue;
             }
         };
-        // 2. RFC 3376 section 4 / RFC 2236 section 2: IGMP messages are sent with TTL 1;
-        //    anything else did not come from this link.
-        if f.ip.ttl != 1 {
-            inc(&c.igmp_bad_ttl);
-            debug!(
-                "{name}: ignored IGMP with TTL {} from {}",
-                f.ip.ttl, f.ip.src
-            );
-            continue;
-        }
         match &f.message {
             Message::Query(_) => inc(&c.queries_received),
             Message::ReportV1 { .. } => inc(&c.reports_v1),
@@ -438,7 +434,7 @@ pub(crate) fn capture_downstream(
             Message::ReportV3 { .. } => inc(&c.reports_v3),
         }
         debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
-        // 3. Hand over; never block the capture on a slow control thread, and never queue
+        // 2. Hand over; never block the capture on a slow control thread, and never queue
         //    more than MAX_QUEUED_WEIGHT records and sources in all.
         let weight = f.message.weight();
         if sh.queued_weight.fetch_add(weight, Ordering::AcqRel) + weight > MAX_QUEUED_WEIGHT {

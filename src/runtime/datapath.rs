@@ -17,13 +17,14 @@
 //! Order per host: the capture thread sends itself only while no job is pending in the
 //! pool, so a host's copies never overtake each other.
 
+use super::classify;
 use super::daemon::Shared;
 use super::stats::{add, RateLimit};
 use super::sys::{self, OutCopy, RecvBatch, SendScratch};
 use crate::config::DownLink;
 use crate::core::fib::Target;
 use crate::core::membership::MemberCounters;
-use crate::wire::{self, ethernet, ipv4, LinkType, MacAddr};
+use crate::wire::{ethernet, LinkType, MacAddr};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use log::warn;
 use socket2::Socket;
@@ -245,11 +246,6 @@ pub fn capture_upstream(
     let mut jobs: Vec<Option<Job>> = (0..pool.txs.len()).map(|_| None).collect();
     // Per worker: the frame whose packet was last appended to its job, and where it went.
     let mut appended: Vec<(usize, std::ops::Range<usize>)> = vec![(usize::MAX, 0..0); jobs.len()];
-    let ip_offset = if link == LinkType::Ethernet {
-        ethernet::HEADER_LEN
-    } else {
-        0
-    };
     let mut drops_read = Instant::now();
     while !sh.stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
         // 1. Read a burst.
@@ -289,19 +285,17 @@ pub fn capture_upstream(
         for i in 0..n {
             // 2. A frame a local program sent out of this interface may still carry a
             //    partial checksum (CHECKSUM_PARTIAL): receivers would drop the copies.
+            //    classify::upstream completes it, then finds the multicast packet.
             let (frame, status) = rb.frame_mut(i);
-            if status & sys::TP_STATUS_CSUMNOTREADY != 0
-                && frame.len() > ip_offset
-                && ipv4::complete_udp_checksum(&mut frame[ip_offset..])
-            {
-                k.checksums += 1;
-            }
             let frame_start = frame.as_ptr() as usize;
-            // 3. Look up.
-            let Ok(pkt) = wire::parse_data_packet(link, frame) else {
+            let csum_not_ready = status & sys::TP_STATUS_CSUMNOTREADY != 0;
+            let up = classify::upstream(link, frame, csum_not_ready);
+            k.checksums += u64::from(up.checksum_completed);
+            let Ok(pkt) = up.packet else {
                 k.invalid += 1;
                 continue;
             };
+            // 3. Look up.
             targets.clear();
             counters.clear();
             fib.targets(pkt.source, pkt.group, &mut targets, &mut counters);

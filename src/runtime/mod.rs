@@ -1,5 +1,6 @@
 //! I/O: sockets, capture threads, the sender pool, the control socket and daemon wiring.
 
+pub mod classify;
 pub mod control;
 pub mod daemon;
 pub mod datapath;

@@ -1,0 +1,179 @@
+//! What the capture threads decide about each frame they read, as pure functions: the
+//! downstream capture (`cap-dn:IF`, daemon.rs) and the upstream capture (`cap-up:IF`,
+//! datapath.rs) call these and only count and hand on the result, so the unit tests below and
+//! the fuzz target `fuzz/fuzz_targets/capture_frame.rs` run exactly the code the threads run.
+
+use crate::wire::{self, ethernet, ipv4, DataPacket, IgmpFrame, LinkType, WireError};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// Why a downstream frame is not handed to the control thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownDrop {
+    /// Not a well-formed IGMP frame (counted in `igmp_malformed`; a well-formed message of an
+    /// unknown type, `WireError::UnknownType`, in `igmp_unknown_type`).
+    Malformed(WireError),
+    /// A well-formed IGMP frame from a multicast or broadcast source MAC, which no host has
+    /// (IEEE 802.3 section 3.2.3): spoofed or broken (counted in `igmp_malformed`).
+    MulticastSource,
+    /// TTL other than 1 (counted in `igmp_bad_ttl`): RFC 3376 section 4 and RFC 2236
+    /// section 2 send IGMP with TTL 1, so anything else did not come from this link.
+    BadTtl { ttl: u8, src: Ipv4Addr },
+}
+
+impl fmt::Display for DownDrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownDrop::Malformed(e) => e.fmt(f),
+            DownDrop::MulticastSource => write!(f, "multicast source MAC"),
+            DownDrop::BadTtl { ttl, src } => write!(f, "TTL {ttl} from {src}"),
+        }
+    }
+}
+
+/// A frame captured on a downstream interface (always Ethernet: the IGMP capture socket's
+/// filter, `sys::bpf::igmp_only`, reads the EtherType at offset 12). Ok: an IGMP message from
+/// a host on the link, for the querier (queries) or the membership table (the rest).
+pub fn downstream(frame: &[u8]) -> Result<IgmpFrame, DownDrop> {
+    // Ethernet, IPv4 (header length, checksum, total length), IGMP checksum.
+    let f = wire::parse_igmp_frame(frame).map_err(DownDrop::Malformed)?;
+    if f.src_mac.is_multicast() {
+        return Err(DownDrop::MulticastSource);
+    }
+    if f.ip.ttl != 1 {
+        return Err(DownDrop::BadTtl {
+            ttl: f.ip.ttl,
+            src: f.ip.src,
+        });
+    }
+    Ok(f)
+}
+
+/// What the upstream capture made of one frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UpstreamFrame<'a> {
+    /// The UDP checksum was completed in place (counted in `checksums_completed`).
+    pub checksum_completed: bool,
+    /// The multicast packet to forward, or why there is none (counted in `frames_invalid`).
+    pub packet: wire::Result<DataPacket<'a>>,
+}
+
+/// A frame captured on the upstream interface of link type `link`. `csum_not_ready` is the
+/// PACKET_AUXDATA flag TP_STATUS_CSUMNOTREADY: a local program sent the frame and its UDP
+/// checksum is still left to the device (CHECKSUM_PARTIAL); it is completed in place first,
+/// or every member would drop the copies.
+pub fn upstream(link: LinkType, frame: &mut [u8], csum_not_ready: bool) -> UpstreamFrame<'_> {
+    let ip_offset = match link {
+        LinkType::Ethernet => ethernet::HEADER_LEN,
+        LinkType::RawIp => 0,
+    };
+    let checksum_completed = csum_not_ready
+        && frame.len() > ip_offset
+        && ipv4::complete_udp_checksum(&mut frame[ip_offset..]);
+    UpstreamFrame {
+        checksum_completed,
+        packet: wire::parse_data_packet(link, frame),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::igmp::{self, Message};
+    use crate::wire::MacAddr;
+
+    const HOST: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const G: Ipv4Addr = Ipv4Addr::new(239, 1, 2, 3);
+    const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+    fn report(src: MacAddr) -> Vec<u8> {
+        igmp::build_frame(src, IP, G, &Message::ReportV2 { group: G })
+    }
+
+    fn set_ttl(frame: &mut [u8], ttl: u8) {
+        let ip = &mut frame[ethernet::HEADER_LEN..];
+        ip[8] = ttl;
+        let hl = usize::from(ip[0] & 0x0f) * 4;
+        ip[10..12].fill(0);
+        let c = wire::checksum::checksum(&ip[..hl]);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+
+    #[test]
+    fn downstream_takes_a_host_report_with_ttl_1() {
+        let f = downstream(&report(HOST)).unwrap();
+        assert_eq!(f.message, Message::ReportV2 { group: G });
+        assert_eq!((f.src_mac, f.ip.src), (HOST, IP));
+    }
+
+    #[test]
+    fn downstream_drops_in_order_malformed_multicast_source_bad_ttl() {
+        assert_eq!(
+            downstream(&[]),
+            Err(DownDrop::Malformed(WireError::Truncated))
+        );
+        let mut bad = report(HOST);
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(
+            downstream(&bad),
+            Err(DownDrop::Malformed(WireError::BadChecksum))
+        );
+        let mut f = report(MacAddr::BROADCAST);
+        assert_eq!(downstream(&f), Err(DownDrop::MulticastSource));
+        // A multicast source is judged before the TTL.
+        set_ttl(&mut f, 64);
+        assert_eq!(downstream(&f), Err(DownDrop::MulticastSource));
+        let mut f = report(HOST);
+        set_ttl(&mut f, 2);
+        assert_eq!(downstream(&f), Err(DownDrop::BadTtl { ttl: 2, src: IP }));
+        assert_eq!(
+            DownDrop::MulticastSource.to_string(),
+            "multicast source MAC"
+        );
+    }
+
+    /// A UDP packet 10.9.8.7 -> 239.1.2.3 with a zero (not yet computed) checksum.
+    fn udp(link: LinkType) -> Vec<u8> {
+        let mut p = vec![0u8; 20 + 8 + 4];
+        p[0] = 0x45;
+        let total = p.len() as u16;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[8] = 8;
+        p[9] = ipv4::PROTO_UDP;
+        p[12..16].copy_from_slice(&[10, 9, 8, 7]);
+        p[16..20].copy_from_slice(&G.octets());
+        p[24..26].copy_from_slice(&12u16.to_be_bytes());
+        p[28..].copy_from_slice(b"data");
+        match link {
+            LinkType::RawIp => p,
+            LinkType::Ethernet => {
+                let mut f = vec![0u8; ethernet::HEADER_LEN];
+                ethernet::write_header(&mut f, MacAddr::for_ipv4_group(G), HOST, 0x0800);
+                f.extend_from_slice(&p);
+                f
+            }
+        }
+    }
+
+    #[test]
+    fn upstream_completes_the_checksum_only_when_asked_then_parses() {
+        for (link, off) in [(LinkType::Ethernet, 14), (LinkType::RawIp, 0)] {
+            let mut f = udp(link);
+            let up = upstream(link, &mut f, false);
+            assert!(!up.checksum_completed);
+            assert_eq!(up.packet.unwrap().group, G);
+            assert_eq!(f[off + 26..off + 28], [0, 0]);
+            let up = upstream(link, &mut f, true);
+            assert!(up.checksum_completed);
+            assert_eq!(up.packet.unwrap().ip.len(), 32);
+            assert_ne!(f[off + 26..off + 28], [0, 0]);
+        }
+        // Too short for the IP header: nothing completed, nothing forwarded.
+        let mut f = [0u8; 14];
+        let up = upstream(LinkType::Ethernet, &mut f, true);
+        assert!(!up.checksum_completed && up.packet.is_err());
+        let up = upstream(LinkType::RawIp, &mut [], true);
+        assert!(!up.checksum_completed && up.packet.is_err());
+    }
+}
