@@ -92,15 +92,6 @@ fn counter(c: &BTreeMap<String, u64>, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("status has no counter {name}: {c:?}"))
 }
 
-fn member_count(status: &Value) -> usize {
-    status["groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|g| g["members"].as_array().map_or(0, Vec::len))
-        .sum()
-}
-
 fn upstream_joined(status: &Value) -> usize {
     status["upstream"]["joined"].as_array().map_or(0, Vec::len)
 }

@@ -1,4 +1,4 @@
-# Shared by tests/run.sh and tests/bench/run.sh (sourced, not run): installing the Debian
+# Shared by tests/run.sh, tests/soak.sh and tests/bench/run.sh (sourced, not run): installing the Debian
 # packages they need and finding cargo under sudo.
 
 # install_missing WHO PKG...: install the packages named (none: nothing to do). The package
@@ -33,4 +33,23 @@ find_cargo() {
         echo "$who: cargo not found (install Rust with rustup, or put cargo on root's PATH)" >&2
         exit 1
     fi
+}
+
+# require_root WHO WHAT HOW: exit 1 unless root, saying that WHAT needs it and HOW to run.
+require_root() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "$1: $2 builds network namespaces, veth pairs and bridges, which needs root." >&2
+        echo "Run: $3" >&2
+        exit 1
+    fi
+}
+
+# missing_netns_tools: add to the array `missing` the Debian packages of the tools every
+# netns test runs: ip/tc/bridge (iproute2), ethtool (tx checksum off on the sender's veth),
+# python3 (the helpers).
+missing_netns_tools() {
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    command -v tc >/dev/null 2>&1 || missing+=(iproute2)
+    command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
+    [ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || missing+=(python3)
 }

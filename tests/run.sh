@@ -12,21 +12,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=tests/lib.sh
 . tests/lib.sh
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "tests/run.sh: the end-to-end tests build network namespaces, veth pairs and" >&2
-    echo "bridges, which needs root. Run: sudo tests/run.sh" >&2
-    exit 1
-fi
+require_root tests/run.sh "the end-to-end tests" "sudo tests/run.sh"
 
-# Tools the e2e tests run: ip/tc/bridge (iproute2), ethtool (tx checksum off on the
-# sender's veth), python3 (the helpers, standard library only), sh/kill (procps),
-# openvpn and openssl (e2e_openvpn: a TAP server and clients, throwaway certificates),
-# python3-scapy (e2e_hostile: malformed IGMP from tests/helpers/hostile.py).
+# Tools the e2e tests run besides the netns basics (lib.sh): sh/kill (procps), openvpn and
+# openssl (e2e_openvpn: a TAP server and clients, throwaway certificates), python3-scapy
+# (e2e_hostile: malformed IGMP from tests/helpers/hostile.py).
 missing=()
-command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-command -v tc >/dev/null 2>&1 || missing+=(iproute2)
-command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
-[ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || missing+=(python3)
+missing_netns_tools
 command -v openvpn >/dev/null 2>&1 || missing+=(openvpn)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 /usr/bin/python3 -c 'import scapy' >/dev/null 2>&1 || missing+=(python3-scapy)

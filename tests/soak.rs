@@ -695,15 +695,6 @@ fn multicast_on(status: &Value, group: &str, iface: &str) -> bool {
         .any(|c| c["interface"] == iface && c["delivery"] == "multicast")
 }
 
-fn member_count(status: &Value) -> usize {
-    status["groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|g| g["members"].as_array().map_or(0, Vec::len))
-        .sum()
-}
-
 // ------------------------------------------------------------------------------------------
 // Samples and the monitor
 // ------------------------------------------------------------------------------------------

@@ -31,19 +31,10 @@ if ! [[ "$duration" =~ ^[0-9]+(s|m|h)?$ ]]; then
     usage
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "tests/soak.sh: the soak test builds network namespaces, veth pairs and bridges," >&2
-    echo "which needs root. Run: sudo tests/soak.sh $duration" >&2
-    exit 1
-fi
+require_root tests/soak.sh "the soak test" "sudo tests/soak.sh $duration"
 
-# ip/tc/bridge (iproute2), ethtool (tx checksum off on the sender's veth), python3 (the
-# helpers, standard library only).
 missing=()
-command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-command -v tc >/dev/null 2>&1 || missing+=(iproute2)
-command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
-[ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || missing+=(python3)
+missing_netns_tools
 install_missing tests/soak.sh "${missing[@]}"
 find_cargo tests/soak.sh
 

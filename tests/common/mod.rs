@@ -1214,12 +1214,18 @@ pub fn start_snoopcast_with(
         "the box is a bridge in this LAN"
     );
     let argv = snoopcast_argv(lan, upstream, downstreams, args);
+    spawn_snoopcast(lan, &argv)
+}
+
+/// Runs `ip ARGV` (netns exec into the box, then snoopcast), logging to snoopcast.log, and
+/// waits until its control socket answers.
+fn spawn_snoopcast(lan: &Lan, argv: &[String]) -> Snoopcast {
     let log = lan.dir.join("snoopcast.log");
     lan.add_log("snoopcast", &log);
     let file = File::create(&log).expect("create snoopcast.log");
     writeln!(&file, "# ip {}", argv.join(" ")).unwrap();
     let child = Command::new("ip")
-        .args(&argv)
+        .args(argv)
         .env("RUST_BACKTRACE", "1")
         .stdin(Stdio::null())
         .stdout(file.try_clone().unwrap())
@@ -1292,6 +1298,16 @@ pub fn members(status: &Value, group: &str) -> Vec<Value> {
         .filter(|g| g["group"] == group)
         .flat_map(|g| g["members"].as_array().cloned().unwrap_or_default())
         .collect()
+}
+
+/// How many members `status` lists, over all groups.
+pub fn member_count(status: &Value) -> usize {
+    status["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| g["members"].as_array().map_or(0, Vec::len))
+        .sum()
 }
 
 /// The member entry of `host` in `group`, matched by MAC.
@@ -1695,37 +1711,7 @@ pub fn start_snoopcast_wrapped(lan: &Lan, wrapper: &[&str], args: &[&str]) -> Sn
     for (k, w) in wrapper.iter().enumerate() {
         argv.insert(3 + k, w.to_string());
     }
-    let log = lan.dir.join("snoopcast.log");
-    lan.add_log("snoopcast", &log);
-    let file = File::create(&log).expect("create snoopcast.log");
-    writeln!(&file, "# ip {}", argv.join(" ")).unwrap();
-    let child = Command::new("ip")
-        .args(&argv)
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .expect("spawn snoopcast");
-    let mut daemon = Snoopcast { child, log };
-    let mut last = String::new();
-    let up = wait_until(Duration::from_secs(10), || {
-        if let Ok(Some(status)) = daemon.child.try_wait() {
-            panic!("snoopcast exited at start with {status}");
-        }
-        match lan.try_status_json() {
-            Ok(_) => true,
-            Err(e) => {
-                last = e;
-                false
-            }
-        }
-    });
-    assert!(
-        up,
-        "snoopcast's control socket did not answer within 10 s: {last}"
-    );
-    daemon
+    spawn_snoopcast(lan, &argv)
 }
 
 // ------------------------------------------------------------------------------------------
