@@ -8,6 +8,7 @@ pub mod checksum;
 pub mod ethernet;
 pub mod igmp;
 pub mod ipv4;
+pub mod mld;
 
 use std::fmt;
 use std::net::Ipv4Addr;
