@@ -1,6 +1,6 @@
 //! IGMP messages: v1 (RFC 1112), v2 (RFC 2236), v3 (RFC 3376).
 
-use super::{checksum, ethernet, ipv4, Result, WireError};
+use super::{checksum, ethernet, ipv4, Reader, Result, WireError};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -169,32 +169,6 @@ fn be16(b: &[u8]) -> u16 {
     u16::from_be_bytes([b[0], b[1]])
 }
 
-/// Bounds-checked forward reader over a variable-length message body: every read that
-/// would run past the end is `Malformed`, because a count field claimed more than is there.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], pos: usize) -> Self {
-        Reader { buf, pos }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).ok_or(WireError::Malformed)?;
-        let out = self.buf.get(self.pos..end).ok_or(WireError::Malformed)?;
-        self.pos = end;
-        Ok(out)
-    }
-
-    /// `count` IPv4 addresses. The length is checked before anything is allocated.
-    fn addresses(&mut self, count: usize) -> Result<Vec<Ipv4Addr>> {
-        let bytes = self.take(count.checked_mul(4).ok_or(WireError::Malformed)?)?;
-        Ok(bytes.chunks_exact(4).map(addr).collect())
-    }
-}
-
 /// Parse an IGMP message (the IPv4 payload, padding already trimmed by the IPv4 total
 /// length). Verifies the checksum over the whole message. Query version by length and Max
 /// Resp Code (RFC 3376 section 7.1): 8 bytes with code 0 is v1, 8 bytes otherwise v2, >= 12
@@ -253,7 +227,8 @@ fn parse_query(buf: &[u8]) -> Result<Query> {
             let s_qrv = buf[field::S_QRV];
             let num_sources = usize::from(be16(&buf[field::QUERY_NUM_SOURCES]));
             // Octets after the source list are Additional Data: ignored (RFC 3376 4.1.10).
-            let sources = Reader::new(buf, field::QUERY_SOURCES).addresses(num_sources)?;
+            let sources =
+                Reader::new(buf, field::QUERY_SOURCES).addresses::<4, Ipv4Addr>(num_sources)?;
             Ok(Query {
                 version: QueryVersion::V3,
                 // RFC 3376 section 4.1.1: the code is a float in units of 1/10 second.
@@ -279,7 +254,7 @@ fn parse_v3_report(buf: &[u8]) -> Result<Message> {
         let num_sources = usize::from(be16(&fixed[field::RECORD_NUM_SOURCES]));
         // RFC 3376 section 4.2.6: Aux Data Len counts 32-bit words, not octets.
         let aux_len = usize::from(fixed[field::RECORD_AUX_LEN]) * 4;
-        let sources = r.addresses(num_sources)?;
+        let sources = r.addresses::<4, Ipv4Addr>(num_sources)?;
         // RFC 3376 section 4.2.10: auxiliary data is skipped, but must be there.
         r.take(aux_len)?;
         records.push(GroupRecord {

@@ -8,7 +8,7 @@
 
 use super::checksum as inet;
 use super::igmp::{decode_code, RecordType};
-use super::{Result, WireError};
+use super::{Reader, Result, WireError};
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
@@ -144,26 +144,6 @@ pub fn checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
     !pseudo_sum(src, dst, msg)
 }
 
-/// Reads counted address lists, checking every length before allocating.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).ok_or(WireError::Malformed)?;
-        let out = self.buf.get(self.pos..end).ok_or(WireError::Malformed)?;
-        self.pos = end;
-        Ok(out)
-    }
-
-    fn addresses(&mut self, count: usize) -> Result<Vec<Ipv6Addr>> {
-        let bytes = self.take(count.checked_mul(16).ok_or(WireError::Malformed)?)?;
-        Ok(bytes.chunks_exact(16).map(addr).collect())
-    }
-}
-
 /// Parse an MLD message: the ICMPv6 message `buf` (the IPv6 payload after any extension
 /// headers), sent from `src` to `dst`. Verifies the checksum over the pseudo-header and the
 /// whole message. A report whose record, source or aux-data counts overrun the message is
@@ -214,11 +194,8 @@ fn parse_query(buf: &[u8]) -> Result<Query> {
         _ => {
             let s_qrv = buf[field::S_QRV];
             let num_sources = usize::from(be16(&buf[field::QUERY_NUM_SOURCES]));
-            let mut r = Reader {
-                buf,
-                pos: field::QUERY_SOURCES,
-            };
-            let sources = r.addresses(num_sources)?;
+            let mut r = Reader::new(buf, field::QUERY_SOURCES);
+            let sources = r.addresses::<16, Ipv6Addr>(num_sources)?;
             Ok(Query {
                 version: QueryVersion::V2,
                 max_resp: Duration::from_millis(u64::from(decode_max_resp(code))),
@@ -236,17 +213,14 @@ fn parse_query(buf: &[u8]) -> Result<Query> {
 /// An MLDv2 report (RFC 3810 section 5.2).
 fn parse_v2_report(buf: &[u8]) -> Result<Message> {
     let num_records = usize::from(be16(&buf[field::REPORT_NUM_RECORDS]));
-    let mut r = Reader {
-        buf,
-        pos: field::REPORT_RECORDS,
-    };
+    let mut r = Reader::new(buf, field::REPORT_RECORDS);
     let mut records = Vec::new();
     for _ in 0..num_records {
         let fixed = r.take(field::RECORD_SOURCES)?;
         let num_sources = usize::from(be16(&fixed[field::RECORD_NUM_SOURCES]));
         // RFC 3810 section 5.2.6: Aux Data Len counts 32-bit words.
         let aux_len = usize::from(fixed[field::RECORD_AUX_LEN]) * 4;
-        let sources = r.addresses(num_sources)?;
+        let sources = r.addresses::<16, Ipv6Addr>(num_sources)?;
         r.take(aux_len)?;
         records.push(AddressRecord {
             record_type: RecordType::from(fixed[field::RECORD_TYPE]),

@@ -55,6 +55,40 @@ impl std::error::Error for WireError {}
 
 pub type Result<T> = std::result::Result<T, WireError>;
 
+/// Bounds-checked forward reader over a variable-length message body (IGMPv3 and MLDv2
+/// source lists and records): every read that would run past the end is `Malformed`,
+/// because a count field claimed more than is there.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8], pos: usize) -> Self {
+        Reader { buf, pos }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).ok_or(WireError::Malformed)?;
+        let out = self.buf.get(self.pos..end).ok_or(WireError::Malformed)?;
+        self.pos = end;
+        Ok(out)
+    }
+
+    /// `count` addresses of N octets each (4: IPv4, 16: IPv6). The length is checked before
+    /// anything is allocated.
+    pub(crate) fn addresses<const N: usize, A: From<[u8; N]>>(
+        &mut self,
+        count: usize,
+    ) -> Result<Vec<A>> {
+        let bytes = self.take(count.checked_mul(N).ok_or(WireError::Malformed)?)?;
+        Ok(bytes
+            .chunks_exact(N)
+            .map(|c| A::from(c.try_into().expect("chunks_exact yields N octets")))
+            .collect())
+    }
+}
+
 /// How frames on an interface begin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkType {
