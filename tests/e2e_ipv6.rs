@@ -1,0 +1,731 @@
+//! snoopcast end to end over IPv6 (issue 6): MLDv2 and MLDv1 hosts, leave, SSM, link-local
+//! scope, both families at once and `--no-ipv6`.
+//!
+//! ```text
+//!  [src] s0 10.1.0.1      --veth-- up0 10.1.0.2    [box: snoopcast] dn0 (fe80::..)
+//!           fd00:1::1/64             fd00:1::2/64        |
+//!           (fd00:1::9/64)     (the box kernel joins     +--veth-- p0 [sw: br0, dumb, no IPv6]
+//!                               upstream here)                     p1..pN --veth-- eth0 [h1..hN]
+//!                                                                  10.2.0.1N + fe80::..
+//! ```
+//!
+//! Hosts report with their link-local addresses (RFC 3810 5.2.13); DAD is off in every
+//! namespace, so the addresses are usable at once. The host kernels speak MLDv2, or MLDv1
+//! where a test forces it (`force_mld_version`, `LanBuilder::mld_version`). As in
+//! e2e_ipv4.rs, every test starts the daemon first, then the agents, and waits until
+//! `status --json` lists the members before it sends.
+//!
+//! The first two tests (`harness_*`) need no snoopcast: they prove the IPv6 side of the
+//! harness on the kernel alone (agents' MLD counters and frame counts, SSM filtering on the
+//! agents' sockets, the box kernel's upstream join read from /proc/net/igmp6).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::thread::sleep;
+use std::time::Duration;
+
+/// Any-source IPv6 groups (global scope).
+const G6: &str = "ff0e::1:1";
+const G6B: &str = "ff0e::1:2";
+/// Source-specific (ff3x::/32, RFC 4607 1).
+const SSM6: &str = "ff3e::1";
+/// Link-local scope (never forwarded) and a site-local positive control.
+const LL6: &str = "ff02::1:2:3";
+const SITE6: &str = "ff05::1";
+const S1: &str = "fd00:1::1";
+const S2: &str = "fd00:1::9";
+const G4: &str = "239.1.1.1";
+
+/// ICMPv6 types of MLD messages (RFC 2710 3.6, RFC 3810 5).
+const MLD_V1_REPORT: u8 = 131;
+const MLD_DONE: u8 = 132;
+const MLD_V2_REPORT: u8 = 143;
+
+/// Short timers: GMI = 2 * 5 s + 1 s = 11 s.
+const TIMERS: [&str; 6] = [
+    "--query-interval",
+    "5s",
+    "--query-response-interval",
+    "1s",
+    "--robustness",
+    "2",
+];
+
+const JOIN_WAIT: Duration = Duration::from_secs(10);
+
+fn lan6(tag: &str, hosts: usize) -> LanBuilder {
+    Lan::builder(tag).hosts(hosts).ipv6(true)
+}
+
+/// No frame of `group` arrived at this host as L2 multicast.
+fn assert_no_multicast(r: &AgentReport, group: &str) {
+    assert_eq!(
+        r.frames(group, MULTICAST),
+        0,
+        "{}: {group} arrived as L2 multicast",
+        r.host.name
+    );
+}
+
+/// The member got the stream as unicast copies to its own MAC, intact on its socket.
+fn assert_unicast_member(r: &AgentReport, group: &str, sent: u64) {
+    let who = &r.host.name;
+    assert_delivered(
+        r.frames(group, UNICAST),
+        sent,
+        &format!("{who} {group} unicast frames"),
+    );
+    assert_delivered(r.sock_ok(group), sent, &format!("{who} {group} socket"));
+    assert_no_multicast(r, group);
+    assert_eq!(
+        r.frames(group, OTHER),
+        0,
+        "{who}: {group} frames for other MACs"
+    );
+    assert_eq!(
+        r.sock_bad_or_dup(),
+        0,
+        "{who}: corrupt or duplicate datagrams"
+    );
+}
+
+/// The groups `upstream.joined` lists (strings or objects with a `group` key).
+fn upstream_joined(status: &Value) -> Vec<String> {
+    status["upstream"]["joined"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|j| {
+            j.as_str()
+                .or_else(|| j["group"].as_str())
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// A counter of the status snapshot (0 when absent).
+fn counter(status: &Value, name: &str) -> u64 {
+    status["counters"][name].as_u64().unwrap_or(0)
+}
+
+/// Every group the status lists.
+fn status_groups(status: &Value) -> Vec<String> {
+    status["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["group"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn has_source(m: &Value, src: &str) -> bool {
+    m["sources"]
+        .as_array()
+        .is_some_and(|v| v.iter().any(|s| s == src))
+}
+
+fn kernel_has(groups: &[(String, u32)], g: &str) -> bool {
+    groups.iter().any(|(k, _)| k == g)
+}
+
+// ------------------------------------------------------------------------------------------
+// The harness alone (no snoopcast)
+// ------------------------------------------------------------------------------------------
+
+/// A plain bridge in the box floods IPv6 multicast to every host: the agents count every
+/// IPv6 UDP frame as L2 multicast per (group, source), their sockets get exactly what they
+/// joined (any-source, and source-specific filtered by the kernel), and their kernels'
+/// MLD reports are counted by type: MLDv2 by default, MLDv1 under force_mld_version=1.
+#[test]
+fn harness_bridge_floods_ipv6_and_agents_count_it() {
+    require_root!();
+    let lan = lan6("v6flood", 3)
+        .bridge_box()
+        .src_addr("fd00:1::9/64")
+        .mld_version(3, 1)
+        .build();
+    let h1 = lan.start_agent(1, &[G6]);
+    let h2 = lan.start_agent(2, &[&format!("{SSM6}@{S1}")]);
+    let h3 = lan.start_agent(3, &[G6]);
+    // The kernels' hosts join with unsolicited reports at once; give them time to go out.
+    sleep(Duration::from_millis(300));
+
+    let any = lan.send(&["--group", G6, "--count", "300", "--rate", "300"]);
+    assert_eq!(any.json["source"], S1, "default IPv6 source is s0's global");
+    let args = ["--group", SSM6, "--count", "300", "--rate", "300"];
+    let s1 = lan.spawn_sender(&[&["--source", S1][..], &args].concat());
+    let s2 = lan.spawn_sender(&[&["--source", S2][..], &args].concat());
+    let (s1, s2) = (
+        s1.wait(Duration::from_secs(30)),
+        s2.wait(Duration::from_secs(30)),
+    );
+    settle();
+    let reports = [h1.finish(), h2.finish(), h3.finish()];
+
+    for r in &reports {
+        let who = &r.host.name;
+        assert_delivered(
+            r.frames(G6, MULTICAST),
+            any.sent(G6),
+            &format!("{who} {G6} multicast frames"),
+        );
+        assert_delivered(
+            r.frames_from(SSM6, S1, MULTICAST),
+            s1.sent(SSM6),
+            &format!("{who} ({S1},{SSM6}) multicast frames"),
+        );
+        assert_delivered(
+            r.frames_from(SSM6, S2, MULTICAST),
+            s2.sent(SSM6),
+            &format!("{who} ({S2},{SSM6}) multicast frames"),
+        );
+        assert_eq!(r.frames(G6, UNICAST) + r.frames(SSM6, UNICAST), 0);
+        assert_eq!(r.sock_bad_or_dup(), 0, "{who}: corrupt or duplicate");
+        assert!(
+            r.ip6().first().is_some_and(|a| a.starts_with("fe80:")),
+            "{who}: agent lists eth0's link-local address: {:?}",
+            r.ip6()
+        );
+    }
+    let [r1, r2, r3] = &reports;
+    assert_eq!(r1.ip6()[0], lan.host_ll6(1));
+    assert_delivered(r1.sock_ok(G6), any.sent(G6), "h1 socket G6");
+    assert_eq!(r1.sock_ok(SSM6), 0, "h1 did not join SSM6");
+    assert_delivered(
+        r2.sock_ok_from(SSM6, S1),
+        s1.sent(SSM6),
+        "h2 socket (S1,SSM6)",
+    );
+    assert_eq!(
+        r2.sock_any_from(SSM6, S2),
+        0,
+        "h2's source-specific join must keep S2 out"
+    );
+    assert_eq!(r2.sock_ok(G6), 0, "h2 did not join G6");
+    assert_delivered(r3.sock_ok(G6), any.sent(G6), "h3 socket G6");
+
+    // MLD as the kernels sent it: v2 reports from h1 and h2, v1 reports from h3 (forced).
+    for r in [r1, r2] {
+        assert!(
+            r.mld_out_type(MLD_V2_REPORT) >= 1 && r.mld_out_type(MLD_V1_REPORT) == 0,
+            "{}: MLDv2 reports expected: {}",
+            r.host.name,
+            r.json["mld_out_types"]
+        );
+    }
+    assert!(
+        r3.mld_out_type(MLD_V1_REPORT) >= 1 && r3.mld_out_type(MLD_V2_REPORT) == 0,
+        "h3 (force_mld_version=1): MLDv1 reports expected: {}",
+        r3.json["mld_out_types"]
+    );
+    assert!(r1.mld_out() >= r1.mld_out_type(MLD_V2_REPORT));
+    // On the dumb switch every host hears the others' reports.
+    assert!(r1.mld_in() >= 1, "h1 heard no MLD at all");
+}
+
+/// Without snoopcast running: a socket in the box joined on up0 is what snoopcast's
+/// upstream join does. /proc/net/igmp6 shows it (`Lan::kernel_groups6`), the box kernel
+/// reports it upstream, the source's IPv6 datagrams arrive on up0, and a leave removes it.
+#[test]
+fn harness_box_kernel_joins_ipv6_on_up0() {
+    require_root!();
+    let lan = lan6("v6kern", 1).build();
+    assert!(
+        !kernel_has(&lan.kernel_groups6("up0"), G6),
+        "{G6} joined on up0 before anyone asked: {:?}",
+        lan.kernel_groups6("up0")
+    );
+    let up0 = Host {
+        name: "box-up0".into(),
+        ns: lan.box_ns(),
+        ip: "10.1.0.2".into(),
+        mac: "02:5c:00:01:00:02".into(),
+        igmp_version: None,
+        downstream: "up0".into(),
+    };
+    let mut agent = lan.start_agent_on(up0, "up0", &[G6], Duration::from_secs(60));
+    let groups = lan.kernel_groups6("up0");
+    assert!(
+        groups.iter().any(|(g, users)| g == G6 && *users >= 1),
+        "{G6} not in the box's /proc/net/igmp6 for up0: {groups:?}"
+    );
+    assert!(
+        groups.iter().all(|(g, _)| !g.starts_with("ff02:")),
+        "link-local scope groups must be left out: {groups:?}"
+    );
+    let sent = lan.send(&["--group", G6, "--count", "200", "--rate", "400"]);
+    settle();
+    let r = agent.report();
+    assert_delivered(r.frames(G6, MULTICAST), sent.sent(G6), "up0 frames of G6");
+    assert_delivered(r.sock_ok(G6), sent.sent(G6), "up0 socket G6");
+    assert!(
+        r.mld_out_type(MLD_V2_REPORT) >= 1,
+        "the box kernel reported {G6} upstream: {}",
+        r.json["mld_out_types"]
+    );
+    agent.leave(G6);
+    assert!(
+        wait_until(Duration::from_secs(2), || !kernel_has(
+            &lan.kernel_groups6("up0"),
+            G6
+        )),
+        "{G6} still joined on up0 after the leave: {:?}",
+        lan.kernel_groups6("up0")
+    );
+    drop(agent.finish());
+}
+
+// ------------------------------------------------------------------------------------------
+// snoopcast
+// ------------------------------------------------------------------------------------------
+
+/// (1) MLDv2 any-source: members get unicast copies to their own MAC and nothing as L2
+/// multicast, the non-member nothing; status lists them with their link-local address and
+/// mld_version 2; the box kernel joined the group on up0.
+#[test]
+fn mldv2_members_get_unicast_copies_only() {
+    require_root!();
+    let lan = lan6("v6ucast", 3).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let h1 = lan.start_agent(1, &[G6]);
+    let h2 = lan.start_agent(2, &[G6]);
+    let h3 = lan.start_agent(3, &[]);
+    let (a, b, c) = (
+        lan.host(1).clone(),
+        lan.host(2).clone(),
+        lan.host(3).clone(),
+    );
+    wait_for_status(&lan, JOIN_WAIT, "h1 and h2 in ff0e::1:1", |s| {
+        is_member(s, G6, &a) && is_member(s, G6, &b)
+    });
+    let status = lan.status_json();
+    let dump = format!("{status:#}");
+    for (i, host) in [(1, &a), (2, &b)] {
+        let m = member(&status, G6, host).unwrap();
+        assert_eq!(m["mld_version"], 2, "{}: mld_version\n{dump}", host.name);
+        assert_eq!(
+            m["ip"],
+            lan.host_ll6(i).as_str(),
+            "{}: ip is the host's link-local address\n{dump}",
+            host.name
+        );
+        assert_eq!(m["interface"], "dn0", "{}: interface\n{dump}", host.name);
+        assert_eq!(m["mode"], "exclude", "{}: ASM join\n{dump}", host.name);
+    }
+    assert_eq!(members(&status, G6).len(), 2, "exactly h1 and h2\n{dump}");
+    assert!(groups_of(&status, &c).is_empty(), "h3 joined nothing\n{dump}");
+    assert!(
+        upstream_joined(&status).iter().any(|g| g == G6),
+        "{G6} not in upstream.joined\n{dump}"
+    );
+    assert!(
+        counter(&status, "mld_reports_v2") >= 2,
+        "mld_reports_v2 counts h1's and h2's reports\n{dump}"
+    );
+    let kernel = lan.kernel_groups6("up0");
+    assert!(
+        kernel_has(&kernel, G6),
+        "the box kernel has not joined {G6} on up0: {kernel:?}"
+    );
+
+    let sent = lan.send(&["--group", G6, "--count", "800", "--rate", "400"]);
+    settle();
+    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
+
+    assert_unicast_member(&r1, G6, sent.sent(G6));
+    assert_unicast_member(&r2, G6, sent.sent(G6));
+    assert_nothing(&r3, G6);
+    daemon.stop_ok();
+}
+
+/// (2) An MLDv2 leave (TO_IN{}) stops delivery to that host at once; the other member keeps
+/// the stream.
+#[test]
+fn mldv2_leave_stops_delivery_at_once() {
+    require_root!();
+    let lan = lan6("v6leave", 2).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let mut h1 = lan.start_agent(1, &[G6]);
+    let mut h2 = lan.start_agent(2, &[G6]);
+    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
+    wait_for_status(&lan, JOIN_WAIT, "h1 and h2 in G6", |s| {
+        is_member(s, G6, &a) && is_member(s, G6, &b)
+    });
+
+    // 4 s of stream; h1 leaves after 1.5 s.
+    let sender = lan.spawn_sender(&["--group", G6, "--count", "1600", "--rate", "400"]);
+    sleep(Duration::from_millis(1500));
+    h1.leave(G6);
+    wait_for_status(
+        &lan,
+        Duration::from_secs(1),
+        "h1 gone from G6 after its leave",
+        |s| !is_member(s, G6, &a) && is_member(s, G6, &b),
+    );
+    // Copies already queued when the leave was processed may still be on their way.
+    sleep(Duration::from_millis(100));
+    h1.mark();
+    h2.mark();
+    let sent = sender.wait(Duration::from_secs(30));
+    settle();
+    let (r1, r2) = (h1.finish(), h2.finish());
+
+    assert!(
+        r1.frames(G6, UNICAST) >= 400,
+        "h1 got the stream before its leave: {}",
+        r1.frames(G6, UNICAST)
+    );
+    assert_eq!(
+        r1.since_mark(G6),
+        0,
+        "h1 still got frames of G6 after snoopcast processed its leave"
+    );
+    assert_unicast_member(&r2, G6, sent.sent(G6));
+    assert!(
+        r2.since_mark_class(G6, UNICAST) >= 300,
+        "h2 kept the stream after h1 left: {}",
+        r2.since_mark_class(G6, UNICAST)
+    );
+    daemon.stop_ok();
+}
+
+/// (3) Source-specific MLDv2 joins (INCLUDE {S}, RFC 3810 5.2.12): each host gets only
+/// the source it asked for, from two sources sending to the same SSM group.
+#[test]
+fn mldv2_source_specific_join_gets_only_that_source() {
+    require_root!();
+    let lan = lan6("v6ssm", 3).src_addr("fd00:1::9/64").build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let h1 = lan.start_agent(1, &[&format!("{SSM6}@{S1}")]);
+    let h2 = lan.start_agent(2, &[&format!("{SSM6}@{S2}")]);
+    let h3 = lan.start_agent(3, &[]);
+    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
+    wait_for_status(&lan, JOIN_WAIT, "h1 in (S1,SSM6), h2 in (S2,SSM6)", |s| {
+        member(s, SSM6, &a).is_some_and(|m| has_source(&m, S1) && m["mode"] == "include")
+            && member(s, SSM6, &b).is_some_and(|m| has_source(&m, S2) && m["mode"] == "include")
+    });
+    let status = lan.status_json();
+    let m1 = member(&status, SSM6, &a).unwrap();
+    assert!(
+        !has_source(&m1, S2),
+        "h1 asked for {S1} only: {m1}\n{status:#}"
+    );
+    let kernel = lan.kernel_groups6("up0");
+    assert!(
+        kernel_has(&kernel, SSM6),
+        "the box kernel has not joined {SSM6} on up0: {kernel:?}"
+    );
+
+    let common = ["--group", SSM6, "--count", "600", "--rate", "200"];
+    let s1 = lan.spawn_sender(&[&["--source", S1][..], &common].concat());
+    let s2 = lan.spawn_sender(&[&["--source", S2][..], &common].concat());
+    let (s1, s2) = (
+        s1.wait(Duration::from_secs(30)),
+        s2.wait(Duration::from_secs(30)),
+    );
+    settle();
+    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
+
+    for (r, want, want_sent, other) in [(&r1, S1, &s1, S2), (&r2, S2, &s2, S1)] {
+        let who = &r.host.name;
+        assert_delivered(
+            r.frames_from(SSM6, want, UNICAST),
+            want_sent.sent(SSM6),
+            &format!("{who} ({want},G) unicast frames"),
+        );
+        assert_delivered(
+            r.sock_ok_from(SSM6, want),
+            want_sent.sent(SSM6),
+            &format!("{who} ({want},G) socket"),
+        );
+        assert_eq!(
+            r.frames_any_from(SSM6, other),
+            0,
+            "{who}: got frames from {other}, which it did not ask for"
+        );
+        assert_no_multicast(r, SSM6);
+        assert_eq!(r.sock_bad_or_dup(), 0);
+    }
+    assert_nothing(&r3, SSM6);
+    daemon.stop_ok();
+}
+
+/// (4) An MLDv1 host (force_mld_version=1) next to an MLDv2 host in the same group. With
+/// `--compat-fallback unicast` both get unicast copies; status shows mld_version 1 and 2;
+/// the v1 host's Done (RFC 2710 4) removes it at once and the v2 host keeps the stream.
+#[test]
+fn mldv1_host_gets_unicast_and_done_removes_it() {
+    require_root!();
+    let lan = lan6("v6mld1", 3).mld_version(1, 1).build();
+    let mut args = TIMERS.to_vec();
+    args.extend_from_slice(&["--compat-fallback", "unicast"]);
+    let daemon = start_snoopcast(&lan, &args);
+    let mut h1 = lan.start_agent(1, &[G6]);
+    let mut h2 = lan.start_agent(2, &[G6]);
+    let h3 = lan.start_agent(3, &[]);
+    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
+    wait_for_status(&lan, JOIN_WAIT, "h1 (MLDv1) and h2 in G6", |s| {
+        is_member(s, G6, &a) && is_member(s, G6, &b)
+    });
+    let status = lan.status_json();
+    let dump = format!("{status:#}");
+    assert_eq!(
+        member(&status, G6, &a).unwrap()["mld_version"],
+        1,
+        "h1 is forced to MLDv1\n{dump}"
+    );
+    assert_eq!(
+        member(&status, G6, &b).unwrap()["mld_version"],
+        2,
+        "h2 speaks MLDv2\n{dump}"
+    );
+    assert!(
+        counter(&status, "mld_reports_v1") >= 1,
+        "mld_reports_v1\n{dump}"
+    );
+
+    let sent = lan.send(&["--group", G6, "--count", "800", "--rate", "400"]);
+    settle();
+    let (r1, r2) = (h1.report(), h2.report());
+    assert_unicast_member(&r1, G6, sent.sent(G6));
+    assert_unicast_member(&r2, G6, sent.sent(G6));
+
+    h1.leave(G6);
+    wait_for_status(
+        &lan,
+        Duration::from_secs(2),
+        "h1 gone from G6 after its MLDv1 Done",
+        |s| !is_member(s, G6, &a) && is_member(s, G6, &b),
+    );
+    sleep(Duration::from_millis(100));
+    h1.mark();
+    h2.mark();
+    let after = lan.send(&["--group", G6, "--count", "400", "--rate", "400"]);
+    settle();
+    let status = lan.status_json();
+    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
+
+    assert!(
+        r1.mld_out_type(MLD_V1_REPORT) >= 1
+            && r1.mld_out_type(MLD_DONE) >= 1
+            && r1.mld_out_type(MLD_V2_REPORT) == 0,
+        "h1 spoke MLDv1 (reports and a Done): {}",
+        r1.json["mld_out_types"]
+    );
+    assert!(
+        counter(&status, "mld_dones") >= 1,
+        "mld_dones counts h1's Done\n{status:#}"
+    );
+    assert_eq!(r1.since_mark(G6), 0, "h1 still got G6 after its Done");
+    assert_delivered(
+        r2.since_mark_class(G6, UNICAST),
+        after.sent(G6),
+        "h2 G6 unicast after h1 left",
+    );
+    assert_eq!(r2.since_mark_class(G6, MULTICAST), 0);
+    assert_nothing(&r3, G6);
+    daemon.stop_ok();
+}
+
+/// (5) Link-local scope (ff02::/16) is never forwarded, even when a host joins it; a
+/// site-local group (ff05::1) from the same source is, as the positive control.
+#[test]
+fn link_local_scope_is_never_forwarded() {
+    require_root!();
+    let lan = lan6("v6scope", 3).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let h1 = lan.start_agent(1, &[LL6, SITE6]);
+    let h2 = lan.start_agent(2, &[LL6]);
+    let h3 = lan.start_agent(3, &[]);
+    let a = lan.host(1).clone();
+    wait_for_status(&lan, JOIN_WAIT, "h1 in ff05::1", |s| {
+        is_member(s, SITE6, &a)
+    });
+    // h1 and h2 reported ff02::1:2:3 with the same reports; give stragglers a moment.
+    sleep(Duration::from_millis(500));
+
+    let sent = lan.send(&[
+        "--group", LL6, "--group", SITE6, "--count", "400", "--rate", "400",
+    ]);
+    settle();
+    let status = lan.status_json();
+    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
+
+    assert_eq!(sent.sent(LL6), 400, "the source did send {LL6}");
+    assert_unicast_member(&r1, SITE6, sent.sent(SITE6));
+    for r in [&r1, &r2, &r3] {
+        assert_nothing(r, LL6);
+    }
+    assert_nothing(&r2, SITE6);
+    assert_nothing(&r3, SITE6);
+    let scoped: Vec<String> = status_groups(&status)
+        .into_iter()
+        .filter(|g| g.starts_with("ff02:") || g.starts_with("ff01:"))
+        .collect();
+    assert!(
+        scoped.is_empty(),
+        "status lists link-local scope groups: {scoped:?}\n{status:#}"
+    );
+    assert!(
+        !upstream_joined(&status).iter().any(|g| g == LL6),
+        "{LL6} joined upstream\n{status:#}"
+    );
+    daemon.stop_ok();
+}
+
+/// (6) Both families on one LAN: each member gets exactly the groups it joined, the
+/// IPv4 one by IGMPv3 and the IPv6 one by MLDv2.
+#[test]
+fn ipv4_and_ipv6_groups_side_by_side() {
+    require_root!();
+    let lan = lan6("v6dual", 3).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let h1 = lan.start_agent(1, &[G4]);
+    let h2 = lan.start_agent(2, &[G6]);
+    let h3 = lan.start_agent(3, &[G4, G6]);
+    let (a, b, c) = (
+        lan.host(1).clone(),
+        lan.host(2).clone(),
+        lan.host(3).clone(),
+    );
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G4, h2 in G6, h3 in both", |s| {
+        is_member(s, G4, &a)
+            && is_member(s, G6, &b)
+            && is_member(s, G4, &c)
+            && is_member(s, G6, &c)
+    });
+    let status = lan.status_json();
+    let dump = format!("{status:#}");
+    assert!(
+        !is_member(&status, G6, &a) && !is_member(&status, G4, &b),
+        "a host is listed in a group of the other family\n{dump}"
+    );
+    let joined = upstream_joined(&status);
+    assert!(
+        joined.iter().any(|g| g == G4) && joined.iter().any(|g| g == G6),
+        "both groups joined upstream\n{dump}"
+    );
+    assert!(kernel_has(&lan.kernel_groups6("up0"), G6));
+    assert!(lan.kernel_groups("up0").iter().any(|(g, _)| g == G4));
+
+    let v4 = lan.spawn_sender(&["--group", G4, "--count", "600", "--rate", "300"]);
+    let v6 = lan.spawn_sender(&["--group", G6, "--count", "600", "--rate", "300"]);
+    let (v4, v6) = (
+        v4.wait(Duration::from_secs(30)),
+        v6.wait(Duration::from_secs(30)),
+    );
+    settle();
+    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
+
+    assert_unicast_member(&r1, G4, v4.sent(G4));
+    assert_nothing(&r1, G6);
+    assert_unicast_member(&r2, G6, v6.sent(G6));
+    assert_nothing(&r2, G4);
+    assert_unicast_member(&r3, G4, v4.sent(G4));
+    assert_unicast_member(&r3, G6, v6.sent(G6));
+    daemon.stop_ok();
+}
+
+/// (7) `--no-ipv6`: MLD reports make no member and no upstream join, no IPv6 stream is
+/// forwarded; IPv4 on the same LAN works as before.
+#[test]
+fn no_ipv6_ignores_mld_and_keeps_ipv4() {
+    require_root!();
+    let lan = lan6("v6off", 3).build();
+    let mut args = TIMERS.to_vec();
+    args.push("--no-ipv6");
+    let daemon = start_snoopcast(&lan, &args);
+    let mut h1 = lan.start_agent(1, &[G4, G6]);
+    let mut h2 = lan.start_agent(2, &[G6]);
+    let h3 = lan.start_agent(3, &[]);
+    let a = lan.host(1).clone();
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G4", |s| is_member(s, G4, &a));
+    // The MLD reports went out with the joins (the agents saw them leave eth0); the
+    // robustness repeat follows within a second.
+    sleep(Duration::from_millis(1500));
+    for agent in [&mut h1, &mut h2] {
+        let r = agent.report();
+        assert!(
+            r.mld_out_type(MLD_V2_REPORT) >= 1,
+            "{}: its kernel sent no MLDv2 report: {}",
+            r.host.name,
+            r.json["mld_out_types"]
+        );
+    }
+    let status = lan.status_json();
+    let dump = format!("{status:#}");
+    let v6_groups: Vec<String> = status_groups(&status)
+        .into_iter()
+        .filter(|g| g.contains(':'))
+        .collect();
+    assert!(
+        v6_groups.is_empty(),
+        "--no-ipv6 but IPv6 groups listed: {v6_groups:?}\n{dump}"
+    );
+    assert!(
+        !upstream_joined(&status).iter().any(|g| g.contains(':')),
+        "--no-ipv6 but IPv6 joined upstream\n{dump}"
+    );
+    for c in ["mld_reports_v1", "mld_reports_v2", "mld_queries_sent"] {
+        assert_eq!(counter(&status, c), 0, "{c} with --no-ipv6\n{dump}");
+    }
+    let kernel = lan.kernel_groups6("up0");
+    assert!(
+        !kernel_has(&kernel, G6),
+        "--no-ipv6 but the box kernel joined {G6} on up0: {kernel:?}"
+    );
+
+    let v4 = lan.spawn_sender(&["--group", G4, "--count", "600", "--rate", "300"]);
+    let v6 = lan.spawn_sender(&["--group", G6, "--count", "600", "--rate", "300"]);
+    let (v4, v6) = (
+        v4.wait(Duration::from_secs(30)),
+        v6.wait(Duration::from_secs(30)),
+    );
+    settle();
+    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
+
+    assert_eq!(v6.sent(G6), 600, "the source did send {G6}");
+    assert_unicast_member(&r1, G4, v4.sent(G4));
+    for r in [&r1, &r2, &r3] {
+        assert_nothing(r, G6);
+    }
+    assert_nothing(&r3, G4);
+    daemon.stop_ok();
+}
+
+/// Two IPv6 groups, one host in each and one in both, like (1) for several groups: each
+/// copy goes to exactly the hosts of its group.
+#[test]
+fn mldv2_two_groups_each_to_its_members() {
+    require_root!();
+    let lan = lan6("v6two", 3).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let h1 = lan.start_agent(1, &[G6]);
+    let h2 = lan.start_agent(2, &[G6, G6B]);
+    let h3 = lan.start_agent(3, &[G6B]);
+    let (a, b, c) = (
+        lan.host(1).clone(),
+        lan.host(2).clone(),
+        lan.host(3).clone(),
+    );
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G6, h2 in both, h3 in G6B", |s| {
+        is_member(s, G6, &a)
+            && is_member(s, G6, &b)
+            && is_member(s, G6B, &b)
+            && is_member(s, G6B, &c)
+    });
+    let sent = lan.send(&[
+        "--group", G6, "--group", G6B, "--count", "500", "--rate", "400",
+    ]);
+    settle();
+    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
+    assert_unicast_member(&r1, G6, sent.sent(G6));
+    assert_nothing(&r1, G6B);
+    assert_unicast_member(&r2, G6, sent.sent(G6));
+    assert_unicast_member(&r2, G6B, sent.sent(G6B));
+    assert_unicast_member(&r3, G6B, sent.sent(G6B));
+    assert_nothing(&r3, G6);
+    daemon.stop_ok();
+}
