@@ -146,11 +146,15 @@ fn harness_bridge_floods_ipv6_and_agents_count_it() {
         .src_addr("fd00:1::9/64")
         .mld_version(3, 1)
         .build();
-    let h1 = lan.start_agent(1, &[G6]);
+    let h1 = lan.start_agent(1, &[G6, G6B]);
     let h2 = lan.start_agent(2, &[&format!("{SSM6}@{S1}")]);
     let h3 = lan.start_agent(3, &[G6]);
     // The kernels' hosts join with unsolicited reports at once; give them time to go out.
     sleep(Duration::from_millis(300));
+    // 3000-byte datagrams: three fragments each, behind a Fragment header.
+    let big = lan.send(&[
+        "--group", G6B, "--count", "100", "--rate", "200", "--size", "3000",
+    ]);
 
     let any = lan.send(&["--group", G6, "--count", "300", "--rate", "300"]);
     assert_eq!(any.json["source"], S1, "default IPv6 source is s0's global");
@@ -193,6 +197,17 @@ fn harness_bridge_floods_ipv6_and_agents_count_it() {
     assert_eq!(r1.ip6()[0], lan.host_ll6(1));
     assert_delivered(r1.sock_ok(G6), any.sent(G6), "h1 socket G6");
     assert_eq!(r1.sock_ok(SSM6), 0, "h1 did not join SSM6");
+    assert_delivered(
+        r1.sock_ok(G6B),
+        big.sent(G6B),
+        "h1 socket G6B (reassembled)",
+    );
+    assert!(
+        r1.frames(G6B, MULTICAST) >= 3 * big.sent(G6B),
+        "every fragment counted: {} frames for {} datagrams",
+        r1.frames(G6B, MULTICAST),
+        big.sent(G6B)
+    );
     assert_delivered(
         r2.sock_ok_from(SSM6, S1),
         s1.sent(SSM6),
@@ -315,7 +330,10 @@ fn mldv2_members_get_unicast_copies_only() {
         assert_eq!(m["mode"], "exclude", "{}: ASM join\n{dump}", host.name);
     }
     assert_eq!(members(&status, G6).len(), 2, "exactly h1 and h2\n{dump}");
-    assert!(groups_of(&status, &c).is_empty(), "h3 joined nothing\n{dump}");
+    assert!(
+        groups_of(&status, &c).is_empty(),
+        "h3 joined nothing\n{dump}"
+    );
     assert!(
         upstream_joined(&status).iter().any(|g| g == G6),
         "{G6} not in upstream.joined\n{dump}"
@@ -529,6 +547,46 @@ fn mldv1_host_gets_unicast_and_done_removes_it() {
     daemon.stop_ok();
 }
 
+/// (4b) By default (`--compat-fallback multicast`) a group with an MLDv1 host is in
+/// compatibility mode (RFC 3810 8.3.2, like IGMPv2 in RFC 3376 7.3.2) and goes out as L2
+/// multicast (33:33:..); a group of MLDv2 hosts only stays unicast.
+#[test]
+fn mldv1_host_gets_multicast_in_compat_mode() {
+    require_root!();
+    let lan = lan6("v6compat", 3).mld_version(1, 1).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let h1 = lan.start_agent(1, &[G6]);
+    let h2 = lan.start_agent(2, &[G6B]);
+    let h3 = lan.start_agent(3, &[]);
+    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
+    wait_for_status(&lan, JOIN_WAIT, "h1 (MLDv1) in G6, h2 in G6B", |s| {
+        is_member(s, G6, &a) && is_member(s, G6B, &b)
+    });
+
+    let sent = lan.send(&[
+        "--group", G6, "--group", G6B, "--count", "800", "--rate", "400",
+    ]);
+    settle();
+    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
+
+    assert_delivered(
+        r1.frames(G6, MULTICAST),
+        sent.sent(G6),
+        "h1 (MLDv1) G6 multicast",
+    );
+    assert_eq!(
+        r1.frames(G6, UNICAST),
+        0,
+        "h1 (MLDv1): no unicast copies in compat mode"
+    );
+    assert_delivered(r1.sock_ok(G6), sent.sent(G6), "h1 (MLDv1) G6 socket");
+    assert_eq!(r1.sock_bad_or_dup(), 0);
+    assert_unicast_member(&r2, G6B, sent.sent(G6B));
+    assert_nothing(&r3, G6B);
+    assert_eq!(r3.sock_ok(G6), 0, "h3 joined nothing");
+    daemon.stop_ok();
+}
+
 /// (5) Link-local scope (ff02::/16) is never forwarded, even when a host joins it; a
 /// site-local group (ff05::1) from the same source is, as the positive control.
 #[test]
@@ -591,10 +649,7 @@ fn ipv4_and_ipv6_groups_side_by_side() {
         lan.host(3).clone(),
     );
     wait_for_status(&lan, JOIN_WAIT, "h1 in G4, h2 in G6, h3 in both", |s| {
-        is_member(s, G4, &a)
-            && is_member(s, G6, &b)
-            && is_member(s, G4, &c)
-            && is_member(s, G6, &c)
+        is_member(s, G4, &a) && is_member(s, G6, &b) && is_member(s, G4, &c) && is_member(s, G6, &c)
     });
     let status = lan.status_json();
     let dump = format!("{status:#}");
@@ -692,6 +747,36 @@ fn no_ipv6_ignores_mld_and_keeps_ipv4() {
         assert_nothing(r, G6);
     }
     assert_nothing(&r3, G4);
+    daemon.stop_ok();
+}
+
+/// 3000-byte datagrams leave the source as three IPv6 fragments each (a Fragment header
+/// before UDP, RFC 8200 4.5); every fragment reaches the member as a unicast copy and its
+/// kernel reassembles intact datagrams. The non-member gets nothing.
+#[test]
+fn fragmented_ipv6_datagrams_arrive_intact() {
+    require_root!();
+    let lan = lan6("v6frag", 2).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let h1 = lan.start_agent(1, &[G6]);
+    let h2 = lan.start_agent(2, &[]);
+    let a = lan.host(1).clone();
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G6", |s| is_member(s, G6, &a));
+    let sent = lan.send(&[
+        "--group", G6, "--count", "300", "--rate", "200", "--size", "3000",
+    ]);
+    settle();
+    let (r1, r2) = (h1.finish(), h2.finish());
+    assert_delivered(r1.sock_ok(G6), sent.sent(G6), "h1 G6 reassembled datagrams");
+    assert_eq!(r1.sock_bad_or_dup(), 0);
+    let frames = r1.frames(G6, UNICAST);
+    assert!(
+        frames >= 3 * r1.sock_ok(G6),
+        "each datagram is 3 fragments: {frames} unicast frames for {} datagrams",
+        r1.sock_ok(G6)
+    );
+    assert_no_multicast(&r1, G6);
+    assert_nothing(&r2, G6);
     daemon.stop_ok();
 }
 

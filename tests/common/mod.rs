@@ -539,7 +539,11 @@ impl Lan {
             // solicitations (noise).
             for conf in ["all", "default"] {
                 ns_sysctl(&ns, &format!("net.ipv6.conf.{conf}.accept_dad"), "0");
-                ns_sysctl(&ns, &format!("net.ipv6.conf.{conf}.router_solicitations"), "0");
+                ns_sysctl(
+                    &ns,
+                    &format!("net.ipv6.conf.{conf}.router_solicitations"),
+                    "0",
+                );
             }
         }
         ns_sysctl(&ns, "net.ipv4.conf.all.rp_filter", "0");
@@ -679,13 +683,7 @@ impl Lan {
     /// forced to the IGMP version given (None: the kernel's default), and to the MLD
     /// version `mld` gives for its number, if any (before eth0 is up, so even the first
     /// reports have that version).
-    fn add_downstream(
-        &mut self,
-        d: usize,
-        hosts: &[Option<u8>],
-        ipv6: bool,
-        mld: &[(usize, u8)],
-    ) {
+    fn add_downstream(&mut self, d: usize, hosts: &[Option<u8>], ipv6: bool, mld: &[(usize, u8)]) {
         let dn = format!("dn{d}");
         let sw_role = if d == 0 {
             "sw".to_string()
@@ -1884,7 +1882,9 @@ impl Lan {
     pub fn ipv6_addrs(ns: &str, iface: &str, scope: &str) -> Vec<String> {
         let out = ns_run(
             ns,
-            &["ip", "-6", "-o", "addr", "show", "dev", iface, "scope", scope],
+            &[
+                "ip", "-6", "-o", "addr", "show", "dev", iface, "scope", scope,
+            ],
         );
         out.lines()
             .filter_map(|l| {
@@ -1933,9 +1933,9 @@ impl Lan {
             missing.clear();
             for (ns, iface, scope) in &want {
                 let out = run(&["ip", "-n", ns, "-6", "-o", "addr", "show", "dev", iface]);
-                let ready = out.lines().any(|l| {
-                    l.contains(&format!("scope {scope}")) && !l.contains("tentative")
-                });
+                let ready = out
+                    .lines()
+                    .any(|l| l.contains(&format!("scope {scope}")) && !l.contains("tentative"));
                 if !ready {
                     missing.push(format!("{ns}/{iface} ({scope})"));
                 }
