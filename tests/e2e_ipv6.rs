@@ -126,6 +126,17 @@ fn has_source(m: &Value, src: &str) -> bool {
         .is_some_and(|v| v.iter().any(|s| s == src))
 }
 
+/// The status entry of interface `name`.
+fn iface_status(status: &Value, name: &str) -> Value {
+    status["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 fn kernel_has(groups: &[(String, u32)], g: &str) -> bool {
     groups.iter().any(|(k, _)| k == g)
 }
@@ -347,6 +358,20 @@ fn mldv2_members_get_unicast_copies_only() {
         kernel_has(&kernel, G6),
         "the box kernel has not joined {G6} on up0: {kernel:?}"
     );
+    // The MLD querier of dn0 queries from dn0's link-local address (RFC 3810 5.1.14).
+    let dn0 = iface_status(&status, "dn0");
+    let dn0_ll = Lan::ipv6_addrs(&lan.box_ns(), "dn0", "link");
+    assert_eq!(dn0["mld_querier"], "querier", "dn0 MLD querier\n{dump}");
+    assert!(
+        dn0["query_source6"]
+            .as_str()
+            .is_some_and(|q| dn0_ll.iter().any(|a| a == q)),
+        "dn0 query_source6 is dn0's link-local address {dn0_ll:?}\n{dump}"
+    );
+    assert!(
+        counter(&status, "mld_queries_sent") >= 1,
+        "startup MLD queries\n{dump}"
+    );
 
     let sent = lan.send(&["--group", G6, "--count", "800", "--rate", "400"]);
     settle();
@@ -562,6 +587,26 @@ fn mldv1_host_gets_multicast_in_compat_mode() {
     wait_for_status(&lan, JOIN_WAIT, "h1 (MLDv1) in G6, h2 in G6B", |s| {
         is_member(s, G6, &a) && is_member(s, G6B, &b)
     });
+    let status = lan.status_json();
+    let compat = |g: &str| -> Vec<Value> {
+        status["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["group"] == g)
+            .flat_map(|e| e["multicast_on"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    assert!(
+        compat(G6)
+            .iter()
+            .any(|c| c["interface"] == "dn0" && c["delivery"] == "multicast"),
+        "{G6} in MLDv1 compatibility on dn0, delivered as multicast\n{status:#}"
+    );
+    assert!(
+        compat(G6B).is_empty(),
+        "{G6B} has MLDv2 hosts only\n{status:#}"
+    );
 
     let sent = lan.send(&[
         "--group", G6, "--group", G6B, "--count", "800", "--rate", "400",
@@ -726,6 +771,11 @@ fn no_ipv6_ignores_mld_and_keeps_ipv4() {
     for c in ["mld_reports_v1", "mld_reports_v2", "mld_queries_sent"] {
         assert_eq!(counter(&status, c), 0, "{c} with --no-ipv6\n{dump}");
     }
+    assert_eq!(
+        iface_status(&status, "dn0")["mld_querier"],
+        "off (--no-ipv6)",
+        "dn0's MLD querier\n{dump}"
+    );
     let kernel = lan.kernel_groups6("up0");
     assert!(
         !kernel_has(&kernel, G6),
