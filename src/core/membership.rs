@@ -190,6 +190,14 @@ pub enum Event<A = Ipv4Addr> {
     },
 }
 
+impl<A> Event<A> {
+    /// Whether the event changes who gets what (and so the forwarding snapshot and the
+    /// upstream joins): everything but ignored records and query requests.
+    pub fn changes_state(&self) -> bool {
+        !matches!(self, Event::Ignored { .. } | Event::SendGroupQuery { .. })
+    }
+}
+
 /// What the upstream must join for one group: the union of what members want.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamWant<A = Ipv4Addr> {

@@ -114,6 +114,16 @@ pub enum RoleChange<A = Ipv4Addr> {
     Resumed,
 }
 
+impl<A> RoleChange<A> {
+    /// The same change with the address converted (e.g. into an `IpAddr` for logging).
+    pub fn map<B>(self, f: impl FnOnce(A) -> B) -> RoleChange<B> {
+        match self {
+            RoleChange::Yielded { other } => RoleChange::Yielded { other: f(other) },
+            RoleChange::Resumed => RoleChange::Resumed,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Querier<A = Ipv4Addr> {
     cfg: QuerierConfig,

@@ -11,7 +11,7 @@ pub mod ipv4;
 pub mod mld;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 pub use ethernet::MacAddr;
 
@@ -132,33 +132,56 @@ pub fn parse_igmp_frame(frame: &[u8]) -> Result<IgmpFrame> {
     })
 }
 
-/// A multicast IPv4 data packet found in an upstream frame.
+/// A multicast data packet (IPv4 or IPv6) found in an upstream frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataPacket<'a> {
-    pub source: Ipv4Addr,
-    pub group: Ipv4Addr,
-    /// The whole IPv4 packet, trimmed to its total length (link padding removed).
+    pub source: IpAddr,
+    pub group: IpAddr,
+    /// The whole IP packet, trimmed to its total length (link padding removed).
     pub ip: &'a [u8],
 }
 
-/// Locate the IPv4 multicast packet in a frame captured on the upstream interface.
+impl DataPacket<'_> {
+    /// The EtherType of a frame carrying this packet.
+    pub fn ethertype(&self) -> u16 {
+        match self.group {
+            IpAddr::V4(_) => ethernet::ETHERTYPE_IPV4,
+            IpAddr::V6(_) => ethernet::ETHERTYPE_IPV6,
+        }
+    }
+}
+
+/// Locate the multicast packet in a frame captured on the upstream interface: IPv4 (EtherType
+/// 0x0800 or version 4 on raw-IP links) or IPv6 (0x86DD or version 6, see
+/// [`ipv6::parse_data_packet`]).
 ///
 /// Cheap by design (per-packet path): version, IHL, total length, destination class.
 /// The IPv4 header checksum is not verified (the receiving hosts do that). Returns
-/// `Err` for anything that is not a forwardable multicast packet: not IPv4, truncated,
+/// `Err` for anything that is not a forwardable multicast packet: not IP, truncated,
 /// a destination outside 224.0.0.0/4, or in the link-local block 224.0.0.0/24 (which
-/// RFC 4541 section 2.1.2 says is never constrained and which routers never forward).
+/// RFC 4541 section 2.1.2 says is never constrained and which routers never forward); for
+/// IPv6, a group of link-local or narrower scope, or an MLD message.
 pub fn parse_data_packet(link: LinkType, frame: &[u8]) -> Result<DataPacket<'_>> {
-    let ip_bytes = match link {
+    let (ip_bytes, v6) = match link {
         LinkType::Ethernet => {
             let eth = ethernet::parse(frame)?;
-            if eth.ethertype != ethernet::ETHERTYPE_IPV4 {
-                return Err(WireError::NotIpv4);
-            }
-            &frame[ethernet::HEADER_LEN..]
+            let v6 = match eth.ethertype {
+                ethernet::ETHERTYPE_IPV4 => false,
+                ethernet::ETHERTYPE_IPV6 => true,
+                _ => return Err(WireError::NotIpv4),
+            };
+            (&frame[ethernet::HEADER_LEN..], v6)
         }
-        LinkType::RawIp => frame,
+        LinkType::RawIp => (frame, frame.first().is_some_and(|b| b >> 4 == 6)),
     };
+    if v6 {
+        let p = ipv6::parse_data_packet(ip_bytes)?;
+        return Ok(DataPacket {
+            source: IpAddr::V6(p.source),
+            group: IpAddr::V6(p.group),
+            ip: p.ip,
+        });
+    }
     let hdr = ipv4::parse_unchecked(ip_bytes)?;
     if !hdr.dst.is_multicast() || ipv4::is_link_local_group(hdr.dst) {
         return Err(WireError::Malformed);
@@ -167,8 +190,8 @@ pub fn parse_data_packet(link: LinkType, frame: &[u8]) -> Result<DataPacket<'_>>
         return Err(WireError::NotIgmp);
     }
     Ok(DataPacket {
-        source: hdr.src,
-        group: hdr.dst,
+        source: IpAddr::V4(hdr.src),
+        group: IpAddr::V4(hdr.dst),
         ip: &ip_bytes[..hdr.total_len],
     })
 }
