@@ -107,7 +107,7 @@ fn data_capture(iface: &iface::IfaceInfo) -> Result<Socket, RunError> {
     };
     let s = sys::packet_socket().map_err(|e| open_err(what, &iface.name, e))?;
     (|| {
-        sys::attach_filter(&s, &sys::bpf::multicast_data(header))?;
+        sys::attach_filter(&s, &sys::bpf::multicast_data(header, true, false))?;
         sys::set_auxdata(&s)?;
         sys::set_rcvbuf(&s, DATA_RCVBUF)?;
         s.set_read_timeout(Some(TICK))?;
