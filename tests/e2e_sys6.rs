@@ -260,6 +260,31 @@ fn ipv6_joins_show_in_the_kernel_and_leaves_remove_them() {
             g,
             sources("v0", g)
         );
+        // Joins on v1 with IPv6 on, then off: what v0 hears (reported, not asserted).
+        let v1 = sys::if_nametoindex("v1").unwrap();
+        let cap = Socket::new(Domain::PACKET, Type::RAW, None).unwrap();
+        sys::attach_filter(&cap, &sys::bpf::group_messages(false, true)).unwrap();
+        sys::bind_packet(&cap, ifx, libc::ETH_P_ALL as u16).unwrap();
+        let heard = |cap: &Socket| {
+            std::thread::sleep(Duration::from_millis(1500));
+            receive_all(cap)
+                .iter()
+                .filter(|f| f.len() > 14 + 48 && f[14 + 48] == 143)
+                .count()
+        };
+        receive_all(&cap);
+        sys::any_source6(&j1, v1, a("ff0e::1:4"), true).unwrap();
+        let on = heard(&cap);
+        fs::write("/proc/sys/net/ipv6/conf/v1/disable_ipv6", "1").unwrap();
+        receive_all(&cap);
+        let r = sys::any_source6(&j1, v1, a("ff0e::1:3"), true);
+        let r2 = sys::source_specific6(&j1, v1, a("ff3e::1:3"), s1, true);
+        let off = heard(&cap);
+        println!(
+            "join on v1 with IPv6 on: {on} MLDv2 reports heard on v0; with disable_ipv6=1: \
+             any-source {r:?}, source-specific {r2:?}, {off} reports heard; igmp6 on v1: {:?}",
+            igmp6("v1")
+        );
     });
 }
 
