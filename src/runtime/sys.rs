@@ -637,8 +637,9 @@ pub mod bpf {
             .require(ICMPV6);
     }
 
-    /// IPv4 multicast data at `b`: destination in 224.0.0.0/4 but not 224.0.0.0/24 (link-local
-    /// control, never forwarded: RFC 4541 2.1.2), and not IGMP.
+    /// IPv4 multicast data at `b`: destination in 224.0.0.0/4 but not 224.0.0.0/24 (the
+    /// Local Network Control Block, never routed: RFC 5771 4), and not IGMP (RFC 2236
+    /// reports go to the group address itself).
     fn ipv4_data(p: &mut Prog, b: u32) {
         p.ld_b(b).and(0xf0).require(0x40);
         p.ld_b(b + 16).and(0xf0).require(0xe0);
@@ -1143,7 +1144,8 @@ mod tests {
         let ns = eth_ipv6("ff02::1:ff00:1", 58, &icmp6(135));
         let udp6 = eth_ipv6("ff02::1", 17, UDP);
         let udp4 = eth_ipv4([239, 1, 1, 1], 17);
-        for f in [&igmp] {
+        let igmp_v2 = eth_ipv4([239, 1, 1, 1], 2);
+        for f in [&igmp, &igmp_v2] {
             assert!(bpf::run(&both, f) > 0 && bpf::run(&v4, f) > 0);
             assert_eq!(bpf::run(&v6, f), 0);
         }
