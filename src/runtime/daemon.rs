@@ -151,12 +151,10 @@ pub fn run(
             .unwrap_or(10)
             .max(1),
     };
-    let limits6 = JoinLimits {
-        groups_per_socket: limits.groups_per_socket,
-        sources_per_group: read_sysctl("/proc/sys/net/ipv6/mld_max_msf")
-            .unwrap_or(64)
-            .max(1),
-    };
+    let limits6 = ipv6_join_limits(
+        read_sysctl("/proc/sys/net/ipv6/mld_max_msf"),
+        read_sysctl("/proc/sys/net/core/optmem_max"),
+    );
     let fallback: Vec<CompatFallback> = cfg.downstreams.iter().map(|d| d.compat_fallback).collect();
     let state = State {
         table: Table::new(cfg.settings.clone(), cfg.filter.clone(), fallback.clone()),
@@ -347,6 +345,20 @@ pub(crate) fn spawn(
             f()
         })
         .map_err(|e| RunError::Io(format!("thread {name}: {e}")))
+}
+
+/// Per-socket limits of IPv6 joins. Linux has no IPv6 counterpart of igmp_max_memberships:
+/// a socket holds groups until its option memory (net.core.optmem_max) runs out, about 56
+/// bytes per group plus 16 per source, and the kernel holds the old and the new source list
+/// while one grows. Sources per group: net.ipv6.mld_max_msf (global, so missing inside a
+/// network namespace: its default, 64).
+fn ipv6_join_limits(mld_max_msf: Option<usize>, optmem_max: Option<usize>) -> JoinLimits {
+    let sources = mld_max_msf.unwrap_or(64).max(1);
+    let per_group = 80 + 16 * sources.div_ceil(10) * 10;
+    JoinLimits {
+        groups_per_socket: (optmem_max.unwrap_or(20_480) / 2 / per_group).clamp(1, 1000),
+        sources_per_group: sources,
+    }
 }
 
 /// The MLD querier's configuration for a downstream whose link-local address is `source`:
@@ -681,6 +693,15 @@ fn control_loop(
                             "upstream {}: open (index {}, {:?} link); joining what members want",
                             info.name, info.index, info.link
                         );
+                        // The kernel takes IPv6 joins there but sends no MLD report for them.
+                        let off = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", info.name);
+                        if sh.cfg.ipv6 && read_sysctl(&off) == Some(1) {
+                            warn!(
+                                "upstream {}: IPv6 is disabled on it (disable_ipv6=1): IPv6 groups are \
+                                 joined but no MLD report goes out, so no IPv6 stream will come",
+                                info.name
+                            );
+                        }
                     }
                     LinkChange::UpClosed => {
                         // The kernel drops a vanished device's memberships; closing the
