@@ -14,8 +14,8 @@ pub const DEFAULT_CONTROL: &str = "/run/snoopcast.sock";
 #[command(
     name = "snoopcast",
     version,
-    about = "IGMP snooping with multicast-to-unicast forwarding for dumb switches and VPN taps",
-    long_about = "snoopcast listens for IGMP reports on downstream interfaces, joins the wanted \
+    about = "IGMP and MLD snooping with multicast-to-unicast forwarding for dumb switches and VPN taps",
+    long_about = "snoopcast listens for IGMP and MLD reports on downstream interfaces, joins the wanted \
 groups on the upstream interface, and re-sends every multicast data frame as one Ethernet frame \
 per subscribed host, addressed to that host's own MAC. See snoopcast(8)."
 )]

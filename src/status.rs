@@ -170,7 +170,7 @@ pub fn render(s: &Snapshot) -> String {
         .flat_map(|g| g.multicast_on.iter().map(move |c| (g, c)))
         .collect();
     if !compat.is_empty() {
-        let _ = writeln!(o, "\nIGMPv1/v2 hosts present:");
+        let _ = writeln!(o, "\nOlder-version hosts present (IGMPv1/v2, MLDv1):");
         for (g, c) in compat {
             let _ = writeln!(
                 o,
@@ -210,7 +210,7 @@ pub fn render(s: &Snapshot) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             o,
-            "  {} ({}): {} (query source {}{}), IGMPv1/v2 fallback {}",
+            "  {} ({}): {} (query source {}{}), older-host fallback {}",
             i.name, i.state, i.querier, i.query_source, other, i.compat_fallback
         );
         if !i.mld_querier.is_empty() {
