@@ -8,6 +8,7 @@ pub mod checksum;
 pub mod ethernet;
 pub mod igmp;
 pub mod ipv4;
+pub mod ipv6;
 pub mod mld;
 
 use std::fmt;
@@ -34,6 +35,22 @@ pub enum WireError {
     UnknownType(u8),
     /// A field value that is impossible (e.g. a v3 record count that overruns the packet).
     Malformed,
+    /// Not an IPv6 packet (version nibble is not 6) or not EtherType 0x86DD.
+    NotIpv6,
+    /// IPv6 payload length beyond the bytes received.
+    BadPayloadLength,
+    /// An IPv6 packet that is not an MLD message (another upper layer, or an ICMPv6 type
+    /// other than 130/131/132/143, such as neighbour discovery): normal traffic, not an error
+    /// of the sender.
+    NotMld,
+    /// A fragment (offset or More Fragments set) where a whole message was needed: a
+    /// fragmented MLD message is not parsed.
+    Fragmented,
+    /// An MLD message where a multicast data packet was expected: never forwarded as data.
+    IsMld,
+    /// The destination is not a multicast group we forward (not multicast, or of
+    /// interface-local, link-local or reserved scope).
+    NotForwardable,
 }
 
 impl fmt::Display for WireError {
@@ -47,6 +64,12 @@ impl fmt::Display for WireError {
             WireError::NotIgmp => write!(f, "not IGMP"),
             WireError::UnknownType(t) => write!(f, "unknown IGMP type 0x{t:02x}"),
             WireError::Malformed => write!(f, "malformed field"),
+            WireError::NotIpv6 => write!(f, "not IPv6"),
+            WireError::BadPayloadLength => write!(f, "bad IPv6 payload length"),
+            WireError::NotMld => write!(f, "not MLD"),
+            WireError::Fragmented => write!(f, "fragmented"),
+            WireError::IsMld => write!(f, "MLD message, not data"),
+            WireError::NotForwardable => write!(f, "not a forwardable multicast group"),
         }
     }
 }
