@@ -994,7 +994,7 @@ mod tests {
     fn state(t: &Table, h: HostKey, g: Ipv4Addr) -> Option<(FilterMode, BTreeSet<Ipv4Addr>)> {
         t.member(h, g).map(|m| (m.mode, m.sources.clone()))
     }
-    fn ignored(ev: &[Event]) -> Vec<IgnoreReason> {
+    fn ignored<A>(ev: &[Event<A>]) -> Vec<IgnoreReason> {
         ev.iter()
             .filter_map(|e| {
                 if let Event::Ignored { reason, .. } = e {
@@ -1005,7 +1005,7 @@ mod tests {
             })
             .collect()
     }
-    fn queries(ev: &[Event]) -> usize {
+    fn queries<A>(ev: &[Event<A>]) -> usize {
         ev.iter()
             .filter(|e| matches!(e, Event::SendGroupQuery { .. }))
             .count()
@@ -2591,8 +2591,22 @@ mod tests {
         let t0 = Instant::now();
         let (h1, h2) = (host(1, 1), host(1, 2));
         let ll = a6("fe80::1");
-        let ev = t.accept_mld(h1, ll, &mld2(RecordType::ChangeToExclude, "ff0e::1:1", &[]), t0);
-        assert!(matches!(ev[..], [Event::Joined { mode: FilterMode::Exclude, .. }]), "{ev:?}");
+        let ev = t.accept_mld(
+            h1,
+            ll,
+            &mld2(RecordType::ChangeToExclude, "ff0e::1:1", &[]),
+            t0,
+        );
+        assert!(
+            matches!(
+                ev[..],
+                [Event::Joined {
+                    mode: FilterMode::Exclude,
+                    ..
+                }]
+            ),
+            "{ev:?}"
+        );
         assert_eq!(t.member(h1, a6("ff0e::1:1")).unwrap().version, 2);
         let ev = t.accept_mld(
             h2,
@@ -2600,17 +2614,38 @@ mod tests {
             &mld2(RecordType::AllowNew, "ff3e::8000:1", &["2001:db8::1"]),
             t0,
         );
-        assert!(matches!(ev[..], [Event::Joined { mode: FilterMode::Include, .. }]), "{ev:?}");
+        assert!(
+            matches!(
+                ev[..],
+                [Event::Joined {
+                    mode: FilterMode::Include,
+                    ..
+                }]
+            ),
+            "{ev:?}"
+        );
         let fib = t.forwarding();
         let mut out = vec![];
         let mut ctr = vec![];
         fib.targets(a6("2001:db8::9"), a6("ff0e::1:1"), &mut out, &mut ctr);
-        assert_eq!(out, vec![Target { iface: 1, mac: h1.mac }]);
+        assert_eq!(
+            out,
+            vec![Target {
+                iface: 1,
+                mac: h1.mac
+            }]
+        );
         out.clear();
         fib.targets(a6("2001:db8::9"), a6("ff3e::8000:1"), &mut out, &mut ctr);
         assert!(out.is_empty(), "source not in the INCLUDE list");
         fib.targets(a6("2001:db8::1"), a6("ff3e::8000:1"), &mut out, &mut ctr);
-        assert_eq!(out, vec![Target { iface: 1, mac: h2.mac }]);
+        assert_eq!(
+            out,
+            vec![Target {
+                iface: 1,
+                mac: h2.mac
+            }]
+        );
         let want = t.upstream_wants();
         assert_eq!(want[&a6("ff0e::1:1")], UpstreamWant::AnySource);
         assert_eq!(
@@ -2618,10 +2653,27 @@ mod tests {
             UpstreamWant::Sources([a6("2001:db8::1")].into())
         );
         // TO_IN{} leaves; the table is empty one GMI after the last report.
-        let ev = t.accept_mld(h1, ll, &mld2(RecordType::ChangeToInclude, "ff0e::1:1", &[]), t0);
-        assert!(matches!(ev[..], [Event::Left { reason: LeaveReason::EmptyInclude, .. }]));
+        let ev = t.accept_mld(
+            h1,
+            ll,
+            &mld2(RecordType::ChangeToInclude, "ff0e::1:1", &[]),
+            t0,
+        );
+        assert!(matches!(
+            ev[..],
+            [Event::Left {
+                reason: LeaveReason::EmptyInclude,
+                ..
+            }]
+        ));
         let ev = t.poll(t0 + settings().group_membership_interval());
-        assert!(matches!(ev[..], [Event::Left { reason: LeaveReason::Expired, .. }]));
+        assert!(matches!(
+            ev[..],
+            [Event::Left {
+                reason: LeaveReason::Expired,
+                ..
+            }]
+        ));
         assert_eq!(t.member_count(), 0);
     }
 
@@ -2633,7 +2685,14 @@ mod tests {
         let ll = a6("fe80::1");
         let ev = t.accept_mld(h, ll, &mld2(RecordType::ModeIsExclude, "ff3e::1", &[]), t0);
         assert_eq!(ignored(&ev), vec![IgnoreReason::SsmExclude]);
-        let ev = t.accept_mld(h, ll, &mld::Message::ReportV1 { group: a6("ff3e::1") }, t0);
+        let ev = t.accept_mld(
+            h,
+            ll,
+            &mld::Message::ReportV1 {
+                group: a6("ff3e::1"),
+            },
+            t0,
+        );
         assert_eq!(ignored(&ev), vec![IgnoreReason::SsmExclude]);
         for g in ["ff02::1:3", "ff02::1:ff00:1", "ff01::1", "ff12::1"] {
             let ev = t.accept_mld(h, ll, &mld2(RecordType::ModeIsExclude, g, &[]), t0);
@@ -2649,18 +2708,36 @@ mod tests {
         let h = host(0, 1);
         let g = a6("ff0e::42");
         let ev = t.accept_mld(h, a6("fe80::1"), &mld::Message::ReportV1 { group: g }, t0);
-        assert!(ev.iter().any(|e| matches!(e, Event::CompatStarted { version: 1, .. })), "{ev:?}");
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, Event::CompatStarted { version: 1, .. })),
+            "{ev:?}"
+        );
         assert_eq!(t.member(h, g).unwrap().version, 1);
         assert_eq!(t.upstream_wants()[&g], UpstreamWant::AnySource);
         // Unlike an IGMPv1 host, an MLDv1 host sends Done, which is not ignored (RFC 3810
         // section 8.3.2): the member goes and last-listener queries start.
-        let ev = t.accept_mld(h, a6("fe80::1"), &mld::Message::DoneV1 { group: g }, t0 + secs(1));
-        assert!(ev.iter().any(|e| matches!(e, Event::Left { reason: LeaveReason::Leave, .. })));
+        let ev = t.accept_mld(
+            h,
+            a6("fe80::1"),
+            &mld::Message::DoneV1 { group: g },
+            t0 + secs(1),
+        );
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            Event::Left {
+                reason: LeaveReason::Leave,
+                ..
+            }
+        )));
         assert_eq!(queries(&ev), 1, "{ev:?}");
         let ev = t.poll(t0 + secs(2));
         assert_eq!(queries(&ev), 1);
         let ev = t.poll(t0 + secs(3));
-        assert!(ev.iter().any(|e| matches!(e, Event::CompatEnded { .. })), "{ev:?}");
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::CompatEnded { .. })),
+            "{ev:?}"
+        );
         assert!(t.upstream_wants().is_empty());
     }
 }

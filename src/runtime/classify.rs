@@ -243,7 +243,7 @@ mod tests {
             let mut f = udp(link);
             let up = upstream(link, &mut f, false);
             assert!(!up.checksum_completed);
-            assert_eq!(up.packet.unwrap().group, G);
+            assert_eq!(up.packet.unwrap().group, std::net::IpAddr::V4(G));
             assert_eq!(f[off + 26..off + 28], [0, 0]);
             let up = upstream(link, &mut f, true);
             assert!(up.checksum_completed);

@@ -749,7 +749,10 @@ fn control_loop(
                     role_changes.push((i, ch.map(IpAddr::V4)));
                 }
                 if due && !stopping && links.is_down_open(i) {
-                    queries.push((i, Query::Igmp(q.config().general_query(), igmp::ALL_SYSTEMS)));
+                    queries.push((
+                        i,
+                        Query::Igmp(q.config().general_query(), igmp::ALL_SYSTEMS),
+                    ));
                 }
             }
             for (i, q) in st.queriers6.iter_mut().enumerate() {
@@ -758,7 +761,10 @@ fn control_loop(
                     role_changes.push((i, ch.map(IpAddr::V6)));
                 }
                 if due && !stopping && links.is_down_open(i) {
-                    queries.push((i, Query::Mld(q.config().mld_general_query(), mld::ALL_NODES)));
+                    queries.push((
+                        i,
+                        Query::Mld(q.config().mld_general_query(), mld::ALL_NODES),
+                    ));
                 }
             }
             if events.iter().any(Event::changes_state) || events6.iter().any(Event::changes_state) {
@@ -796,7 +802,9 @@ fn control_loop(
         for (i, ch) in role_changes {
             let n = &sh.cfg.downstreams[i].name;
             let proto = match ch {
-                RoleChange::Yielded { other: IpAddr::V6(_) } => "MLD ",
+                RoleChange::Yielded {
+                    other: IpAddr::V6(_),
+                } => "MLD ",
                 _ => "",
             };
             match ch {
@@ -1221,7 +1229,12 @@ fn snapshot(sh: &Shared) -> Snapshot {
         )
     };
     let sockets = v4.sockets + v6.sockets;
-    let roles: Vec<_> = v4.roles.iter().copied().zip(v6.roles.iter().copied()).collect();
+    let roles: Vec<_> = v4
+        .roles
+        .iter()
+        .copied()
+        .zip(v6.roles.iter().copied())
+        .collect();
     let mut groups: BTreeMap<IpAddr, GroupStatus> = BTreeMap::new();
     let mut joined = Vec::new();
     format_family(cfg, now, v4, &mut groups, &mut joined);
