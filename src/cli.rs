@@ -1,6 +1,6 @@
 //! Command-line definitions (clap) and value parsers.
 
-use crate::core::filter::Ipv4Cidr;
+use crate::core::filter::Prefix;
 use crate::core::membership::CompatFallback;
 use crate::wire::MacAddr;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -14,8 +14,8 @@ pub const DEFAULT_CONTROL: &str = "/run/snoopcast.sock";
 #[command(
     name = "snoopcast",
     version,
-    about = "IGMP snooping with multicast-to-unicast forwarding for dumb switches and VPN taps",
-    long_about = "snoopcast listens for IGMP reports on downstream interfaces, joins the wanted \
+    about = "IGMP and MLD snooping with multicast-to-unicast forwarding for dumb switches and VPN taps",
+    long_about = "snoopcast listens for IGMP and MLD reports on downstream interfaces, joins the wanted \
 groups on the upstream interface, and re-sends every multicast data frame as one Ethernet frame \
 per subscribed host, addressed to that host's own MAC. See snoopcast(8)."
 )]
@@ -122,12 +122,19 @@ pub struct RunArgs {
     /// IGMP version of the queries it sends.
     #[arg(long, value_name = "2|3", default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
     pub igmp_version: u8,
-    /// Handle only groups in this prefix (repeatable; default 224.0.0.0/4).
+    /// MLD version of the IPv6 queries it sends.
+    #[arg(long, value_name = "1|2", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub mld_version: u8,
+    /// Turn IPv6 off: no MLD snooping, no MLD queries, no IPv6 forwarding or joins.
+    #[arg(long)]
+    pub no_ipv6: bool,
+    /// Handle only groups in this IPv4 or IPv6 prefix (repeatable; each family's list is
+    /// separate; default 224.0.0.0/4 and ff00::/8).
     #[arg(long, value_name = "CIDR")]
-    pub allow: Vec<Ipv4Cidr>,
+    pub allow: Vec<Prefix>,
     /// Never handle groups in this prefix (repeatable; beats --allow).
     #[arg(long, value_name = "CIDR")]
-    pub deny: Vec<Ipv4Cidr>,
+    pub deny: Vec<Prefix>,
     /// Most groups one host may join; reports beyond are ignored and counted.
     #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_groups_per_host: u64,

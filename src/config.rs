@@ -8,7 +8,7 @@ use crate::runtime::iface::{self, IfaceInfo};
 use crate::runtime::privs;
 use crate::wire::{LinkType, MacAddr};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 /// A downstream interface as configured (by name: it may come and go).
@@ -30,6 +30,9 @@ pub struct DownLink {
     pub source_mac: MacAddr,
     /// Source address of our queries (0.0.0.0 when the interface has none).
     pub query_source: Ipv4Addr,
+    /// Source address of our MLD queries: the interface's link-local address (RFC 3810
+    /// section 5.1.14: hosts discard queries from anything else); None without one.
+    pub query_source6: Option<Ipv6Addr>,
 }
 
 impl Downstream {
@@ -52,10 +55,12 @@ impl Downstream {
             .query_source
             .or(iface.ipv4)
             .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let query_source6 = iface.ipv6_link_local;
         Ok(DownLink {
             iface,
             source_mac,
             query_source,
+            query_source6,
         })
     }
 }
@@ -71,6 +76,10 @@ pub struct Config {
     pub control_group: Option<u32>,
     pub settings: Settings,
     pub querier: QuerierConfig,
+    /// The MLD querier: as `querier` but with `--mld-version`.
+    pub querier6: QuerierConfig,
+    /// IPv6 (MLD snooping, queries, forwarding, joins) on; `--no-ipv6` turns it off.
+    pub ipv6: bool,
     pub filter: GroupFilter,
     pub workers: usize,
     pub log_level: log::LevelFilter,
@@ -197,7 +206,12 @@ impl Config {
             control: a.control.clone(),
             control_group,
             settings,
+            querier6: QuerierConfig {
+                version: a.mld_version,
+                ..querier.clone()
+            },
             querier,
+            ipv6: !a.no_ipv6,
             filter: GroupFilter::new(a.allow.clone(), a.deny.clone()),
             workers,
             log_level: a.log_level.into(),
@@ -230,6 +244,7 @@ mod tests {
             index: 7,
             mac: Some(MacAddr([2, 0, 0, 0, 0, 7])),
             ipv4,
+            ipv6_link_local: None,
             link,
             arphrd,
         })

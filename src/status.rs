@@ -39,8 +39,12 @@ pub struct MemberStatus {
     /// "include" or "exclude".
     pub mode: String,
     pub sources: Vec<String>,
-    /// IGMP version of its last report.
-    pub igmp_version: u8,
+    /// IGMP version of its last report (IPv4 groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub igmp_version: Option<u8>,
+    /// MLD version of its last report (IPv6 groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mld_version: Option<u8>,
     pub expires_in_ms: u64,
     pub packets: u64,
     pub bytes: u64,
@@ -76,6 +80,14 @@ pub struct InterfaceStatus {
     /// The other querier heard, if any.
     pub other_querier: Option<String>,
     pub compat_fallback: String,
+    /// The MLD querier: its source (the interface's link-local address; None without one or
+    /// with IPv6 off), role and the other MLD querier heard.
+    #[serde(default)]
+    pub query_source6: Option<String>,
+    #[serde(default)]
+    pub mld_querier: String,
+    #[serde(default)]
+    pub mld_other_querier: Option<String>,
 }
 
 fn secs(ms: u64) -> String {
@@ -110,10 +122,10 @@ pub fn render(s: &Snapshot) -> String {
             } else {
                 format!("{}{{{}}}", m.mode, m.sources.join(","))
             };
-            let filter = if m.igmp_version < 3 {
-                format!("{filter} v{}", m.igmp_version)
-            } else {
-                filter
+            let filter = match (m.igmp_version, m.mld_version) {
+                (Some(v), _) if v < 3 => format!("{filter} v{v}"),
+                (_, Some(v)) if v < 2 => format!("{filter} MLDv{v}"),
+                _ => filter,
             };
             rows.push([
                 g.group.clone(),
@@ -158,7 +170,7 @@ pub fn render(s: &Snapshot) -> String {
         .flat_map(|g| g.multicast_on.iter().map(move |c| (g, c)))
         .collect();
     if !compat.is_empty() {
-        let _ = writeln!(o, "\nIGMPv1/v2 hosts present:");
+        let _ = writeln!(o, "\nOlder-version hosts present (IGMPv1/v2, MLDv1):");
         for (g, c) in compat {
             let _ = writeln!(
                 o,
@@ -198,9 +210,24 @@ pub fn render(s: &Snapshot) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             o,
-            "  {} ({}): {} (query source {}{}), IGMPv1/v2 fallback {}",
+            "  {} ({}): {} (query source {}{}), older-host fallback {}",
             i.name, i.state, i.querier, i.query_source, other, i.compat_fallback
         );
+        if !i.mld_querier.is_empty() {
+            let other = i
+                .mld_other_querier
+                .as_deref()
+                .map(|q| format!(", querier heard: {q}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "  {} MLD: {} (query source {}{})",
+                i.name,
+                i.mld_querier,
+                i.query_source6.as_deref().unwrap_or("none"),
+                other
+            );
+        }
     }
     let _ = writeln!(o, "\nCounters:");
     for (k, v) in &s.counters {
@@ -230,7 +257,8 @@ mod tests {
                     ip: "10.2.0.11".into(),
                     mode: "exclude".into(),
                     sources: vec![],
-                    igmp_version: 3,
+                    igmp_version: Some(3),
+                    mld_version: None,
                     expires_in_ms: 1234,
                     packets: 10,
                     bytes: 13160,
@@ -252,6 +280,9 @@ mod tests {
                 querier: "querier".into(),
                 other_querier: None,
                 compat_fallback: "multicast".into(),
+                query_source6: Some("fe80::1".into()),
+                mld_querier: "querier".into(),
+                mld_other_querier: None,
             }],
             counters: [("copies_sent".to_string(), 10u64)].into(),
         }

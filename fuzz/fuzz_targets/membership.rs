@@ -679,7 +679,7 @@ fuzz_target!(|input: Input| {
     } else {
         vec![]
     };
-    let filter = GroupFilter::new(vec![ALL_MULTICAST], deny);
+    let filter = GroupFilter::v4(vec![ALL_MULTICAST], deny);
     let lim = JoinLimits {
         groups_per_socket: 1 + usize::from(c.groups_per_socket % 4),
         sources_per_group: 1 + usize::from(c.sources_per_group % 3),

@@ -1,26 +1,27 @@
 //! The forwarding snapshot: built by the table owner when membership changes, read by the
 //! upstream capture thread without touching the table.
 
+use super::family::GroupAddr;
 use super::membership::{FilterMode, MemberCounters};
 use super::IfaceId;
 use crate::wire::MacAddr;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 /// One unicast receiver of a group.
 #[derive(Debug, Clone)]
-pub struct FibMember {
+pub struct FibMember<A = Ipv4Addr> {
     pub iface: IfaceId,
     pub mac: MacAddr,
     pub mode: FilterMode,
     /// Sorted, for binary search.
-    pub sources: Arc<[Ipv4Addr]>,
+    pub sources: Arc<[A]>,
     pub counters: Arc<MemberCounters>,
 }
 
-impl FibMember {
-    pub fn admits(&self, source: Ipv4Addr) -> bool {
+impl<A: GroupAddr> FibMember<A> {
+    pub fn admits(&self, source: A) -> bool {
         let listed = self.sources.binary_search(&source).is_ok();
         match self.mode {
             FilterMode::Include => listed,
@@ -30,12 +31,12 @@ impl FibMember {
 }
 
 /// How one group is delivered.
-#[derive(Debug, Clone, Default)]
-pub struct GroupFwd {
+#[derive(Debug, Clone)]
+pub struct GroupFwd<A = Ipv4Addr> {
     /// Interfaces where the group goes out as one L2 multicast copy (compat fallback).
     pub multicast_ifaces: Vec<IfaceId>,
     /// Unicast receivers on the other interfaces.
-    pub members: Vec<FibMember>,
+    pub members: Vec<FibMember<A>>,
 }
 
 /// Where a copy goes.
@@ -45,19 +46,27 @@ pub struct Target {
     pub mac: MacAddr,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Fib {
-    pub groups: HashMap<Ipv4Addr, GroupFwd>,
+#[derive(Debug, Clone)]
+pub struct Fib<A = Ipv4Addr> {
+    pub groups: HashMap<A, GroupFwd<A>>,
 }
 
-impl Fib {
+impl<A> Default for Fib<A> {
+    fn default() -> Self {
+        Fib {
+            groups: HashMap::new(),
+        }
+    }
+}
+
+impl<A: GroupAddr> Fib<A> {
     /// Copies for one (source, group) packet: one per admitting member, one group-MAC copy
     /// per multicast interface. Appends to `out`, and to `counters` in step with it: the
     /// member's counters (None for a group-MAC copy), so the caller can count after sending.
     pub fn targets(
         &self,
-        source: Ipv4Addr,
-        group: Ipv4Addr,
+        source: A,
+        group: A,
         out: &mut Vec<Target>,
         counters: &mut Vec<Option<Arc<MemberCounters>>>,
     ) {
@@ -67,7 +76,7 @@ impl Fib {
         for &iface in &g.multicast_ifaces {
             out.push(Target {
                 iface,
-                mac: MacAddr::for_ipv4_group(group),
+                mac: group.group_mac(),
             });
             counters.push(None);
         }
@@ -79,6 +88,31 @@ impl Fib {
                 });
                 counters.push(Some(Arc::clone(&m.counters)));
             }
+        }
+    }
+}
+
+/// The forwarding snapshot of both families, swapped whole by the control thread.
+#[derive(Debug, Clone, Default)]
+pub struct Forwarding {
+    pub v4: Fib<Ipv4Addr>,
+    pub v6: Fib<Ipv6Addr>,
+}
+
+impl Forwarding {
+    /// [`Fib::targets`] of the packet's family (a source of the other family matches
+    /// nothing).
+    pub fn targets(
+        &self,
+        source: IpAddr,
+        group: IpAddr,
+        out: &mut Vec<Target>,
+        counters: &mut Vec<Option<Arc<MemberCounters>>>,
+    ) {
+        match (source, group) {
+            (IpAddr::V4(s), IpAddr::V4(g)) => self.v4.targets(s, g, out, counters),
+            (IpAddr::V6(s), IpAddr::V6(g)) => self.v6.targets(s, g, out, counters),
+            _ => {}
         }
     }
 }

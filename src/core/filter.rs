@@ -1,7 +1,7 @@
 //! Which groups snoopcast handles at all: `--allow` / `--deny` prefixes.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// An IPv4 prefix such as `239.0.0.0/8`.
@@ -65,43 +65,170 @@ impl FromStr for Ipv4Cidr {
     }
 }
 
-/// The all-multicast prefix, the default `--allow`.
+/// The all-multicast prefix, the default IPv4 `--allow`.
 pub const ALL_MULTICAST: Ipv4Cidr = Ipv4Cidr::new(Ipv4Addr::new(224, 0, 0, 0), 4);
 
-/// A group is handled when some allow prefix contains it, no deny prefix does, and it is not
-/// in 224.0.0.0/24 (link-local control traffic is never snooped nor forwarded, RFC 4541
-/// section 2.1.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupFilter {
-    allow: Vec<Ipv4Cidr>,
-    deny: Vec<Ipv4Cidr>,
+/// An IPv6 prefix such as `ff0e::/16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Cidr {
+    pub addr: Ipv6Addr,
+    pub len: u8,
 }
 
-impl Default for GroupFilter {
-    fn default() -> Self {
-        GroupFilter {
-            allow: vec![ALL_MULTICAST],
-            deny: vec![],
+impl Ipv6Cidr {
+    pub const fn new(addr: Ipv6Addr, len: u8) -> Self {
+        Ipv6Cidr { addr, len }
+    }
+
+    fn mask(&self) -> u128 {
+        if self.len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.len))
+        }
+    }
+
+    pub fn contains(&self, a: Ipv6Addr) -> bool {
+        (u128::from(a) & self.mask()) == (u128::from(self.addr) & self.mask())
+    }
+}
+
+impl fmt::Display for Ipv6Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// The IPv6 all-multicast prefix, the default IPv6 `--allow`.
+pub const ALL_MULTICAST_V6: Ipv6Cidr = Ipv6Cidr::new(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8);
+
+/// An `--allow`/`--deny` argument: a prefix of either family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefix {
+    V4(Ipv4Cidr),
+    V6(Ipv6Cidr),
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Prefix::V4(c) => c.fmt(f),
+            Prefix::V6(c) => c.fmt(f),
         }
     }
 }
 
-impl GroupFilter {
-    /// An empty `allow` means the default, 224.0.0.0/4.
-    pub fn new(allow: Vec<Ipv4Cidr>, deny: Vec<Ipv4Cidr>) -> Self {
-        let allow = if allow.is_empty() {
-            vec![ALL_MULTICAST]
-        } else {
-            allow
+impl FromStr for Prefix {
+    type Err = String;
+    /// An IPv4 prefix (see [`Ipv4Cidr`]) or an IPv6 one (`ff0e::/16`, a bare address meaning
+    /// `/128`); host bits must be zero in both.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if !s.contains(':') {
+            return s.parse().map(Prefix::V4);
+        }
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
         };
-        GroupFilter { allow, deny }
+        let addr: Ipv6Addr = a
+            .parse()
+            .map_err(|_| format!("invalid IPv6 prefix '{s}': '{a}' is not an IPv6 address"))?;
+        let len = match l {
+            None => 128,
+            Some(l) => match l.parse::<u8>() {
+                Ok(n) if n <= 128 => n,
+                _ => {
+                    return Err(format!(
+                        "invalid IPv6 prefix '{s}': length must be 0 to 128"
+                    ))
+                }
+            },
+        };
+        let c = Ipv6Cidr { addr, len };
+        if u128::from(addr) & !c.mask() != 0 {
+            return Err(format!(
+                "invalid IPv6 prefix '{s}': host bits are set (did you mean {}/{len}?)",
+                Ipv6Addr::from(u128::from(addr) & c.mask())
+            ));
+        }
+        Ok(Prefix::V6(c))
+    }
+}
+
+/// A group is handled when some allow prefix of its family contains it, no deny prefix does,
+/// and it is not link-local: 224.0.0.0/24 (RFC 4541 section 2.1.2) or an IPv6 group of
+/// interface-local or link-local scope (RFC 4541 section 3, RFC 4291 section 2.7). The allow
+/// list of each family is separate: with no `--allow` prefix of a family, all of its multicast
+/// is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFilter {
+    allow: Vec<Ipv4Cidr>,
+    deny: Vec<Ipv4Cidr>,
+    allow6: Vec<Ipv6Cidr>,
+    deny6: Vec<Ipv6Cidr>,
+}
+
+impl Default for GroupFilter {
+    fn default() -> Self {
+        GroupFilter::new(vec![], vec![])
+    }
+}
+
+fn split(p: Vec<Prefix>) -> (Vec<Ipv4Cidr>, Vec<Ipv6Cidr>) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for x in p {
+        match x {
+            Prefix::V4(c) => v4.push(c),
+            Prefix::V6(c) => v6.push(c),
+        }
+    }
+    (v4, v6)
+}
+
+impl GroupFilter {
+    /// A family with no allow prefix gets the default: all of its multicast.
+    pub fn new(allow: Vec<Prefix>, deny: Vec<Prefix>) -> Self {
+        let (mut allow, mut allow6) = split(allow);
+        let (deny, deny6) = split(deny);
+        if allow.is_empty() {
+            allow.push(ALL_MULTICAST);
+        }
+        if allow6.is_empty() {
+            allow6.push(ALL_MULTICAST_V6);
+        }
+        GroupFilter {
+            allow,
+            deny,
+            allow6,
+            deny6,
+        }
     }
 
-    pub fn admits(&self, group: Ipv4Addr) -> bool {
+    /// IPv4 only (the filter of a daemon before IPv6, and of the tests).
+    pub fn v4(allow: Vec<Ipv4Cidr>, deny: Vec<Ipv4Cidr>) -> Self {
+        GroupFilter::new(
+            allow.into_iter().map(Prefix::V4).collect(),
+            deny.into_iter().map(Prefix::V4).collect(),
+        )
+    }
+
+    pub fn admits_v4(&self, group: Ipv4Addr) -> bool {
         group.is_multicast()
             && !crate::wire::ipv4::is_link_local_group(group)
             && self.allow.iter().any(|c| c.contains(group))
             && !self.deny.iter().any(|c| c.contains(group))
+    }
+
+    pub fn admits_v6(&self, group: Ipv6Addr) -> bool {
+        crate::core::family::is_routable_group_v6(group)
+            && self.allow6.iter().any(|c| c.contains(group))
+            && !self.deny6.iter().any(|c| c.contains(group))
+    }
+
+    /// Whether this filter handles `group` (either family).
+    pub fn admits<A: crate::core::family::GroupAddr>(&self, group: A) -> bool {
+        group.admitted_by(self)
     }
 
     pub fn allow(&self) -> &[Ipv4Cidr] {
@@ -110,6 +237,14 @@ impl GroupFilter {
 
     pub fn deny(&self) -> &[Ipv4Cidr] {
         &self.deny
+    }
+
+    pub fn allow6(&self) -> &[Ipv6Cidr] {
+        &self.allow6
+    }
+
+    pub fn deny6(&self) -> &[Ipv6Cidr] {
+        &self.deny6
     }
 }
 
@@ -148,7 +283,7 @@ mod tests {
 
     #[test]
     fn deny_beats_allow() {
-        let f = GroupFilter::new(
+        let f = GroupFilter::v4(
             vec!["239.0.0.0/8".parse().unwrap()],
             vec!["239.255.0.0/16".parse().unwrap()],
         );
@@ -161,5 +296,41 @@ mod tests {
     fn zero_length_prefix_contains_everything() {
         let c: Ipv4Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(c.contains(Ipv4Addr::new(239, 1, 1, 1)));
+    }
+
+    #[test]
+    fn ipv6_prefixes_and_per_family_allow_lists() {
+        let p = |s: &str| s.parse::<Prefix>();
+        assert_eq!(
+            p("ff0e::/16").unwrap(),
+            Prefix::V6(Ipv6Cidr::new("ff0e::".parse().unwrap(), 16))
+        );
+        assert_eq!(p("ff0e::1").unwrap().to_string(), "ff0e::1/128");
+        assert!(p("ff0e::1/16").unwrap_err().contains("ff0e::/16"));
+        assert!(p("ff0e::/129").unwrap_err().contains("0 to 128"));
+        assert!(p("ff0e::zz/16")
+            .unwrap_err()
+            .contains("not an IPv6 address"));
+        assert_eq!(p("239.0.0.0/8").unwrap().to_string(), "239.0.0.0/8");
+        let a6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        // Only an IPv4 allow list: IPv6 keeps its default (all routable multicast).
+        let f = GroupFilter::new(vec![p("239.0.0.0/8").unwrap()], vec![]);
+        assert!(f.admits(a6("ff0e::1")) && !f.admits(Ipv4Addr::new(238, 1, 1, 1)));
+        let f = GroupFilter::new(
+            vec![p("ff0e::/16").unwrap()],
+            vec![p("ff0e::dead/128").unwrap()],
+        );
+        assert!(f.admits(a6("ff0e::1")));
+        assert!(!f.admits(a6("ff0e::dead")), "deny beats allow");
+        assert!(!f.admits(a6("ff05::1")), "outside the IPv6 allow list");
+        assert!(
+            f.admits(Ipv4Addr::new(239, 1, 1, 1)),
+            "IPv4 keeps its default"
+        );
+        // Link scope is never handled, whatever the lists say.
+        let f = GroupFilter::new(vec![p("ff00::/8").unwrap()], vec![]);
+        for g in ["ff02::1", "ff02::1:ff00:1", "ff01::1", "2001:db8::1"] {
+            assert!(!f.admits(a6(g)), "{g}");
+        }
     }
 }

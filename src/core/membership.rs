@@ -5,13 +5,14 @@
 //! because a router only sees the union of many hosts; we see each host's own reports, so a
 //! host's current-state record (section 3 / 4.2.12) states its whole filter for that group.
 
+use super::family::GroupAddr;
 use super::filter::GroupFilter;
 use super::IfaceId;
-use crate::wire::igmp::{GroupRecord, Message, RecordType};
-use crate::wire::ipv4::is_ssm_group;
+use crate::wire::igmp::{self, RecordType};
+use crate::wire::mld;
 use crate::wire::MacAddr;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,21 +93,21 @@ pub struct MemberCounters {
 
 /// One host's membership of one group.
 #[derive(Debug, Clone)]
-pub struct Member {
+pub struct Member<A = Ipv4Addr> {
     pub mode: FilterMode,
     /// INCLUDE: the sources it wants. EXCLUDE: the sources it does not want.
-    pub sources: BTreeSet<Ipv4Addr>,
+    pub sources: BTreeSet<A>,
     /// The IPv4 source address of its last report (for status and logs).
-    pub ip: Ipv4Addr,
+    pub ip: A,
     /// IGMP version of its last report (1, 2 or 3).
     pub version: u8,
     pub expires: Instant,
     pub counters: Arc<MemberCounters>,
 }
 
-impl Member {
+impl<A: GroupAddr> Member<A> {
     /// Whether this member wants traffic from `source` (RFC 3376 section 3.2 semantics).
-    pub fn admits(&self, source: Ipv4Addr) -> bool {
+    pub fn admits(&self, source: A) -> bool {
         match self.mode {
             FilterMode::Include => self.sources.contains(&source),
             FilterMode::Exclude => !self.sources.contains(&source),
@@ -146,69 +147,77 @@ pub enum IgnoreReason {
 
 /// What changed; the runtime logs these and carries out the ones that need I/O.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<A = Ipv4Addr> {
     /// A host became a member of a group.
     Joined {
         host: HostKey,
-        ip: Ipv4Addr,
-        group: Ipv4Addr,
+        ip: A,
+        group: A,
         mode: FilterMode,
-        sources: Vec<Ipv4Addr>,
+        sources: Vec<A>,
     },
     /// An existing member's filter changed.
     Changed {
         host: HostKey,
-        ip: Ipv4Addr,
-        group: Ipv4Addr,
+        ip: A,
+        group: A,
         mode: FilterMode,
-        sources: Vec<Ipv4Addr>,
+        sources: Vec<A>,
     },
     /// A member went away.
     Left {
         host: HostKey,
-        ip: Ipv4Addr,
-        group: Ipv4Addr,
+        ip: A,
+        group: A,
         reason: LeaveReason,
     },
     /// An IGMPv1/v2 host appeared for (iface, group): compatibility mode began.
     CompatStarted {
         iface: IfaceId,
-        group: Ipv4Addr,
+        group: A,
         version: u8,
     },
     /// The Older Host Present timer ran out (or the last-member queries went unanswered).
-    CompatEnded { iface: IfaceId, group: Ipv4Addr },
+    CompatEnded { iface: IfaceId, group: A },
     /// The runtime should send an IGMP group-specific query for `group` on `iface`
     /// (last-member query while in compatibility mode, RFC 2236 section 3 / RFC 3376 6.6.3.1).
-    SendGroupQuery { iface: IfaceId, group: Ipv4Addr },
+    SendGroupQuery { iface: IfaceId, group: A },
     /// Something in a report was ignored.
     Ignored {
         host: HostKey,
-        group: Ipv4Addr,
+        group: A,
         reason: IgnoreReason,
     },
 }
 
+impl<A> Event<A> {
+    /// Whether the event changes who gets what (and so the forwarding snapshot and the
+    /// upstream joins): everything but ignored records and query requests.
+    pub fn changes_state(&self) -> bool {
+        !matches!(self, Event::Ignored { .. } | Event::SendGroupQuery { .. })
+    }
+}
+
 /// What the upstream must join for one group: the union of what members want.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpstreamWant {
+pub enum UpstreamWant<A = Ipv4Addr> {
     /// Some member is in EXCLUDE mode (or an older host is present): join (*, G).
     AnySource,
     /// Every member is INCLUDE: join (S, G) for each source in the union.
-    Sources(BTreeSet<Ipv4Addr>),
+    Sources(BTreeSet<A>),
 }
 
 /// A pending timer. Each one is indexed exactly once in `Table::timers` under the instant it
 /// fires; whoever moves or drops the timer moves or drops the index entry, so the index
 /// never holds stale entries and its first element is the next deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerKey {
+enum TimerKey<A> {
     /// A member's group membership timer.
-    Member(Ipv4Addr, HostKey),
+    Member(A, HostKey),
     /// The Older Host Present timer of (iface, group).
-    CompatEnd(IfaceId, Ipv4Addr),
+    CompatEnd(IfaceId, A),
     /// The next step of the last-member queries of (iface, group).
-    LastMemberQuery(IfaceId, Ipv4Addr),
+    LastMemberQuery(IfaceId, A),
 }
 
 /// IGMPv1/v2 compatibility state of one (iface, group), RFC 3376 section 7.3.2.
@@ -244,21 +253,21 @@ enum Applied {
 
 /// The membership table. Owned by one thread, behind a lock for the status reader.
 #[derive(Debug)]
-pub struct Table {
+pub struct Table<A = Ipv4Addr> {
     settings: Settings,
     filter: GroupFilter,
     /// Per downstream interface, indexed by IfaceId.
     fallback: Vec<CompatFallback>,
     /// Members by group, then host: the order of `members()`.
-    groups: BTreeMap<Ipv4Addr, BTreeMap<HostKey, Member>>,
+    groups: BTreeMap<A, BTreeMap<HostKey, Member<A>>>,
     /// The groups of each host (for the per-host limit and `remove_iface`).
-    host_groups: BTreeMap<HostKey, BTreeSet<Ipv4Addr>>,
+    host_groups: BTreeMap<HostKey, BTreeSet<A>>,
     /// Number of members, the sum over `groups`.
     count: usize,
     /// (iface, group) pairs in IGMPv1/v2 compatibility mode.
-    compat: BTreeMap<(IfaceId, Ipv4Addr), Compat>,
+    compat: BTreeMap<(IfaceId, A), Compat>,
     /// Every pending timer, ordered by when it fires.
-    timers: BTreeSet<(Instant, TimerKey)>,
+    timers: BTreeSet<(Instant, TimerKey<A>)>,
 }
 
 /// The first and last host keys of an interface, for range scans.
@@ -272,7 +281,7 @@ fn iface_hosts(iface: IfaceId) -> std::ops::RangeInclusive<HostKey> {
     }
 }
 
-impl Table {
+impl<A: GroupAddr> Table<A> {
     /// `fallback[i]` is the compatibility policy of downstream interface `i`.
     pub fn new(settings: Settings, filter: GroupFilter, fallback: Vec<CompatFallback>) -> Self {
         Table {
@@ -291,37 +300,8 @@ impl Table {
         &self.settings
     }
 
-    /// Apply one IGMP report (v1, v2, v3) or v2 leave heard from `host` whose IP source is
-    /// `ip`. Queries are not handled here (the runtime gives them to the querier) and are
-    /// ignored. A host with no state that sends BLOCK is ignored; ALLOW creates INCLUDE.
-    pub fn accept_report(
-        &mut self,
-        host: HostKey,
-        ip: Ipv4Addr,
-        msg: &Message,
-        now: Instant,
-    ) -> Vec<Event> {
-        let mut ev = Vec::new();
-        match msg {
-            Message::Query(_) => {}
-            Message::ReportV1 { group } => {
-                self.accept_old_report(host, ip, *group, 1, now, &mut ev)
-            }
-            Message::ReportV2 { group } => {
-                self.accept_old_report(host, ip, *group, 2, now, &mut ev)
-            }
-            Message::LeaveV2 { group } => self.accept_leave(host, *group, now, &mut ev),
-            Message::ReportV3 { records } => {
-                for rec in records {
-                    self.accept_record(host, ip, rec, now, &mut ev);
-                }
-            }
-        }
-        ev
-    }
-
     /// Run timers due at `now`: member expiry, compat-mode end, last-member queries.
-    pub fn poll(&mut self, now: Instant) -> Vec<Event> {
+    pub fn poll(&mut self, now: Instant) -> Vec<Event<A>> {
         let mut ev = Vec::new();
         while let Some(&(at, key)) = self.timers.first() {
             if at > now {
@@ -358,9 +338,9 @@ impl Table {
 
     /// Drop every member of `iface` (the interface vanished). Its compatibility state goes
     /// too, each with a `CompatEnded` so every `CompatStarted` has its end.
-    pub fn remove_iface(&mut self, iface: IfaceId) -> Vec<Event> {
+    pub fn remove_iface(&mut self, iface: IfaceId) -> Vec<Event<A>> {
         let mut ev = Vec::new();
-        let pairs: Vec<(HostKey, Ipv4Addr)> = self
+        let pairs: Vec<(HostKey, A)> = self
             .host_groups
             .range(iface_hosts(iface))
             .flat_map(|(h, gs)| gs.iter().map(move |g| (*h, *g)))
@@ -375,9 +355,9 @@ impl Table {
                 });
             }
         }
-        let lo = (iface, Ipv4Addr::UNSPECIFIED);
-        let hi = (iface, Ipv4Addr::BROADCAST);
-        let compat: Vec<Ipv4Addr> = self.compat.range(lo..=hi).map(|(&(_, g), _)| g).collect();
+        let lo = (iface, A::MIN);
+        let hi = (iface, A::MAX);
+        let compat: Vec<A> = self.compat.range(lo..=hi).map(|(&(_, g), _)| g).collect();
         for group in compat {
             self.end_compat(iface, group, &mut ev);
         }
@@ -390,28 +370,28 @@ impl Table {
     }
 
     /// Every member, ordered by group then host.
-    pub fn members(&self) -> impl Iterator<Item = (Ipv4Addr, HostKey, &Member)> + '_ {
+    pub fn members(&self) -> impl Iterator<Item = (A, HostKey, &Member<A>)> + '_ {
         self.groups
             .iter()
             .flat_map(|(g, hosts)| hosts.iter().map(move |(h, m)| (*g, *h, m)))
     }
 
     /// One host's membership of one group, if any.
-    pub fn member(&self, host: HostKey, group: Ipv4Addr) -> Option<&Member> {
+    pub fn member(&self, host: HostKey, group: A) -> Option<&Member<A>> {
         self.groups.get(&group)?.get(&host)
     }
 
     /// Whether (iface, group) is in IGMPv1/v2 compatibility mode, and until when.
-    pub fn compat_until(&self, iface: IfaceId, group: Ipv4Addr) -> Option<Instant> {
+    pub fn compat_until(&self, iface: IfaceId, group: A) -> Option<Instant> {
         self.compat.get(&(iface, group)).map(|c| c.until)
     }
 
     /// What upstream must join: one entry per group with at least one member or one
     /// interface in compatibility mode.
-    pub fn upstream_wants(&self) -> BTreeMap<Ipv4Addr, UpstreamWant> {
+    pub fn upstream_wants(&self) -> BTreeMap<A, UpstreamWant<A>> {
         // An older host present means someone wants (*, G) whose filter we cannot see
         // (IGMPv1/v2 reports are EXCLUDE{}, RFC 3376 section 7.3.2), so compat forces ASM.
-        let mut out: BTreeMap<Ipv4Addr, UpstreamWant> = self
+        let mut out: BTreeMap<A, UpstreamWant<A>> = self
             .compat
             .keys()
             .map(|&(_, g)| (g, UpstreamWant::AnySource))
@@ -446,11 +426,11 @@ impl Table {
     }
 
     /// Build the forwarding snapshot the data path reads.
-    pub fn forwarding(&self) -> crate::core::fib::Fib {
+    pub fn forwarding(&self) -> crate::core::fib::Fib<A> {
         use crate::core::fib::{Fib, FibMember, GroupFwd};
         // Interfaces that get a group as one L2 multicast copy: compat mode with the
         // Multicast fallback (silent, report-suppressed v1/v2 hosts, RFC 2236 section 3).
-        let mut multicast: BTreeMap<Ipv4Addr, Vec<IfaceId>> = BTreeMap::new();
+        let mut multicast: BTreeMap<A, Vec<IfaceId>> = BTreeMap::new();
         for &(iface, group) in self.compat.keys() {
             if self.fallback_of(iface) == CompatFallback::Multicast {
                 multicast.entry(group).or_default().push(iface);
@@ -490,11 +470,6 @@ impl Table {
         fib
     }
 
-    #[doc(hidden)]
-    pub fn _unused(&self) -> (&GroupFilter, &[CompatFallback], Option<&GroupRecord>) {
-        (&self.filter, &self.fallback, None)
-    }
-
     // ----- inputs -----
 
     /// IGMPv1 (RFC 1112) / IGMPv2 (RFC 2236) membership report: the host wants every source,
@@ -502,11 +477,11 @@ impl Table {
     fn accept_old_report(
         &mut self,
         host: HostKey,
-        ip: Ipv4Addr,
-        group: Ipv4Addr,
+        ip: A,
+        group: A,
         version: u8,
         now: Instant,
-        ev: &mut Vec<Event>,
+        ev: &mut Vec<Event<A>>,
     ) {
         if !self.filter.admits(group) {
             ev.push(Event::Ignored {
@@ -517,7 +492,7 @@ impl Table {
             return;
         }
         // RFC 4604 section 2.2: a non-source-specific request for an SSM group is ignored.
-        if is_ssm_group(group) {
+        if group.is_ssm() {
             ev.push(Event::Ignored {
                 host,
                 group,
@@ -543,7 +518,7 @@ impl Table {
     /// IGMPv2 Leave Group (RFC 2236 section 3). We know exactly who left, so that host's
     /// membership goes at once; the last-member queries exist only for the silent,
     /// report-suppressed hosts of compatibility mode.
-    fn accept_leave(&mut self, host: HostKey, group: Ipv4Addr, now: Instant, ev: &mut Vec<Event>) {
+    fn accept_leave(&mut self, host: HostKey, group: A, now: Instant, ev: &mut Vec<Event<A>>) {
         if !self.filter.admits(group) {
             ev.push(Event::Ignored {
                 host,
@@ -553,7 +528,7 @@ impl Table {
             return;
         }
         // RFC 4604 section 2.2: IGMPv1/v2 messages carry no membership for SSM groups.
-        if is_ssm_group(group) {
+        if group.is_ssm() {
             ev.push(Event::Ignored {
                 host,
                 group,
@@ -591,17 +566,20 @@ impl Table {
     /// One IGMPv3 group record, applied to the host's own filter (RFC 3376 section 3.2 and the
     /// state tables of section 6.4, read per host: the host's report states its whole filter,
     /// so no per-source timers are needed).
+    #[allow(clippy::too_many_arguments)]
     fn accept_record(
         &mut self,
         host: HostKey,
-        ip: Ipv4Addr,
-        rec: &GroupRecord,
+        ip: A,
+        record_type: RecordType,
+        group: A,
+        sources: &[A],
         now: Instant,
-        ev: &mut Vec<Event>,
+        ev: &mut Vec<Event<A>>,
     ) {
-        let group = rec.group;
-        // RFC 3376 section 4.2.12: records of an unknown type are ignored.
-        if let RecordType::Unknown(_) = rec.record_type {
+        // RFC 3376 section 4.2.12, RFC 3810 section 5.2.12: records of an unknown type are
+        // ignored.
+        if let RecordType::Unknown(_) = record_type {
             ev.push(Event::Ignored {
                 host,
                 group,
@@ -617,16 +595,16 @@ impl Table {
             });
             return;
         }
-        let b: BTreeSet<Ipv4Addr> = rec.sources.iter().copied().collect();
+        let b: BTreeSet<A> = sources.iter().copied().collect();
         let current = self.member(host, group).map(|m| (m.mode, &m.sources));
         use FilterMode::{Exclude, Include};
-        let (mode, sources) = match (rec.record_type, current) {
+        let (mode, sources) = match (record_type, current) {
             // IS_IN(B) / TO_IN(B): the filter becomes INCLUDE(B) (sections 4.2.12, 4.2.13).
             (RecordType::ModeIsInclude | RecordType::ChangeToInclude, _) => (Include, b),
             // IS_EX(B) / TO_EX(B): EXCLUDE(B). Not in the SSM range, where only INCLUDE
             // membership exists (RFC 4604 section 2.2).
             (RecordType::ModeIsExclude | RecordType::ChangeToExclude, _) => {
-                if is_ssm_group(group) {
+                if group.is_ssm() {
                     ev.push(Event::Ignored {
                         host,
                         group,
@@ -648,7 +626,7 @@ impl Table {
             (RecordType::BlockOld, Some((Exclude, x))) => (Exclude, x | &b),
             (RecordType::Unknown(_), _) => unreachable!("handled above"),
         };
-        self.set_filter(host, ip, group, 3, mode, sources, now, ev);
+        self.set_filter(host, ip, group, A::FILTER_VERSION, mode, sources, now, ev);
     }
 
     // ----- state changes -----
@@ -660,13 +638,13 @@ impl Table {
     fn set_filter(
         &mut self,
         host: HostKey,
-        ip: Ipv4Addr,
-        group: Ipv4Addr,
+        ip: A,
+        group: A,
         version: u8,
         mode: FilterMode,
-        mut sources: BTreeSet<Ipv4Addr>,
+        mut sources: BTreeSet<A>,
         now: Instant,
-        ev: &mut Vec<Event>,
+        ev: &mut Vec<Event<A>>,
     ) -> Applied {
         let cap = self.settings.max_sources_per_member;
         let mut capped = false;
@@ -779,7 +757,7 @@ impl Table {
     }
 
     /// Remove one member and its indexes.
-    fn remove_member(&mut self, group: Ipv4Addr, host: HostKey) -> Option<Member> {
+    fn remove_member(&mut self, group: A, host: HostKey) -> Option<Member<A>> {
         let hosts = self.groups.get_mut(&group)?;
         let m = hosts.remove(&host)?;
         if hosts.is_empty() {
@@ -802,13 +780,13 @@ impl Table {
     fn start_compat(
         &mut self,
         iface: IfaceId,
-        group: Ipv4Addr,
+        group: A,
         version: u8,
         now: Instant,
-        ev: &mut Vec<Event>,
+        ev: &mut Vec<Event<A>>,
     ) {
         let until = now + self.settings.older_host_present_interval();
-        let v1_until = (version == 1).then_some(until);
+        let v1_until = A::ignores_leaves(version).then_some(until);
         let key = TimerKey::CompatEnd(iface, group);
         match self.compat.get_mut(&(iface, group)) {
             Some(c) => {
@@ -838,7 +816,7 @@ impl Table {
     }
 
     /// End compatibility mode of (iface, group) with its timers.
-    fn end_compat(&mut self, iface: IfaceId, group: Ipv4Addr, ev: &mut Vec<Event>) {
+    fn end_compat(&mut self, iface: IfaceId, group: A, ev: &mut Vec<Event<A>>) {
         if let Some(c) = self.compat.remove(&(iface, group)) {
             self.timers
                 .remove(&(c.until, TimerKey::CompatEnd(iface, group)));
@@ -854,7 +832,7 @@ impl Table {
     /// already gone): send the next query, or end compatibility mode once `robustness`
     /// queries went unanswered for a Last Member Query Interval each (RFC 2236 section 3,
     /// RFC 3376 sections 6.6.3.1, 8.8 and 8.9).
-    fn last_member_query_step(&mut self, iface: IfaceId, group: Ipv4Addr, ev: &mut Vec<Event>) {
+    fn last_member_query_step(&mut self, iface: IfaceId, group: A, ev: &mut Vec<Event<A>>) {
         let Some(c) = self.compat.get_mut(&(iface, group)) else {
             return;
         };
@@ -871,7 +849,7 @@ impl Table {
         }
     }
 
-    fn cancel_last_member_queries(&mut self, iface: IfaceId, group: Ipv4Addr) {
+    fn cancel_last_member_queries(&mut self, iface: IfaceId, group: A) {
         if let Some(c) = self.compat.get_mut(&(iface, group)) {
             if let Some(l) = c.lmq.take() {
                 self.timers
@@ -880,7 +858,7 @@ impl Table {
         }
     }
 
-    fn has_member_on(&self, iface: IfaceId, group: Ipv4Addr) -> bool {
+    fn has_member_on(&self, iface: IfaceId, group: A) -> bool {
         self.groups
             .get(&group)
             .is_some_and(|hs| hs.range(iface_hosts(iface)).next().is_some())
@@ -893,11 +871,75 @@ impl Table {
     }
 }
 
+impl Table<Ipv4Addr> {
+    /// Apply one IGMP report (v1, v2, v3) or v2 leave heard from `host` whose IP source is
+    /// `ip`. Queries are not handled here (the runtime gives them to the querier) and are
+    /// ignored. A host with no state that sends BLOCK is ignored; ALLOW creates INCLUDE.
+    pub fn accept_report(
+        &mut self,
+        host: HostKey,
+        ip: Ipv4Addr,
+        msg: &igmp::Message,
+        now: Instant,
+    ) -> Vec<Event> {
+        use igmp::Message;
+        let mut ev = Vec::new();
+        match msg {
+            Message::Query(_) => {}
+            Message::ReportV1 { group } => {
+                self.accept_old_report(host, ip, *group, 1, now, &mut ev)
+            }
+            Message::ReportV2 { group } => {
+                self.accept_old_report(host, ip, *group, 2, now, &mut ev)
+            }
+            Message::LeaveV2 { group } => self.accept_leave(host, *group, now, &mut ev),
+            Message::ReportV3 { records } => {
+                for r in records {
+                    self.accept_record(host, ip, r.record_type, r.group, &r.sources, now, &mut ev);
+                }
+            }
+        }
+        ev
+    }
+}
+
+impl Table<Ipv6Addr> {
+    /// Apply one MLD report (v1, v2) or MLDv1 Done heard from `host` whose IPv6 source is
+    /// `ip`, the same way as IGMP: an MLDv1 report is an IGMPv2 report (RFC 3810 section 8.3.2,
+    /// MLDv1 compatibility mode), a Done is a leave, MLDv2 records are IGMPv3 records (RFC 3810
+    /// sections 5.2.12 and 6.4, the same state tables). Queries are ignored here.
+    pub fn accept_mld(
+        &mut self,
+        host: HostKey,
+        ip: Ipv6Addr,
+        msg: &mld::Message,
+        now: Instant,
+    ) -> Vec<Event<Ipv6Addr>> {
+        use mld::Message;
+        let mut ev = Vec::new();
+        match msg {
+            Message::Query(_) => {}
+            Message::ReportV1 { group } => {
+                self.accept_old_report(host, ip, *group, 1, now, &mut ev)
+            }
+            Message::DoneV1 { group } => self.accept_leave(host, *group, now, &mut ev),
+            Message::ReportV2 { records } => {
+                for r in records {
+                    self.accept_record(host, ip, r.record_type, r.group, &r.sources, now, &mut ev);
+                }
+            }
+        }
+        ev
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::fib::Target;
     use crate::core::filter::Ipv4Cidr;
+    use crate::wire::igmp::{GroupRecord, Message};
+    use crate::wire::ipv4::is_ssm_group;
     use std::sync::atomic::Ordering;
 
     const G: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
@@ -952,7 +994,7 @@ mod tests {
     fn state(t: &Table, h: HostKey, g: Ipv4Addr) -> Option<(FilterMode, BTreeSet<Ipv4Addr>)> {
         t.member(h, g).map(|m| (m.mode, m.sources.clone()))
     }
-    fn ignored(ev: &[Event]) -> Vec<IgnoreReason> {
+    fn ignored<A>(ev: &[Event<A>]) -> Vec<IgnoreReason> {
         ev.iter()
             .filter_map(|e| {
                 if let Event::Ignored { reason, .. } = e {
@@ -963,7 +1005,7 @@ mod tests {
             })
             .collect()
     }
-    fn queries(ev: &[Event]) -> usize {
+    fn queries<A>(ev: &[Event<A>]) -> usize {
         ev.iter()
             .filter(|e| matches!(e, Event::SendGroupQuery { .. }))
             .count()
@@ -1760,7 +1802,7 @@ mod tests {
 
     #[test]
     fn group_filter_rejects_without_creating_state() {
-        let filter = GroupFilter::new(
+        let filter = GroupFilter::v4(
             vec![Ipv4Cidr::new(Ipv4Addr::new(239, 0, 0, 0), 8)],
             vec![Ipv4Cidr::new(G2, 32)],
         );
@@ -2404,7 +2446,7 @@ mod tests {
             max_sources_per_member: 3,
             ..settings()
         };
-        let filter = GroupFilter::new(vec![], vec![Ipv4Cidr::new(Ipv4Addr::new(239, 0, 0, 7), 32)]);
+        let filter = GroupFilter::v4(vec![], vec![Ipv4Cidr::new(Ipv4Addr::new(239, 0, 0, 7), 32)]);
         let mut t = Table::new(
             s.clone(),
             filter,
@@ -2519,5 +2561,183 @@ mod tests {
         );
         // The walk reaches every kind of event.
         assert_eq!(seen.len(), 15, "{seen:?}");
+    }
+
+    // ----- MLD (the same table, IPv6 addresses) -----
+
+    fn a6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+    fn table6() -> Table<Ipv6Addr> {
+        Table::new(
+            settings(),
+            GroupFilter::default(),
+            vec![CompatFallback::Multicast, CompatFallback::Unicast],
+        )
+    }
+    fn mld2(record_type: RecordType, group: &str, sources: &[&str]) -> mld::Message {
+        mld::Message::ReportV2 {
+            records: vec![mld::AddressRecord {
+                record_type,
+                group: a6(group),
+                sources: sources.iter().map(|s| a6(s)).collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn mldv2_records_follow_the_igmpv3_rules_and_forward_to_the_host_mac() {
+        let mut t = table6();
+        let t0 = Instant::now();
+        let (h1, h2) = (host(1, 1), host(1, 2));
+        let ll = a6("fe80::1");
+        let ev = t.accept_mld(
+            h1,
+            ll,
+            &mld2(RecordType::ChangeToExclude, "ff0e::1:1", &[]),
+            t0,
+        );
+        assert!(
+            matches!(
+                ev[..],
+                [Event::Joined {
+                    mode: FilterMode::Exclude,
+                    ..
+                }]
+            ),
+            "{ev:?}"
+        );
+        assert_eq!(t.member(h1, a6("ff0e::1:1")).unwrap().version, 2);
+        let ev = t.accept_mld(
+            h2,
+            a6("fe80::2"),
+            &mld2(RecordType::AllowNew, "ff3e::8000:1", &["2001:db8::1"]),
+            t0,
+        );
+        assert!(
+            matches!(
+                ev[..],
+                [Event::Joined {
+                    mode: FilterMode::Include,
+                    ..
+                }]
+            ),
+            "{ev:?}"
+        );
+        let fib = t.forwarding();
+        let mut out = vec![];
+        let mut ctr = vec![];
+        fib.targets(a6("2001:db8::9"), a6("ff0e::1:1"), &mut out, &mut ctr);
+        assert_eq!(
+            out,
+            vec![Target {
+                iface: 1,
+                mac: h1.mac
+            }]
+        );
+        out.clear();
+        fib.targets(a6("2001:db8::9"), a6("ff3e::8000:1"), &mut out, &mut ctr);
+        assert!(out.is_empty(), "source not in the INCLUDE list");
+        fib.targets(a6("2001:db8::1"), a6("ff3e::8000:1"), &mut out, &mut ctr);
+        assert_eq!(
+            out,
+            vec![Target {
+                iface: 1,
+                mac: h2.mac
+            }]
+        );
+        let want = t.upstream_wants();
+        assert_eq!(want[&a6("ff0e::1:1")], UpstreamWant::AnySource);
+        assert_eq!(
+            want[&a6("ff3e::8000:1")],
+            UpstreamWant::Sources([a6("2001:db8::1")].into())
+        );
+        // TO_IN{} leaves; the table is empty one GMI after the last report.
+        let ev = t.accept_mld(
+            h1,
+            ll,
+            &mld2(RecordType::ChangeToInclude, "ff0e::1:1", &[]),
+            t0,
+        );
+        assert!(matches!(
+            ev[..],
+            [Event::Left {
+                reason: LeaveReason::EmptyInclude,
+                ..
+            }]
+        ));
+        let ev = t.poll(t0 + settings().group_membership_interval());
+        assert!(matches!(
+            ev[..],
+            [Event::Left {
+                reason: LeaveReason::Expired,
+                ..
+            }]
+        ));
+        assert_eq!(t.member_count(), 0);
+    }
+
+    #[test]
+    fn mld_ssm_and_link_scope_groups_are_ignored_as_rfc_4604_and_4541_say() {
+        let mut t = table6();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        let ll = a6("fe80::1");
+        let ev = t.accept_mld(h, ll, &mld2(RecordType::ModeIsExclude, "ff3e::1", &[]), t0);
+        assert_eq!(ignored(&ev), vec![IgnoreReason::SsmExclude]);
+        let ev = t.accept_mld(
+            h,
+            ll,
+            &mld::Message::ReportV1 {
+                group: a6("ff3e::1"),
+            },
+            t0,
+        );
+        assert_eq!(ignored(&ev), vec![IgnoreReason::SsmExclude]);
+        for g in ["ff02::1:3", "ff02::1:ff00:1", "ff01::1", "ff12::1"] {
+            let ev = t.accept_mld(h, ll, &mld2(RecordType::ModeIsExclude, g, &[]), t0);
+            assert_eq!(ignored(&ev), vec![IgnoreReason::GroupFiltered], "{g}");
+        }
+        assert_eq!(t.member_count(), 0);
+    }
+
+    #[test]
+    fn mldv1_is_compat_mode_whose_done_starts_last_listener_queries() {
+        let mut t = table6();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        let g = a6("ff0e::42");
+        let ev = t.accept_mld(h, a6("fe80::1"), &mld::Message::ReportV1 { group: g }, t0);
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, Event::CompatStarted { version: 1, .. })),
+            "{ev:?}"
+        );
+        assert_eq!(t.member(h, g).unwrap().version, 1);
+        assert_eq!(t.upstream_wants()[&g], UpstreamWant::AnySource);
+        // Unlike an IGMPv1 host, an MLDv1 host sends Done, which is not ignored (RFC 3810
+        // section 8.3.2): the member goes and last-listener queries start.
+        let ev = t.accept_mld(
+            h,
+            a6("fe80::1"),
+            &mld::Message::DoneV1 { group: g },
+            t0 + secs(1),
+        );
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            Event::Left {
+                reason: LeaveReason::Leave,
+                ..
+            }
+        )));
+        assert_eq!(queries(&ev), 1, "{ev:?}");
+        let ev = t.poll(t0 + secs(2));
+        assert_eq!(queries(&ev), 1);
+        let ev = t.poll(t0 + secs(3));
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::CompatEnded { .. })),
+            "{ev:?}"
+        );
+        assert!(t.upstream_wants().is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! Protocol logic with no I/O: time is always an argument, results are returned as events
 //! for the runtime to carry out.
 
+pub mod family;
 pub mod fib;
 pub mod filter;
 pub mod membership;

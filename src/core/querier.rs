@@ -1,9 +1,12 @@
-//! Per-interface IGMP querier state (RFC 3376 sections 6.6 and 8).
+//! Per-interface IGMP and MLD querier state (RFC 3376 sections 6.6 and 8, RFC 3810 sections
+//! 6.6 and 9: the same election and timers).
 //!
 //! Pure: `poll(now)` says when to send a general query, `accept_query` runs the election.
 
+use super::family::GroupAddr;
 use crate::wire::igmp::{Message, Query, QueryVersion};
-use std::net::Ipv4Addr;
+use crate::wire::mld;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,41 +65,78 @@ impl QuerierConfig {
             sources: vec![],
         })
     }
+
+    /// The MLD general query we send (`version` is the MLD version, 1 or 2).
+    pub fn mld_general_query(&self) -> mld::Message {
+        self.mld_group_query(Ipv6Addr::UNSPECIFIED, self.query_response_interval)
+    }
+
+    /// An MLD multicast-address-specific query (RFC 3810 section 7.6.3.1, RFC 2710 section 4).
+    pub fn mld_group_query(&self, group: Ipv6Addr, max_resp: Duration) -> mld::Message {
+        let v2 = self.version >= 2;
+        mld::Message::Query(mld::Query {
+            version: if v2 {
+                mld::QueryVersion::V2
+            } else {
+                mld::QueryVersion::V1
+            },
+            max_resp,
+            group,
+            s_flag: false,
+            qrv: if v2 { self.robustness.min(7) as u8 } else { 0 },
+            qqi: if v2 {
+                self.query_interval
+            } else {
+                Duration::ZERO
+            },
+            sources: vec![],
+        })
+    }
 }
 
 /// Who queries on the segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum Role<A = Ipv4Addr> {
     /// We send general queries.
     Querier,
     /// Another querier with a lower address was heard; we stay quiet until `until`.
-    NonQuerier { other: Ipv4Addr, until: Instant },
+    NonQuerier { other: A, until: Instant },
     /// `--querier off`: we never query (`other` is the last querier heard, if any).
-    Disabled { other: Option<Ipv4Addr> },
+    Disabled { other: Option<A> },
 }
 
 /// A change worth a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoleChange {
+pub enum RoleChange<A = Ipv4Addr> {
     /// We stopped querying because `other` has a lower address.
-    Yielded { other: Ipv4Addr },
+    Yielded { other: A },
     /// The other querier went silent; we query again.
     Resumed,
 }
 
+impl<A> RoleChange<A> {
+    /// The same change with the address converted (e.g. into an `IpAddr` for logging).
+    pub fn map<B>(self, f: impl FnOnce(A) -> B) -> RoleChange<B> {
+        match self {
+            RoleChange::Yielded { other } => RoleChange::Yielded { other: f(other) },
+            RoleChange::Resumed => RoleChange::Resumed,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
-pub struct Querier {
+pub struct Querier<A = Ipv4Addr> {
     cfg: QuerierConfig,
-    own_ip: Ipv4Addr,
-    role: Role,
+    own_ip: A,
+    role: Role<A>,
     startup_left: u32,
     next_query: Instant,
 }
 
-impl Querier {
+impl<A: GroupAddr> Querier<A> {
     /// A querier that starts up at `now`: `robustness` general queries spaced by the startup
     /// query interval (RFC 3376 section 8.7), the first one at once.
-    pub fn new(cfg: QuerierConfig, own_ip: Ipv4Addr, now: Instant) -> Self {
+    pub fn new(cfg: QuerierConfig, own_ip: A, now: Instant) -> Self {
         let role = if cfg.mode == Mode::Off {
             Role::Disabled { other: None }
         } else {
@@ -116,11 +156,11 @@ impl Querier {
         &self.cfg
     }
 
-    pub fn role(&self) -> Role {
+    pub fn role(&self) -> Role<A> {
         self.role
     }
 
-    pub fn own_ip(&self) -> Ipv4Addr {
+    pub fn own_ip(&self) -> A {
         self.own_ip
     }
 
@@ -134,15 +174,15 @@ impl Querier {
     /// from 0.0.0.0 never wins: it comes from a snooping device without an address, and
     /// yielding to it could leave the segment with no querier. When we have no address
     /// ourselves, any addressed querier wins, as a real router should be the querier.
-    fn beats_us(&self, other: Ipv4Addr) -> bool {
+    fn beats_us(&self, other: A) -> bool {
         if other == self.own_ip || other.is_unspecified() {
             return false;
         }
-        self.own_ip.is_unspecified() || u32::from(other) < u32::from(self.own_ip)
+        self.own_ip.is_unspecified() || other < self.own_ip
     }
 
     /// A query was heard on the interface from IPv4 source `src`.
-    pub fn accept_query(&mut self, src: Ipv4Addr, now: Instant) -> Option<RoleChange> {
+    pub fn accept_query(&mut self, src: A, now: Instant) -> Option<RoleChange<A>> {
         if !self.beats_us(src) {
             return None;
         }
@@ -161,11 +201,7 @@ impl Querier {
             }
             Role::NonQuerier { other, .. } => {
                 // Keep the lowest address heard; refresh the timer.
-                let other = if u32::from(src) < u32::from(other) {
-                    src
-                } else {
-                    other
-                };
+                let other = if src < other { src } else { other };
                 self.role = Role::NonQuerier {
                     other,
                     until: now + self.cfg.other_querier_present_interval(),
@@ -176,7 +212,7 @@ impl Querier {
     }
 
     /// Run timers. Returns whether a general query is due now, and a role change to log.
-    pub fn poll(&mut self, now: Instant) -> (bool, Option<RoleChange>) {
+    pub fn poll(&mut self, now: Instant) -> (bool, Option<RoleChange<A>>) {
         let mut change = None;
         if let Role::NonQuerier { until, .. } = self.role {
             if now < until {

@@ -7,6 +7,7 @@
 //! plan around the limits rather than asking anyone to change sysctls. A socket cannot hold
 //! an any-source and a source-specific membership of the same group (the kernel says EINVAL).
 
+use super::family::GroupAddr;
 use super::membership::UpstreamWant;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -29,37 +30,37 @@ impl Default for JoinLimits {
 /// One membership operation on socket number `socket` of the pool (the runtime opens
 /// sockets as numbers first appear).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct JoinOp {
+pub struct JoinOp<A = Ipv4Addr> {
     pub socket: usize,
-    pub kind: JoinKind,
+    pub kind: JoinKind<A>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum JoinKind {
+pub enum JoinKind<A = Ipv4Addr> {
     /// MCAST_JOIN_GROUP (*, G)
-    JoinAny(Ipv4Addr),
+    JoinAny(A),
     /// MCAST_LEAVE_GROUP (*, G)
-    LeaveAny(Ipv4Addr),
+    LeaveAny(A),
     /// MCAST_JOIN_SOURCE_GROUP (S, G): (group, source)
-    JoinSource(Ipv4Addr, Ipv4Addr),
+    JoinSource(A, A),
     /// MCAST_LEAVE_SOURCE_GROUP (S, G): (group, source)
-    LeaveSource(Ipv4Addr, Ipv4Addr),
+    LeaveSource(A, A),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Held {
+enum Held<A> {
     Any,
-    Sources(BTreeSet<Ipv4Addr>),
+    Sources(BTreeSet<A>),
 }
 
 /// The actual state: which socket holds what.
-#[derive(Debug, Clone, Default)]
-pub struct JoinPool {
+#[derive(Debug, Clone)]
+pub struct JoinPool<A = Ipv4Addr> {
     limits: JoinLimits,
-    sockets: Vec<BTreeMap<Ipv4Addr, Held>>,
+    sockets: Vec<BTreeMap<A, Held<A>>>,
 }
 
-impl JoinPool {
+impl<A: GroupAddr> JoinPool<A> {
     pub fn new(limits: JoinLimits) -> Self {
         JoinPool {
             limits,
@@ -74,8 +75,8 @@ impl JoinPool {
     }
 
     /// What is joined now, merged over sockets, for status.
-    pub fn joined(&self) -> BTreeMap<Ipv4Addr, UpstreamWant> {
-        let mut out: BTreeMap<Ipv4Addr, UpstreamWant> = BTreeMap::new();
+    pub fn joined(&self) -> BTreeMap<A, UpstreamWant<A>> {
+        let mut out: BTreeMap<A, UpstreamWant<A>> = BTreeMap::new();
         for s in &self.sockets {
             for (g, h) in s {
                 match (out.get_mut(g), h) {
@@ -97,7 +98,7 @@ impl JoinPool {
     /// Joins come before leaves for a group that changes kind, so traffic does not stop
     /// while (*, G) replaces (S, G) or the other way round. If the runtime fails to carry out
     /// an operation it calls [`JoinPool::undo`], and the next reconcile tries again.
-    pub fn reconcile(&mut self, want: &BTreeMap<Ipv4Addr, UpstreamWant>) -> Vec<JoinOp> {
+    pub fn reconcile(&mut self, want: &BTreeMap<A, UpstreamWant<A>>) -> Vec<JoinOp<A>> {
         let mut ops = vec![];
         // Groups nobody wants any more.
         for (i, s) in self.sockets.iter_mut().enumerate() {
@@ -128,7 +129,7 @@ impl JoinPool {
         // 200 sockets that was tens of milliseconds per reconcile, most of a report flood's
         // cost). Changing one group only touches that group's entries, so the index stays
         // right for the others.
-        let mut held_at: BTreeMap<Ipv4Addr, Vec<usize>> = BTreeMap::new();
+        let mut held_at: BTreeMap<A, Vec<usize>> = BTreeMap::new();
         for (i, s) in self.sockets.iter().enumerate() {
             for g in s.keys() {
                 held_at.entry(*g).or_default().push(i);
@@ -152,7 +153,7 @@ impl JoinPool {
                     self.drop_sources(g, |_| true, &mut ops);
                 }
                 UpstreamWant::Sources(wanted) => {
-                    let held: BTreeSet<Ipv4Addr> = self
+                    let held: BTreeSet<A> = self
                         .sockets
                         .iter()
                         .filter_map(|s| match s.get(&g) {
@@ -195,7 +196,7 @@ impl JoinPool {
     }
 
     /// True when the sockets `at` (those holding `g`) hold exactly `want`: nothing to do.
-    fn holds_exactly(&self, g: Ipv4Addr, want: &UpstreamWant, at: &[usize]) -> bool {
+    fn holds_exactly(&self, g: A, want: &UpstreamWant<A>, at: &[usize]) -> bool {
         match want {
             UpstreamWant::AnySource => {
                 at.len() == 1 && self.sockets[at[0]].get(&g) == Some(&Held::Any)
@@ -224,19 +225,19 @@ impl JoinPool {
     }
 
     /// Leave every membership (shutdown).
-    pub fn leave_all(&mut self) -> Vec<JoinOp> {
+    pub fn leave_all(&mut self) -> Vec<JoinOp<A>> {
         self.reconcile(&BTreeMap::new())
     }
 
     /// The runtime could not carry out `op`: restore the model to what the kernel has.
     /// An op on a socket that `reconcile` already let go of (emptied and trimmed) is not
     /// restored: the runtime closes that socket, which drops whatever it still held.
-    pub fn undo(&mut self, op: JoinOp) {
+    pub fn undo(&mut self, op: JoinOp<A>) {
         self.undo_op(op);
         self.trim();
     }
 
-    fn undo_op(&mut self, op: JoinOp) {
+    fn undo_op(&mut self, op: JoinOp<A>) {
         let Some(s) = self.sockets.get_mut(op.socket) else {
             return;
         };
@@ -265,15 +266,10 @@ impl JoinPool {
         }
     }
 
-    fn drop_sources(
-        &mut self,
-        g: Ipv4Addr,
-        unwanted: impl Fn(&Ipv4Addr) -> bool,
-        ops: &mut Vec<JoinOp>,
-    ) {
+    fn drop_sources(&mut self, g: A, unwanted: impl Fn(&A) -> bool, ops: &mut Vec<JoinOp<A>>) {
         for (i, s) in self.sockets.iter_mut().enumerate() {
             if let Some(Held::Sources(set)) = s.get_mut(&g) {
-                let gone: Vec<Ipv4Addr> = set.iter().copied().filter(|x| unwanted(x)).collect();
+                let gone: Vec<A> = set.iter().copied().filter(|x| unwanted(x)).collect();
                 for src in gone {
                     set.remove(&src);
                     ops.push(JoinOp {
@@ -290,7 +286,7 @@ impl JoinPool {
     }
 
     /// A socket that can take a new group, opening a new one when all are full.
-    fn socket_with_room(&mut self, g: Ipv4Addr) -> usize {
+    fn socket_with_room(&mut self, g: A) -> usize {
         let limit = self.limits.groups_per_socket;
         if let Some(i) = self
             .sockets
@@ -305,7 +301,7 @@ impl JoinPool {
 
     /// A socket that can take one more source of `g`: one already holding `g` with fewer
     /// than the source limit, else one with room for a new group.
-    fn socket_for_source(&mut self, g: Ipv4Addr) -> usize {
+    fn socket_for_source(&mut self, g: A) -> usize {
         let limit = self.limits.sources_per_group;
         if let Some(i) = self
             .sockets

@@ -3,9 +3,10 @@
 //! datapath.rs) call these and only count and hand on the result, so the unit tests below and
 //! the fuzz target `fuzz/fuzz_targets/capture_frame.rs` run exactly the code the threads run.
 
+use crate::wire::ipv6::{self, MldFrame};
 use crate::wire::{self, ethernet, ipv4, DataPacket, IgmpFrame, LinkType, WireError};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Why a downstream frame is not handed to the control thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,82 @@ pub fn downstream(frame: &[u8]) -> Result<IgmpFrame, DownDrop> {
     Ok(f)
 }
 
+/// Which protocol a downstream frame carries, by its EtherType: IPv4 (IGMP) or IPv6 (MLD).
+pub fn is_ipv6_frame(frame: &[u8]) -> bool {
+    frame.get(12..14) == Some(&ethernet::ETHERTYPE_IPV6.to_be_bytes()[..])
+}
+
+/// Why a downstream IPv6 frame is not handed to the control thread as MLD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MldDrop {
+    /// Not IPv6 ICMPv6 in the MLD range at all (neighbour discovery and the like, which the
+    /// capture filter lets through): not counted, not logged.
+    NotMld,
+    /// A broken MLD message (counted in `mld_malformed`; an ICMPv6 type in no MLD version,
+    /// `WireError::UnknownType`, in `mld_unknown_type`).
+    Malformed(WireError),
+    /// From a multicast or broadcast source MAC (counted in `mld_malformed`).
+    MulticastSource,
+    /// Hop limit other than 1 (`mld_bad_hop_limit`): RFC 3810 section 5 and RFC 2710
+    /// section 3 send every MLD message with hop limit 1.
+    BadHopLimit { hop_limit: u8, src: Ipv6Addr },
+    /// Source not link-local (`mld_bad_source`): RFC 3810 sections 5.1.14 and 5.2.13, routers
+    /// silently discard MLD messages not sent from a valid link-local address (a report from
+    /// `::` comes from a node still in duplicate address detection, for link-scope groups).
+    BadSource { src: Ipv6Addr },
+    /// No hop-by-hop Router Alert option (`mld_no_router_alert`): RFC 3810 section 5 and
+    /// RFC 2710 section 3 require it; RFC 3810 section 6.2 and 7.4 discard messages without.
+    NoRouterAlert { src: Ipv6Addr },
+}
+
+impl fmt::Display for MldDrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MldDrop::NotMld => write!(f, "not MLD"),
+            MldDrop::Malformed(e) => e.fmt(f),
+            MldDrop::MulticastSource => write!(f, "multicast source MAC"),
+            MldDrop::BadHopLimit { hop_limit, src } => {
+                write!(f, "hop limit {hop_limit} from {src}")
+            }
+            MldDrop::BadSource { src } => write!(f, "source {src} is not link-local"),
+            MldDrop::NoRouterAlert { src } => write!(f, "no Router Alert option from {src}"),
+        }
+    }
+}
+
+/// fe80::/10 (RFC 4291 section 2.5.6).
+fn is_link_local_unicast(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// A downstream frame with EtherType 0x86DD (see [`is_ipv6_frame`]). Ok: an MLD message from a
+/// host on the link, for the MLD querier (queries) or the IPv6 membership table (the rest).
+/// Judged in this order: well-formed, unicast source MAC, hop limit 1, link-local source,
+/// Router Alert.
+pub fn downstream_mld(frame: &[u8]) -> Result<MldFrame, MldDrop> {
+    let f = ipv6::parse_mld_frame(frame).map_err(|e| match e {
+        WireError::NotMld | WireError::NotIpv6 => MldDrop::NotMld,
+        e => MldDrop::Malformed(e),
+    })?;
+    if f.src_mac.is_multicast() {
+        return Err(MldDrop::MulticastSource);
+    }
+    let src = f.ip.src;
+    if f.ip.hop_limit != 1 {
+        return Err(MldDrop::BadHopLimit {
+            hop_limit: f.ip.hop_limit,
+            src,
+        });
+    }
+    if !is_link_local_unicast(src) {
+        return Err(MldDrop::BadSource { src });
+    }
+    if !f.router_alert {
+        return Err(MldDrop::NoRouterAlert { src });
+    }
+    Ok(f)
+}
+
 /// What the upstream capture made of one frame.
 #[derive(Debug, PartialEq, Eq)]
 pub struct UpstreamFrame<'a> {
@@ -69,7 +146,11 @@ pub fn upstream(link: LinkType, frame: &mut [u8], csum_not_ready: bool) -> Upstr
     };
     let checksum_completed = csum_not_ready
         && frame.len() > ip_offset
-        && ipv4::complete_udp_checksum(&mut frame[ip_offset..]);
+        && match frame[ip_offset] >> 4 {
+            4 => ipv4::complete_udp_checksum(&mut frame[ip_offset..]),
+            6 => ipv6::complete_udp_checksum(&mut frame[ip_offset..]),
+            _ => false,
+        };
     UpstreamFrame {
         checksum_completed,
         packet: wire::parse_data_packet(link, frame),
@@ -162,7 +243,7 @@ mod tests {
             let mut f = udp(link);
             let up = upstream(link, &mut f, false);
             assert!(!up.checksum_completed);
-            assert_eq!(up.packet.unwrap().group, G);
+            assert_eq!(up.packet.unwrap().group, std::net::IpAddr::V4(G));
             assert_eq!(f[off + 26..off + 28], [0, 0]);
             let up = upstream(link, &mut f, true);
             assert!(up.checksum_completed);

@@ -8,13 +8,14 @@
 //!  control   ──(locks briefly for a snapshot, serialises outside)──> status clients
 //! ```
 
-use super::classify::{self, DownDrop};
+use super::classify::{self, DownDrop, MldDrop};
 use super::datapath::{sender, DownTx, Job, Pool};
 use super::links::{open_err, LinkChange, Links, DATA_RCVBUF};
 use super::stats::{add, inc, Counters, LogBudget, RateLimit, Take};
 use super::{control, iface, privs, sys};
 use crate::config::Config;
-use crate::core::fib::Fib;
+use crate::core::family::GroupAddr;
+use crate::core::fib::Forwarding;
 use crate::core::membership::{
     CompatFallback, Event, FilterMode, HostKey, IgnoreReason, LeaveReason, Table, UpstreamWant,
 };
@@ -26,14 +27,14 @@ use crate::status::{
     CompatStatus, GroupStatus, InterfaceStatus, JoinStatus, MemberStatus, Snapshot, UpstreamStatus,
 };
 use crate::wire::igmp::{self, Message};
-use crate::wire::MacAddr;
+use crate::wire::{ipv6, mld, MacAddr};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use log::{debug, info, warn};
 use parking_lot::{Mutex, RwLock};
 use socket2::Socket;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,21 +79,30 @@ impl std::fmt::Display for RunError {
     }
 }
 
-/// A parsed IGMP message from a downstream host, for the control thread.
+/// A parsed IGMP or MLD message from a downstream host, for the control thread.
 pub struct IgmpIn {
     iface: IfaceId,
     src_mac: MacAddr,
-    src_ip: Ipv4Addr,
-    msg: Message,
+    msg: GroupMsg,
     /// `msg.weight()`, counted in [`Shared::queued_weight`] while queued.
     weight: usize,
 }
 
-/// Everything the control thread owns; the status thread reads it under the lock.
+/// The message with its IP source.
+enum GroupMsg {
+    Igmp(Ipv4Addr, Message),
+    Mld(Ipv6Addr, mld::Message),
+}
+
+/// Everything the control thread owns; the status thread reads it under the lock. One
+/// table, querier per interface and join pool per address family.
 struct State {
     table: Table,
     queriers: Vec<Querier>,
     joins: JoinPool,
+    table6: Table<Ipv6Addr>,
+    queriers6: Vec<Querier<Ipv6Addr>>,
+    joins6: JoinPool<Ipv6Addr>,
 }
 
 /// What the threads share.
@@ -100,7 +110,7 @@ pub struct Shared {
     pub cfg: Config,
     state: Mutex<State>,
     /// The forwarding snapshot, swapped whole by the control thread.
-    pub fib: RwLock<Arc<Fib>>,
+    pub fib: RwLock<Arc<Forwarding>>,
     /// Bumped after each swap so readers refresh their copy only then.
     pub fib_gen: AtomicU64,
     /// Each downstream's send side; None while the interface is away.
@@ -141,9 +151,20 @@ pub fn run(
             .unwrap_or(10)
             .max(1),
     };
+    let limits6 = ipv6_join_limits(
+        read_sysctl("/proc/sys/net/ipv6/mld_max_msf"),
+        read_sysctl("/proc/sys/net/core/optmem_max"),
+    );
     let fallback: Vec<CompatFallback> = cfg.downstreams.iter().map(|d| d.compat_fallback).collect();
     let state = State {
-        table: Table::new(cfg.settings.clone(), cfg.filter.clone(), fallback),
+        table: Table::new(cfg.settings.clone(), cfg.filter.clone(), fallback.clone()),
+        table6: Table::new(cfg.settings.clone(), cfg.filter.clone(), fallback),
+        queriers6: cfg
+            .downstreams
+            .iter()
+            .map(|_| Querier::new(querier6_config(&cfg, None), Ipv6Addr::UNSPECIFIED, now))
+            .collect(),
+        joins6: JoinPool::new(limits6),
         queriers: cfg
             .downstreams
             .iter()
@@ -161,7 +182,7 @@ pub fn run(
         down: cfg.downstreams.iter().map(|_| RwLock::new(None)).collect(),
         cfg,
         state: Mutex::new(state),
-        fib: RwLock::new(Arc::new(Fib::default())),
+        fib: RwLock::new(Arc::new(Forwarding::default())),
         fib_gen: AtomicU64::new(0),
         links_gen: AtomicU64::new(0),
         up_link: RwLock::new(None),
@@ -238,7 +259,7 @@ pub fn run(
     {
         let sh = shared.clone();
         threads.push(spawn("ctl".into(), true, move || {
-            control_loop(&sh, links, opened, ev_rx, limits)
+            control_loop(&sh, links, opened, ev_rx, (limits, limits6))
         })?);
     }
     // 4. Back to the base nice value (raising needs no privilege) for what follows: the
@@ -326,6 +347,31 @@ pub(crate) fn spawn(
         .map_err(|e| RunError::Io(format!("thread {name}: {e}")))
 }
 
+/// Per-socket limits of IPv6 joins. Linux has no IPv6 counterpart of igmp_max_memberships:
+/// a socket holds groups until its option memory (net.core.optmem_max) runs out, about 56
+/// bytes per group plus 16 per source, and the kernel holds the old and the new source list
+/// while one grows. Sources per group: net.ipv6.mld_max_msf (global, so missing inside a
+/// network namespace: its default, 64).
+fn ipv6_join_limits(mld_max_msf: Option<usize>, optmem_max: Option<usize>) -> JoinLimits {
+    let sources = mld_max_msf.unwrap_or(64).max(1);
+    let per_group = 80 + 16 * sources.div_ceil(10) * 10;
+    JoinLimits {
+        groups_per_socket: (optmem_max.unwrap_or(20_480) / 2 / per_group).clamp(1, 1000),
+        sources_per_group: sources,
+    }
+}
+
+/// The MLD querier's configuration for a downstream whose link-local address is `source`:
+/// off with IPv6 off or without a link-local address (RFC 3810 section 5.1.14: hosts
+/// discard queries from any other source).
+fn querier6_config(cfg: &Config, source: Option<Ipv6Addr>) -> crate::core::querier::QuerierConfig {
+    let mut q = cfg.querier6.clone();
+    if !cfg.ipv6 || source.is_none() {
+        q.mode = Mode::Off;
+    }
+    q
+}
+
 fn read_sysctl(path: &str) -> Option<usize> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -401,42 +447,28 @@ pub(crate) fn capture_downstream(
         let Some(frame) = frame else {
             continue;
         };
-        // 1. Parse and check (classify::downstream): Ethernet, IPv4 (header length, checksum,
-        //    total length), IGMP checksum, a unicast source MAC, then TTL 1 (RFC 3376
-        //    section 4 / RFC 2236 section 2: anything else did not come from this link).
-        let f = match classify::downstream(frame) {
-            Ok(f) => f,
-            // RFC 3376 section 4: unrecognised message types are silently ignored. They are
-            // well-formed IGMP of other protocols (mtrace, DVMRP, PIMv1), not a broken host.
-            Err(DownDrop::Malformed(crate::wire::WireError::UnknownType(t))) => {
-                inc(&c.igmp_unknown_type);
-                debug!("{name}: ignored IGMP of unknown type 0x{t:02x}");
+        // 1. Parse and check: IGMP (classify::downstream) or MLD (classify::downstream_mld),
+        //    then count by type.
+        let (src_mac, msg) = if classify::is_ipv6_frame(frame) {
+            if !sh.cfg.ipv6 {
                 continue;
             }
-            Err(DownDrop::BadTtl { ttl, src }) => {
-                inc(&c.igmp_bad_ttl);
-                debug!("{name}: ignored IGMP with TTL {ttl} from {src}");
-                continue;
+            match accept_mld_frame(c, name, frame) {
+                Some(x) => x,
+                None => continue,
             }
-            Err(why) => {
-                inc(&c.igmp_malformed);
-                if WARN_MALFORMED.allow(Instant::now()) {
-                    warn!("{name}: dropped malformed IGMP ({why}); further ones are counted, not logged, for 10 s");
-                }
-                continue;
+        } else {
+            match accept_igmp_frame(c, name, frame) {
+                Some(x) => x,
+                None => continue,
             }
         };
-        match &f.message {
-            Message::Query(_) => inc(&c.queries_received),
-            Message::ReportV1 { .. } => inc(&c.reports_v1),
-            Message::ReportV2 { .. } => inc(&c.reports_v2),
-            Message::LeaveV2 { .. } => inc(&c.leaves_v2),
-            Message::ReportV3 { .. } => inc(&c.reports_v3),
-        }
-        debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
         // 2. Hand over; never block the capture on a slow control thread, and never queue
         //    more than MAX_QUEUED_WEIGHT records and sources in all.
-        let weight = f.message.weight();
+        let weight = match &msg {
+            GroupMsg::Igmp(_, m) => m.weight(),
+            GroupMsg::Mld(_, m) => m.weight(),
+        };
         if sh.queued_weight.fetch_add(weight, Ordering::AcqRel) + weight > MAX_QUEUED_WEIGHT {
             sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
             inc(&c.events_dropped);
@@ -444,9 +476,8 @@ pub(crate) fn capture_downstream(
         }
         match tx.try_send(IgmpIn {
             iface,
-            src_mac: f.src_mac,
-            src_ip: f.ip.src,
-            msg: f.message,
+            src_mac,
+            msg,
             weight,
         }) {
             Ok(()) => {}
@@ -459,23 +490,106 @@ pub(crate) fn capture_downstream(
     }
 }
 
-/// The control thread: owns the table, runs timers and queriers, joins upstream, watches
+/// An IPv4 frame from a downstream capture: Ethernet, IPv4 (header length, checksum, total
+/// length), IGMP checksum, a unicast source MAC, then TTL 1 (RFC 3376 section 4 / RFC 2236
+/// section 2: anything else did not come from this link). Counted either way.
+fn accept_igmp_frame(c: &Counters, name: &str, frame: &[u8]) -> Option<(MacAddr, GroupMsg)> {
+    let f = match classify::downstream(frame) {
+        Ok(f) => f,
+        // RFC 3376 section 4: unrecognised message types are silently ignored. They are
+        // well-formed IGMP of other protocols (mtrace, DVMRP, PIMv1), not a broken host.
+        Err(DownDrop::Malformed(crate::wire::WireError::UnknownType(t))) => {
+            inc(&c.igmp_unknown_type);
+            debug!("{name}: ignored IGMP of unknown type 0x{t:02x}");
+            return None;
+        }
+        Err(DownDrop::BadTtl { ttl, src }) => {
+            inc(&c.igmp_bad_ttl);
+            debug!("{name}: ignored IGMP with TTL {ttl} from {src}");
+            return None;
+        }
+        Err(why) => {
+            inc(&c.igmp_malformed);
+            if WARN_MALFORMED.allow(Instant::now()) {
+                warn!("{name}: dropped malformed IGMP ({why}); further ones are counted, not logged, for 10 s");
+            }
+            return None;
+        }
+    };
+    match &f.message {
+        Message::Query(_) => inc(&c.queries_received),
+        Message::ReportV1 { .. } => inc(&c.reports_v1),
+        Message::ReportV2 { .. } => inc(&c.reports_v2),
+        Message::LeaveV2 { .. } => inc(&c.leaves_v2),
+        Message::ReportV3 { .. } => inc(&c.reports_v3),
+    }
+    debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
+    Some((f.src_mac, GroupMsg::Igmp(f.ip.src, f.message)))
+}
+
+/// An IPv6 frame from a downstream capture: an MLD message judged by
+/// [`classify::downstream_mld`] (well-formed, unicast source MAC, hop limit 1, link-local
+/// source, Router Alert). Other ICMPv6 (neighbour discovery) is passed over silently.
+fn accept_mld_frame(c: &Counters, name: &str, frame: &[u8]) -> Option<(MacAddr, GroupMsg)> {
+    let f = match classify::downstream_mld(frame) {
+        Ok(f) => f,
+        Err(MldDrop::NotMld) => return None,
+        Err(MldDrop::Malformed(crate::wire::WireError::UnknownType(t))) => {
+            inc(&c.mld_unknown_type);
+            debug!("{name}: ignored MLD of unknown type {t}");
+            return None;
+        }
+        Err(why @ MldDrop::BadHopLimit { .. }) => {
+            inc(&c.mld_bad_hop_limit);
+            debug!("{name}: ignored MLD: {why}");
+            return None;
+        }
+        Err(why @ MldDrop::BadSource { .. }) => {
+            inc(&c.mld_bad_source);
+            debug!("{name}: ignored MLD: {why}");
+            return None;
+        }
+        Err(why @ MldDrop::NoRouterAlert { .. }) => {
+            inc(&c.mld_no_router_alert);
+            debug!("{name}: ignored MLD: {why}");
+            return None;
+        }
+        Err(why) => {
+            inc(&c.mld_malformed);
+            if WARN_MALFORMED.allow(Instant::now()) {
+                warn!("{name}: dropped malformed MLD ({why}); further ones are counted, not logged, for 10 s");
+            }
+            return None;
+        }
+    };
+    match &f.message {
+        mld::Message::Query(_) => inc(&c.mld_queries_received),
+        mld::Message::ReportV1 { .. } => inc(&c.mld_reports_v1),
+        mld::Message::DoneV1 { .. } => inc(&c.mld_dones),
+        mld::Message::ReportV2 { .. } => inc(&c.mld_reports_v2),
+    }
+    debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
+    Some((f.src_mac, GroupMsg::Mld(f.ip.src, f.message)))
+}
+
+/// The control thread: owns the tables, runs timers and queriers, joins upstream, watches
 /// interfaces.
 fn control_loop(
     sh: &Arc<Shared>,
     mut links: Links,
     opened: Vec<LinkChange>,
     rx: Receiver<IgmpIn>,
-    limits: JoinLimits,
+    (limits, limits6): (JoinLimits, JoinLimits),
 ) {
     let mut join_socks: Vec<Socket> = Vec::new();
+    let mut join_socks6: Vec<Socket> = Vec::new();
     let mut retry_at: Option<Instant> = None;
     let mut inbox: Vec<IgmpIn> = Vec::new();
     let mut link_changes = opened;
     let mut next_watch = Instant::now() + WATCH_INTERVAL;
     let mut pacer = Pacer::new(REBUILD_MIN_GAP, REBUILD_FACTOR, REBUILD_MAX_GAP);
     loop {
-        // 1. Wait for IGMP or the next timer, at most until the next interface check.
+        // 1. Wait for IGMP/MLD or the next timer, at most until the next interface check.
         let now = Instant::now();
         let deadline = {
             let st = sh.state.lock();
@@ -484,7 +598,9 @@ fn control_loop(
                 .table
                 .next_deadline()
                 .into_iter()
+                .chain(st.table6.next_deadline())
                 .chain(st.queriers.iter().filter_map(Querier::next_deadline))
+                .chain(st.queriers6.iter().filter_map(Querier::next_deadline))
                 .chain(pacer.next_deadline(now))
             {
                 d = d.min(x);
@@ -503,11 +619,12 @@ fn control_loop(
         }
         // 2. Apply inputs, interface changes and timers under the lock.
         let mut events = Vec::new();
+        let mut events6 = Vec::new();
         let mut role_changes = Vec::new();
-        let mut queries: Vec<(IfaceId, Message, Ipv4Addr)> = Vec::new();
+        let mut queries: Vec<(IfaceId, Query)> = Vec::new();
         let mut links_changed = false;
         let upstream_open = links.upstream_index().is_some();
-        let (fib, ops) = {
+        let (fib, ops, ops6) = {
             let mut guard = sh.state.lock();
             let st = &mut *guard;
             for ch in link_changes.drain(..) {
@@ -515,8 +632,15 @@ fn control_loop(
                 match ch {
                     LinkChange::DownOpened(i, link) => {
                         info!(
-                            "downstream {}: open (index {}, MAC {}, queries from {}); sending startup queries",
-                            link.iface.name, link.iface.index, link.source_mac, link.query_source
+                            "downstream {}: open (index {}, MAC {}, queries from {}{}); sending startup queries",
+                            link.iface.name,
+                            link.iface.index,
+                            link.source_mac,
+                            link.query_source,
+                            match (sh.cfg.ipv6, link.query_source6) {
+                                (true, Some(a)) => format!(" and {a}"),
+                                _ => String::new(),
+                            }
                         );
                         if link.query_source.is_unspecified() && sh.cfg.querier.mode != Mode::Off {
                             warn!(
@@ -525,15 +649,35 @@ fn control_loop(
                                 link.iface.name
                             );
                         }
+                        if sh.cfg.ipv6
+                            && link.query_source6.is_none()
+                            && sh.cfg.querier6.mode != Mode::Off
+                        {
+                            warn!(
+                                "{}: no IPv6 link-local address, so no MLD queries are sent there (hosts \
+                                 ignore queries from any other source, RFC 3810 section 5.1.14)",
+                                link.iface.name
+                            );
+                        }
                         st.queriers[i] =
                             Querier::new(sh.cfg.querier.clone(), link.query_source, now);
+                        st.queriers6[i] = Querier::new(
+                            querier6_config(&sh.cfg, link.query_source6),
+                            link.query_source6.unwrap_or(Ipv6Addr::UNSPECIFIED),
+                            now,
+                        );
                     }
                     LinkChange::DownClosed(i) => {
                         let gone = st.table.remove_iface(i);
+                        let gone6 = st.table6.remove_iface(i);
                         let n = gone
                             .iter()
                             .filter(|e| matches!(e, Event::Left { .. }))
-                            .count();
+                            .count()
+                            + gone6
+                                .iter()
+                                .filter(|e| matches!(e, Event::Left { .. }))
+                                .count();
                         sh.counters
                             .members_dropped_iface
                             .fetch_add(n as u64, Ordering::Relaxed);
@@ -542,18 +686,30 @@ fn control_loop(
                             sh.cfg.downstreams[i].name
                         );
                         events.extend(gone);
+                        events6.extend(gone6);
                     }
                     LinkChange::UpOpened(info) => {
                         info!(
                             "upstream {}: open (index {}, {:?} link); joining what members want",
                             info.name, info.index, info.link
                         );
+                        // The kernel takes IPv6 joins there but sends no MLD report for them.
+                        let off = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", info.name);
+                        if sh.cfg.ipv6 && read_sysctl(&off) == Some(1) {
+                            warn!(
+                                "upstream {}: IPv6 is disabled on it (disable_ipv6=1): IPv6 groups are \
+                                 joined but no MLD report goes out, so no IPv6 stream will come",
+                                info.name
+                            );
+                        }
                     }
                     LinkChange::UpClosed => {
                         // The kernel drops a vanished device's memberships; closing the
                         // sockets drops the rest. Rejoin from scratch when it returns.
                         st.joins = JoinPool::new(limits);
+                        st.joins6 = JoinPool::new(limits6);
                         join_socks.clear();
+                        join_socks6.clear();
                     }
                 }
             }
@@ -562,57 +718,81 @@ fn control_loop(
                 if !links.is_down_open(m.iface) {
                     continue;
                 }
+                let host = HostKey {
+                    iface: m.iface,
+                    mac: m.src_mac,
+                };
                 match &m.msg {
-                    Message::Query(_) => {
-                        if let Some(ch) = st.queriers[m.iface].accept_query(m.src_ip, now) {
-                            role_changes.push((m.iface, ch));
+                    GroupMsg::Igmp(src, Message::Query(_)) => {
+                        if let Some(ch) = st.queriers[m.iface].accept_query(*src, now) {
+                            role_changes.push((m.iface, ch.map(IpAddr::V4)));
                         }
                     }
-                    _ => events.extend(st.table.accept_report(
-                        HostKey {
-                            iface: m.iface,
-                            mac: m.src_mac,
-                        },
-                        m.src_ip,
-                        &m.msg,
-                        now,
-                    )),
+                    GroupMsg::Igmp(src, msg) => {
+                        events.extend(st.table.accept_report(host, *src, msg, now))
+                    }
+                    GroupMsg::Mld(src, mld::Message::Query(_)) => {
+                        if let Some(ch) = st.queriers6[m.iface].accept_query(*src, now) {
+                            role_changes.push((m.iface, ch.map(IpAddr::V6)));
+                        }
+                    }
+                    GroupMsg::Mld(src, msg) => {
+                        events6.extend(st.table6.accept_mld(host, *src, msg, now))
+                    }
                 }
             }
             events.extend(st.table.poll(now));
+            events6.extend(st.table6.poll(now));
             for (i, q) in st.queriers.iter_mut().enumerate() {
                 let (due, ch) = q.poll(now);
                 if let Some(ch) = ch {
-                    role_changes.push((i, ch));
+                    role_changes.push((i, ch.map(IpAddr::V4)));
                 }
                 if due && !stopping && links.is_down_open(i) {
-                    queries.push((i, q.config().general_query(), igmp::ALL_SYSTEMS));
+                    queries.push((
+                        i,
+                        Query::Igmp(q.config().general_query(), igmp::ALL_SYSTEMS),
+                    ));
                 }
             }
-            if events
-                .iter()
-                .any(|e| !matches!(e, Event::Ignored { .. } | Event::SendGroupQuery { .. }))
-            {
+            for (i, q) in st.queriers6.iter_mut().enumerate() {
+                let (due, ch) = q.poll(now);
+                if let Some(ch) = ch {
+                    role_changes.push((i, ch.map(IpAddr::V6)));
+                }
+                if due && !stopping && links.is_down_open(i) {
+                    queries.push((
+                        i,
+                        Query::Mld(q.config().mld_general_query(), mld::ALL_NODES),
+                    ));
+                }
+            }
+            if events.iter().any(Event::changes_state) || events6.iter().any(Event::changes_state) {
                 pacer.mark();
             }
-            // The forwarding snapshot and the upstream want set are rebuilt from the whole
-            // table: paced, so a burst of changes costs one rebuild, not one per report.
+            // The forwarding snapshot and the upstream want sets are rebuilt from the whole
+            // tables: paced, so a burst of changes costs one rebuild, not one per report.
             let rebuild = pacer.due(now);
             let built = Instant::now();
             let retry = retry_at.is_some_and(|t| now >= t);
-            let fib = rebuild.then(|| st.table.forwarding());
-            let ops = if stopping {
-                st.joins.leave_all()
+            let fib = rebuild.then(|| Forwarding {
+                v4: st.table.forwarding(),
+                v6: st.table6.forwarding(),
+            });
+            let (ops, ops6) = if stopping {
+                (st.joins.leave_all(), st.joins6.leave_all())
             } else if upstream_open && (rebuild || retry || links_changed) {
-                let want = st.table.upstream_wants();
-                st.joins.reconcile(&want)
+                (
+                    st.joins.reconcile(&st.table.upstream_wants()),
+                    st.joins6.reconcile(&st.table6.upstream_wants()),
+                )
             } else {
-                Vec::new()
+                (Vec::new(), Vec::new())
             };
             if rebuild {
                 pacer.done(now, built.elapsed());
             }
-            (fib, ops)
+            (fib, ops, ops6)
         };
         // 3. Carry out, outside the lock.
         if let Some(fib) = fib {
@@ -621,9 +801,15 @@ fn control_loop(
         }
         for (i, ch) in role_changes {
             let n = &sh.cfg.downstreams[i].name;
+            let proto = match ch {
+                RoleChange::Yielded {
+                    other: IpAddr::V6(_),
+                } => "MLD ",
+                _ => "",
+            };
             match ch {
                 RoleChange::Yielded { other } => {
-                    info!("{n}: querier {other} has a lower address; we stop querying")
+                    info!("{n}: {proto}querier {other} has a lower address; we stop querying")
                 }
                 RoleChange::Resumed => info!("{n}: the other querier went silent; we query again"),
             }
@@ -634,42 +820,69 @@ fn control_loop(
                     .cfg
                     .querier
                     .group_query(*group, sh.cfg.settings.last_member_query_interval);
-                queries.push((*iface, msg, *group));
+                queries.push((*iface, Query::Igmp(msg, *group)));
             }
             log_event(sh, e);
         }
-        for (i, msg, dst) in queries {
-            send_query(sh, i, &msg, dst);
+        for e in &events6 {
+            if let Event::SendGroupQuery { iface, group } = e {
+                // RFC 3810 section 7.6.3.1 / RFC 2710 section 4: multicast-address-specific
+                // queries go to the address itself.
+                let msg = sh
+                    .cfg
+                    .querier6
+                    .mld_group_query(*group, sh.cfg.settings.last_member_query_interval);
+                queries.push((*iface, Query::Mld(msg, *group)));
+            }
+            log_event(sh, e);
+        }
+        for (i, q) in queries {
+            send_query(sh, i, &q);
         }
         let mut failed = false;
-        let had_ops = !ops.is_empty();
+        let had_ops = !ops.is_empty() || !ops6.is_empty();
         if let Some(ifx) = links.upstream_index() {
+            let mut refused = |what: String, e: io::Error| {
+                failed = true;
+                inc(&sh.counters.upstream_join_errors);
+                // Hosts choose how many groups we join: a flood of them must not turn
+                // into a warning per group every JOIN_RETRY.
+                if WARN_JOIN.allow(Instant::now()) {
+                    warn!(
+                        "upstream {}: {what} failed: {e} (further failures counted in \
+                         upstream_join_errors, not logged, for 10 s)",
+                        sh.cfg.upstream
+                    );
+                } else {
+                    debug!("upstream {}: {what} failed: {e}", sh.cfg.upstream);
+                }
+            };
             for op in ops {
                 if let Err(e) = apply_join(sh, ifx, &mut join_socks, op) {
-                    failed = true;
-                    inc(&sh.counters.upstream_join_errors);
-                    // Hosts choose how many groups we join: a flood of them must not turn
-                    // into a warning per group every JOIN_RETRY.
-                    if WARN_JOIN.allow(Instant::now()) {
-                        warn!(
-                            "upstream {}: {:?} failed: {e} (further failures counted in \
-                             upstream_join_errors, not logged, for 10 s)",
-                            sh.cfg.upstream, op.kind
-                        );
-                    } else {
-                        debug!("upstream {}: {:?} failed: {e}", sh.cfg.upstream, op.kind);
-                    }
+                    refused(format!("{:?}", op.kind), e);
                     if !stopping {
                         sh.state.lock().joins.undo(op);
                     }
                 }
             }
+            for op in ops6 {
+                if let Err(e) = apply_join6(sh, ifx, &mut join_socks6, op) {
+                    refused(format!("{:?}", op.kind), e);
+                    if !stopping {
+                        sh.state.lock().joins6.undo(op);
+                    }
+                }
+            }
         }
         if had_ops {
-            // Close the sockets the pool let go of (emptied at its end): no fd is kept for
-            // a high-water mark of groups long gone.
-            let keep = sh.state.lock().joins.socket_count();
+            // Close the sockets the pools let go of (emptied at their end): no fd is kept
+            // for a high-water mark of groups long gone.
+            let (keep, keep6) = {
+                let st = sh.state.lock();
+                (st.joins.socket_count(), st.joins6.socket_count())
+            };
             join_socks.truncate(keep);
+            join_socks6.truncate(keep6);
         }
         retry_at = if failed {
             Some(now + JOIN_RETRY)
@@ -685,41 +898,85 @@ fn control_loop(
     }
 }
 
+/// A query to send on a downstream, with its destination address.
+enum Query {
+    Igmp(Message, Ipv4Addr),
+    Mld(mld::Message, Ipv6Addr),
+}
+
+fn log_join<A: GroupAddr>(up: &str, kind: &JoinKind<A>) {
+    match kind {
+        JoinKind::JoinAny(g) => log_change(format_args!("upstream {up}: joined {g} (any source)")),
+        JoinKind::LeaveAny(g) => log_change(format_args!("upstream {up}: left {g}")),
+        JoinKind::JoinSource(g, src) => {
+            log_change(format_args!("upstream {up}: joined {g} from {src}"))
+        }
+        JoinKind::LeaveSource(g, src) => {
+            log_change(format_args!("upstream {up}: left {g} from {src}"))
+        }
+    }
+}
+
 fn apply_join(sh: &Shared, ifx: u32, socks: &mut Vec<Socket>, op: JoinOp) -> io::Result<()> {
     while socks.len() <= op.socket {
         socks.push(sys::join_socket()?);
     }
     let s = &socks[op.socket];
-    let up = &sh.cfg.upstream;
     match op.kind {
-        JoinKind::JoinAny(g) => {
-            sys::any_source(s, ifx, g, true)?;
-            log_change(format_args!("upstream {up}: joined {g} (any source)"));
-        }
-        JoinKind::LeaveAny(g) => {
-            sys::any_source(s, ifx, g, false)?;
-            log_change(format_args!("upstream {up}: left {g}"));
-        }
-        JoinKind::JoinSource(g, src) => {
-            sys::source_specific(s, ifx, g, src, true)?;
-            log_change(format_args!("upstream {up}: joined {g} from {src}"));
-        }
-        JoinKind::LeaveSource(g, src) => {
-            sys::source_specific(s, ifx, g, src, false)?;
-            log_change(format_args!("upstream {up}: left {g} from {src}"));
-        }
+        JoinKind::JoinAny(g) => sys::any_source(s, ifx, g, true)?,
+        JoinKind::LeaveAny(g) => sys::any_source(s, ifx, g, false)?,
+        JoinKind::JoinSource(g, src) => sys::source_specific(s, ifx, g, src, true)?,
+        JoinKind::LeaveSource(g, src) => sys::source_specific(s, ifx, g, src, false)?,
     }
+    log_join(&sh.cfg.upstream, &op.kind);
     Ok(())
 }
 
-fn send_query(sh: &Shared, i: IfaceId, msg: &Message, dst: Ipv4Addr) {
+/// [`apply_join`] for IPv6: MCAST_JOIN_GROUP / MCAST_JOIN_SOURCE_GROUP on AF_INET6 sockets.
+fn apply_join6(
+    sh: &Shared,
+    ifx: u32,
+    socks: &mut Vec<Socket>,
+    op: JoinOp<Ipv6Addr>,
+) -> io::Result<()> {
+    while socks.len() <= op.socket {
+        socks.push(sys::join_socket6()?);
+    }
+    let s = &socks[op.socket];
+    match op.kind {
+        JoinKind::JoinAny(g) => sys::any_source6(s, ifx, g, true)?,
+        JoinKind::LeaveAny(g) => sys::any_source6(s, ifx, g, false)?,
+        JoinKind::JoinSource(g, src) => sys::source_specific6(s, ifx, g, src, true)?,
+        JoinKind::LeaveSource(g, src) => sys::source_specific6(s, ifx, g, src, false)?,
+    }
+    log_join(&sh.cfg.upstream, &op.kind);
+    Ok(())
+}
+
+fn send_query(sh: &Shared, i: IfaceId, q: &Query) {
     let Some(tx) = sh.down[i].read().clone() else {
         return;
     };
-    let frame = igmp::build_frame(tx.link.source_mac, tx.link.query_source, dst, msg);
+    let (frame, dst, counter): (Vec<u8>, IpAddr, _) = match q {
+        Query::Igmp(msg, dst) => (
+            igmp::build_frame(tx.link.source_mac, tx.link.query_source, *dst, msg),
+            (*dst).into(),
+            &sh.counters.queries_sent,
+        ),
+        Query::Mld(msg, dst) => {
+            let Some(src) = tx.link.query_source6 else {
+                return;
+            };
+            (
+                ipv6::build_mld_frame(tx.link.source_mac, src, *dst, msg),
+                (*dst).into(),
+                &sh.counters.mld_queries_sent,
+            )
+        }
+    };
     match sys::send(&tx.sock, &frame) {
         Ok(_) => {
-            inc(&sh.counters.queries_sent);
+            inc(counter);
             debug!("{}: sent query for {dst}", tx.link.iface.name);
         }
         Err(e) => {
@@ -730,7 +987,7 @@ fn send_query(sh: &Shared, i: IfaceId, msg: &Message, dst: Ipv4Addr) {
     }
 }
 
-fn filter_text(mode: FilterMode, sources: &[Ipv4Addr]) -> String {
+fn filter_text<A: GroupAddr>(mode: FilterMode, sources: &[A]) -> String {
     let m = match mode {
         FilterMode::Include => "include",
         FilterMode::Exclude => "exclude",
@@ -739,7 +996,7 @@ fn filter_text(mode: FilterMode, sources: &[Ipv4Addr]) -> String {
     format!("{m}{{{}}}", s.join(","))
 }
 
-fn log_event(sh: &Shared, e: &Event) {
+fn log_event<A: GroupAddr>(sh: &Shared, e: &Event<A>) {
     let ifname = |i: IfaceId| sh.cfg.downstreams[i].name.as_str();
     let c = &sh.counters;
     match e {
@@ -797,19 +1054,22 @@ fn log_event(sh: &Shared, e: &Event) {
         } => {
             if sh.cfg.downstreams[*iface].compat_fallback == CompatFallback::Multicast {
                 log_change(format_args!(
-                    "IGMPv{version} host present for {group} on {}: sending it there as L2 multicast \
+                    "{}v{version} host present for {group} on {}: sending it there as L2 multicast \
                      (older hosts suppress each other's reports) until the older-host timer ends",
+                    A::PROTOCOL,
                     ifname(*iface)
                 ))
             } else {
                 log_change(format_args!(
-                    "IGMPv{version} host present for {group} on {}: keeping unicast (--compat-fallback unicast)",
+                    "{}v{version} host present for {group} on {}: keeping unicast (--compat-fallback unicast)",
+                    A::PROTOCOL,
                     ifname(*iface)
                 ))
             }
         }
         Event::CompatEnded { iface, group } => log_change(format_args!(
-            "no IGMPv1/v2 host left for {group} on {}: back to unicast copies",
+            "no older-version {} host left for {group} on {}: back to unicast copies",
+            A::PROTOCOL,
             ifname(*iface)
         )),
         Event::SendGroupQuery { iface, group } => {
@@ -851,49 +1111,62 @@ fn left_ms(t: Instant, now: Instant) -> u64 {
     t.saturating_duration_since(now).as_millis() as u64
 }
 
-/// Build a status snapshot: copy under the lock, format after.
-fn snapshot(sh: &Shared) -> Snapshot {
-    let now = Instant::now();
-    let cfg = &sh.cfg;
-    let ifname = |i: IfaceId| cfg.downstreams[i].name.clone();
-    let (members, compat, joined, sockets, roles) = {
-        let st = sh.state.lock();
-        let members: Vec<_> = st
-            .table
-            .members()
-            .map(|(g, h, m)| (g, h, m.clone()))
-            .collect();
-        let groups: BTreeSet<Ipv4Addr> = members
-            .iter()
-            .map(|(g, _, _)| *g)
-            .chain(st.table.upstream_wants().into_keys())
-            .collect();
-        let mut compat = Vec::new();
-        for g in &groups {
-            for i in 0..cfg.downstreams.len() {
-                if let Some(t) = st.table.compat_until(i, *g) {
-                    compat.push((*g, i, t));
-                }
+/// One family's part of a status snapshot, copied under the lock.
+struct FamilyCopy<A> {
+    members: Vec<(A, HostKey, crate::core::membership::Member<A>)>,
+    compat: Vec<(A, IfaceId, Instant)>,
+    joined: BTreeMap<A, UpstreamWant<A>>,
+    sockets: usize,
+    roles: Vec<Role<A>>,
+}
+
+fn copy_family<A: GroupAddr>(
+    table: &Table<A>,
+    queriers: &[Querier<A>],
+    joins: &JoinPool<A>,
+    ifaces: usize,
+) -> FamilyCopy<A> {
+    let members: Vec<_> = table.members().map(|(g, h, m)| (g, h, m.clone())).collect();
+    let groups: BTreeSet<A> = members
+        .iter()
+        .map(|(g, _, _)| *g)
+        .chain(table.upstream_wants().into_keys())
+        .collect();
+    let mut compat = Vec::new();
+    for g in &groups {
+        for i in 0..ifaces {
+            if let Some(t) = table.compat_until(i, *g) {
+                compat.push((*g, i, t));
             }
         }
-        let roles: Vec<Role> = st.queriers.iter().map(Querier::role).collect();
-        (
-            members,
-            compat,
-            st.joins.joined(),
-            st.joins.socket_count(),
-            roles,
-        )
-    };
-    let mut groups: BTreeMap<Ipv4Addr, GroupStatus> = BTreeMap::new();
-    let new_group = |g: Ipv4Addr| GroupStatus {
+    }
+    FamilyCopy {
+        members,
+        compat,
+        joined: joins.joined(),
+        sockets: joins.socket_count(),
+        roles: queriers.iter().map(Querier::role).collect(),
+    }
+}
+
+/// Add one family's groups and joins to the snapshot being built.
+fn format_family<A: GroupAddr>(
+    cfg: &Config,
+    now: Instant,
+    f: FamilyCopy<A>,
+    groups: &mut BTreeMap<IpAddr, GroupStatus>,
+    joined: &mut Vec<JoinStatus>,
+) {
+    let ifname = |i: IfaceId| cfg.downstreams[i].name.clone();
+    let new_group = |g: A| GroupStatus {
         group: g.to_string(),
         multicast_on: vec![],
         members: vec![],
     };
-    for (g, h, m) in members {
+    let v6 = A::PROTOCOL == <Ipv6Addr as GroupAddr>::PROTOCOL;
+    for (g, h, m) in f.members {
         groups
-            .entry(g)
+            .entry(g.into())
             .or_insert_with(|| new_group(g))
             .members
             .push(MemberStatus {
@@ -905,15 +1178,16 @@ fn snapshot(sh: &Shared) -> Snapshot {
                     FilterMode::Exclude => "exclude".into(),
                 },
                 sources: m.sources.iter().map(|s| s.to_string()).collect(),
-                igmp_version: m.version,
+                igmp_version: (!v6).then_some(m.version),
+                mld_version: v6.then_some(m.version),
                 expires_in_ms: left_ms(m.expires, now),
                 packets: m.counters.packets.load(Ordering::Relaxed),
                 bytes: m.counters.bytes.load(Ordering::Relaxed),
             });
     }
-    for (g, i, t) in compat {
+    for (g, i, t) in f.compat {
         groups
-            .entry(g)
+            .entry(g.into())
             .or_insert_with(|| new_group(g))
             .multicast_on
             .push(CompatStatus {
@@ -925,17 +1199,58 @@ fn snapshot(sh: &Shared) -> Snapshot {
                 expires_in_ms: left_ms(t, now),
             });
     }
+    joined.extend(f.joined.into_iter().map(|(g, w)| JoinStatus {
+        group: g.to_string(),
+        sources: match w {
+            UpstreamWant::AnySource => vec![],
+            UpstreamWant::Sources(s) => s.iter().map(|s| s.to_string()).collect(),
+        },
+    }));
+}
+
+fn role_text<A: GroupAddr>(r: Role<A>) -> (String, Option<String>) {
+    match r {
+        Role::Querier => ("querier".into(), None),
+        Role::NonQuerier { other, .. } => ("non-querier".into(), Some(other.to_string())),
+        Role::Disabled { other } => ("off".into(), other.map(|o| o.to_string())),
+    }
+}
+
+/// Build a status snapshot: copy under the lock, format after.
+fn snapshot(sh: &Shared) -> Snapshot {
+    let now = Instant::now();
+    let cfg = &sh.cfg;
+    let n = cfg.downstreams.len();
+    let (v4, v6) = {
+        let st = sh.state.lock();
+        (
+            copy_family(&st.table, &st.queriers, &st.joins, n),
+            copy_family(&st.table6, &st.queriers6, &st.joins6, n),
+        )
+    };
+    let sockets = v4.sockets + v6.sockets;
+    let roles: Vec<_> = v4
+        .roles
+        .iter()
+        .copied()
+        .zip(v6.roles.iter().copied())
+        .collect();
+    let mut groups: BTreeMap<IpAddr, GroupStatus> = BTreeMap::new();
+    let mut joined = Vec::new();
+    format_family(cfg, now, v4, &mut groups, &mut joined);
+    format_family(cfg, now, v6, &mut groups, &mut joined);
     let interfaces = cfg
         .downstreams
         .iter()
         .zip(roles)
         .zip(&sh.down)
-        .map(|((d, r), link)| {
+        .map(|((d, (r, r6)), link)| {
             let link = link.read().clone();
-            let (querier, other) = match r {
-                Role::Querier => ("querier", None),
-                Role::NonQuerier { other, .. } => ("non-querier", Some(other.to_string())),
-                Role::Disabled { other } => ("off", other.map(|o| o.to_string())),
+            let (querier, other) = role_text(r);
+            let (mld_querier, mld_other) = if cfg.ipv6 {
+                role_text(r6)
+            } else {
+                ("off (--no-ipv6)".into(), None)
             };
             InterfaceStatus {
                 name: d.name.clone(),
@@ -945,16 +1260,23 @@ fn snapshot(sh: &Shared) -> Snapshot {
                     "down".into()
                 },
                 query_source: link
+                    .as_ref()
                     .map(|l| l.link.query_source)
                     .or(d.query_source)
                     .unwrap_or(Ipv4Addr::UNSPECIFIED)
                     .to_string(),
-                querier: querier.into(),
+                querier,
                 other_querier: other,
                 compat_fallback: match d.compat_fallback {
                     CompatFallback::Multicast => "multicast".into(),
                     CompatFallback::Unicast => "unicast".into(),
                 },
+                query_source6: link
+                    .and_then(|l| l.link.query_source6)
+                    .filter(|_| cfg.ipv6)
+                    .map(|a| a.to_string()),
+                mld_querier,
+                mld_other_querier: mld_other,
             }
         })
         .collect();
@@ -969,16 +1291,7 @@ fn snapshot(sh: &Shared) -> Snapshot {
             } else {
                 "down".into()
             },
-            joined: joined
-                .into_iter()
-                .map(|(g, w)| JoinStatus {
-                    group: g.to_string(),
-                    sources: match w {
-                        UpstreamWant::AnySource => vec![],
-                        UpstreamWant::Sources(s) => s.iter().map(|s| s.to_string()).collect(),
-                    },
-                })
-                .collect(),
+            joined,
             sockets,
         },
         interfaces,

@@ -71,13 +71,14 @@ impl Outbox {
         &mut self,
         t: &Target,
         counter: Option<Arc<MemberCounters>>,
+        ethertype: u16,
         payload: std::ops::Range<usize>,
     ) {
         if let Some(o) = self.ifaces.get_mut(t.iface) {
             // The source MAC is filled in at send time, from the interface's current link.
             let mut head = [0u8; ethernet::HEADER_LEN];
             head[..6].copy_from_slice(&t.mac.0);
-            head[12..].copy_from_slice(&ethernet::ETHERTYPE_IPV4.to_be_bytes());
+            head[12..].copy_from_slice(&ethertype.to_be_bytes());
             o.copies.push(OutCopy { head, payload });
             o.counters.push(counter);
         }
@@ -307,10 +308,11 @@ pub fn capture_upstream(
             // 4. Plan the copies.
             let ip_start = pkt.ip.as_ptr() as usize - frame_start;
             let ip_len = pkt.ip.len();
+            let ethertype = pkt.ethertype();
             if !offload {
                 let at = rb.offset(i) + ip_start;
                 for (t, ctr) in targets.iter().zip(counters.drain(..)) {
-                    outbox.push(t, ctr, at..at + ip_len);
+                    outbox.push(t, ctr, ethertype, at..at + ip_len);
                 }
                 continue;
             }
@@ -325,7 +327,7 @@ pub fn capture_upstream(
                     job.buf.extend_from_slice(pkt.ip);
                     appended[w] = (i, at..at + ip_len);
                 }
-                job.out.push(t, ctr, appended[w].1.clone());
+                job.out.push(t, ctr, ethertype, appended[w].1.clone());
             }
         }
         add(&c.frames_forwarded, k.forwarded);

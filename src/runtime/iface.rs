@@ -1,7 +1,7 @@
 //! Interface facts read from the kernel: index, MAC, IPv4 address, link type.
 
 use crate::wire::{LinkType, MacAddr};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// ARPHRD_ETHER, from /sys/class/net/IF/type.
 const ARPHRD_ETHER: u32 = 1;
@@ -12,6 +12,8 @@ pub struct IfaceInfo {
     pub index: u32,
     pub mac: Option<MacAddr>,
     pub ipv4: Option<Ipv4Addr>,
+    /// The interface's IPv6 link-local address (fe80::/10), the source of our MLD queries.
+    pub ipv6_link_local: Option<Ipv6Addr>,
     pub link: LinkType,
     /// ARPHRD_* number, for messages.
     pub arphrd: u32,
@@ -40,20 +42,25 @@ pub fn lookup(name: &str) -> Option<IfaceInfo> {
     let mac = sysfs(name, "address")
         .and_then(|a| a.parse::<MacAddr>().ok())
         .filter(|m| !m.is_zero());
-    let ipv4 = pnet_datalink::interfaces()
+    let ips = pnet_datalink::interfaces()
         .into_iter()
         .find(|i| i.name == name)
-        .and_then(|i| {
-            i.ips.iter().find_map(|n| match n.ip() {
-                std::net::IpAddr::V4(a) => Some(a),
-                _ => None,
-            })
-        });
+        .map(|i| i.ips)
+        .unwrap_or_default();
+    let ipv4 = ips.iter().find_map(|n| match n.ip() {
+        std::net::IpAddr::V4(a) => Some(a),
+        _ => None,
+    });
+    let ipv6_link_local = ips.iter().find_map(|n| match n.ip() {
+        std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => Some(a),
+        _ => None,
+    });
     Some(IfaceInfo {
         name: name.to_string(),
         index,
         mac,
         ipv4,
+        ipv6_link_local,
         link,
         arphrd,
     })

@@ -61,11 +61,12 @@ fn send_socket(iface: &iface::IfaceInfo) -> Result<Socket, RunError> {
 /// (PACKET_STATISTICS) beside pnet's receiver.
 fn igmp_capture(
     iface: &iface::IfaceInfo,
+    ipv6: bool,
 ) -> Result<(Box<dyn pnet_datalink::DataLinkReceiver>, Socket), RunError> {
     let what = "IGMP capture socket";
     let s = sys::packet_socket().map_err(|e| open_err(what, &iface.name, e))?;
     let stats = (|| {
-        sys::attach_filter(&s, &sys::bpf::igmp_only())?;
+        sys::attach_filter(&s, &sys::bpf::group_messages(true, ipv6))?;
         sys::set_ignore_outgoing(&s)?;
         sys::add_allmulti(&s, iface.index)?;
         sys::set_rcvbuf(&s, IGMP_RCVBUF)?;
@@ -98,7 +99,7 @@ fn igmp_capture(
 /// Upstream data capture on our own socket: pnet's receiver cannot hand back PACKET_AUXDATA,
 /// which says whether a locally sent frame's checksum is still to be computed. Outgoing
 /// frames are kept (a local program sending out of the upstream is a source too).
-fn data_capture(iface: &iface::IfaceInfo) -> Result<Socket, RunError> {
+fn data_capture(iface: &iface::IfaceInfo, ipv6: bool) -> Result<Socket, RunError> {
     let what = "data capture socket";
     let header = if iface.link == LinkType::Ethernet {
         14
@@ -107,7 +108,7 @@ fn data_capture(iface: &iface::IfaceInfo) -> Result<Socket, RunError> {
     };
     let s = sys::packet_socket().map_err(|e| open_err(what, &iface.name, e))?;
     (|| {
-        sys::attach_filter(&s, &sys::bpf::multicast_data(header))?;
+        sys::attach_filter(&s, &sys::bpf::multicast_data(header, true, ipv6))?;
         sys::set_auxdata(&s)?;
         sys::set_rcvbuf(&s, DATA_RCVBUF)?;
         s.set_read_timeout(Some(TICK))?;
@@ -212,7 +213,7 @@ impl Links {
             }
         }
         match iface::lookup_usable(&self.up.name) {
-            Some(info) => ready.push(Self::prepare_up(info)?),
+            Some(info) => ready.push(Self::prepare_up(sh, info)?),
             None => {
                 warn!("upstream {}: missing or down; waiting for it", self.up.name);
                 self.up.said_waiting = true;
@@ -262,7 +263,7 @@ impl Links {
         sh: &Arc<Shared>,
         info: iface::IfaceInfo,
     ) -> Result<LinkChange, RunError> {
-        let p = Self::prepare_up(info)?;
+        let p = Self::prepare_up(sh, info)?;
         self.start(sh, p)
     }
 
@@ -270,7 +271,7 @@ impl Links {
     fn prepare_down(sh: &Shared, i: IfaceId, info: iface::IfaceInfo) -> Result<Prepared, RunError> {
         let link = sh.cfg.downstreams[i].resolve(info).map_err(RunError::Io)?;
         let sock = send_socket(&link.iface)?;
-        let (rx, stats) = igmp_capture(&link.iface)?;
+        let (rx, stats) = igmp_capture(&link.iface, sh.cfg.ipv6)?;
         Ok(Prepared::Down {
             i,
             link,
@@ -280,8 +281,8 @@ impl Links {
         })
     }
 
-    fn prepare_up(info: iface::IfaceInfo) -> Result<Prepared, RunError> {
-        let sock = data_capture(&info)?;
+    fn prepare_up(sh: &Shared, info: iface::IfaceInfo) -> Result<Prepared, RunError> {
+        let sock = data_capture(&info, sh.cfg.ipv6)?;
         Ok(Prepared::Up { info, sock })
     }
 

@@ -28,7 +28,7 @@ counters! {
     frames_forwarded,
     /// Frames for groups (or sources) nobody downstream wants.
     frames_unwanted,
-    /// Upstream frames that were not forwardable IPv4 multicast (bad header, link-local...).
+    /// Upstream frames that were not forwardable multicast (bad header, link-local scope...).
     frames_invalid,
     /// Unicast or group-MAC copies written to downstream interfaces.
     copies_sent,
@@ -78,6 +78,28 @@ counters! {
     members_dropped_iface,
     /// Checksums completed in frames sent by a local program (CHECKSUM_PARTIAL).
     checksums_completed,
+    /// MLD messages dropped as malformed (truncated, bad checksum, bad lengths, fragmented).
+    mld_malformed,
+    /// MLD messages dropped because their hop limit was not 1 (RFC 3810 section 5).
+    mld_bad_hop_limit,
+    /// MLD messages dropped for their IPv6 source: not link-local (RFC 3810 sections 5.1.14
+    /// and 5.2.13).
+    mld_bad_source,
+    /// MLD messages dropped because they had no hop-by-hop Router Alert option (RFC 3810
+    /// section 5).
+    mld_no_router_alert,
+    /// Well-formed MLD-range ICMPv6 messages of a type snoopcast does not handle.
+    mld_unknown_type,
+    /// MLDv1 reports seen.
+    mld_reports_v1,
+    /// MLDv2 reports seen.
+    mld_reports_v2,
+    /// MLDv1 Done messages seen.
+    mld_dones,
+    /// MLD queries heard from others.
+    mld_queries_received,
+    /// MLD queries we sent.
+    mld_queries_sent,
 }
 
 pub fn add(c: &AtomicU64, n: u64) {

@@ -4,7 +4,7 @@
 use socket2::{Domain, SockFilter, Socket, Type};
 use std::io;
 use std::mem;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 // linux/if_packet.h (libc does not export these for every target).
@@ -459,6 +459,11 @@ pub fn send_copies(
 }
 
 /// Classic BPF, built with symbolic jump targets.
+///
+/// A program is a list of loads, ALU steps and conditional jumps whose targets are
+/// symbolic: the next instruction, the shared "accept" or "drop" return at the end, or a
+/// named label further on (classic BPF only jumps forward). Falling off the end of the
+/// body accepts. `finish` lays the program out and turns targets into offsets.
 pub mod bpf {
     use libc::sock_filter as Insn_;
 
@@ -466,101 +471,269 @@ pub mod bpf {
         Insn_ { code, jt, jf, k }
     }
 
+    const LD_W_ABS: u16 = 0x20;
     const LD_H_ABS: u16 = 0x28;
     const LD_B_ABS: u16 = 0x30;
-    const LD_W_ABS: u16 = 0x20;
+    const LD_B_IND: u16 = 0x50;
+    const ALU_ADD_K: u16 = 0x04;
     const ALU_AND_K: u16 = 0x54;
+    const ALU_LSH_K: u16 = 0x64;
+    const MISC_TAX: u16 = 0x07;
+    const JA: u16 = 0x05;
     const JEQ_K: u16 = 0x15;
     const RET_K: u16 = 0x06;
 
-    /// Where a conditional jump goes.
-    #[derive(Clone, Copy)]
+    const ETH_P_IP: u32 = 0x0800;
+    const ETH_P_IPV6: u32 = 0x86dd;
+    /// IPv4 protocol / IPv6 next header numbers.
+    const IGMP: u32 = 2;
+    const HOP_BY_HOP: u32 = 0;
+    const ICMPV6: u32 = 58;
+
+    /// Where a jump goes.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
     enum To {
         Next,
+        Accept,
         Drop,
+        /// A label set with [`Prog::label`] later in the program.
+        L(&'static str),
     }
 
     enum Insn {
         Plain(u16, u32),
         Jeq(u32, To, To),
+        Goto(To),
+        /// Marks a position; takes no instruction.
+        Label(&'static str),
     }
 
     struct Prog(Vec<Insn>);
 
     impl Prog {
+        fn new() -> Self {
+            Prog(Vec::new())
+        }
+        fn plain(&mut self, code: u16, k: u32) -> &mut Self {
+            self.0.push(Insn::Plain(code, k));
+            self
+        }
+        /// A = the 16-bit word at `off` (network order).
         fn ld_h(&mut self, off: u32) -> &mut Self {
-            self.0.push(Insn::Plain(LD_H_ABS, off));
-            self
+            self.plain(LD_H_ABS, off)
         }
+        /// A = the byte at `off`.
         fn ld_b(&mut self, off: u32) -> &mut Self {
-            self.0.push(Insn::Plain(LD_B_ABS, off));
-            self
+            self.plain(LD_B_ABS, off)
         }
+        /// A = the 32-bit word at `off` (network order).
         fn ld_w(&mut self, off: u32) -> &mut Self {
-            self.0.push(Insn::Plain(LD_W_ABS, off));
-            self
+            self.plain(LD_W_ABS, off)
+        }
+        /// A = the byte at X + `off`.
+        fn ld_b_ind(&mut self, off: u32) -> &mut Self {
+            self.plain(LD_B_IND, off)
         }
         fn and(&mut self, k: u32) -> &mut Self {
-            self.0.push(Insn::Plain(ALU_AND_K, k));
+            self.plain(ALU_AND_K, k)
+        }
+        fn add(&mut self, k: u32) -> &mut Self {
+            self.plain(ALU_ADD_K, k)
+        }
+        fn lsh(&mut self, k: u32) -> &mut Self {
+            self.plain(ALU_LSH_K, k)
+        }
+        /// X = A.
+        fn tax(&mut self) -> &mut Self {
+            self.plain(MISC_TAX, 0)
+        }
+        /// If A == k go to `t`, else to `f`.
+        fn jeq(&mut self, k: u32, t: To, f: To) -> &mut Self {
+            self.0.push(Insn::Jeq(k, t, f));
             self
         }
         /// Continue when A == k, else drop.
         fn require(&mut self, k: u32) -> &mut Self {
-            self.0.push(Insn::Jeq(k, To::Next, To::Drop));
-            self
+            self.jeq(k, To::Next, To::Drop)
         }
         /// Drop when A == k, else continue.
         fn reject(&mut self, k: u32) -> &mut Self {
-            self.0.push(Insn::Jeq(k, To::Drop, To::Next));
+            self.jeq(k, To::Drop, To::Next)
+        }
+        fn goto(&mut self, to: To) -> &mut Self {
+            self.0.push(Insn::Goto(to));
             self
         }
-        /// Append "accept up to `snap` bytes" and the drop target; resolve jumps.
+        fn label(&mut self, name: &'static str) -> &mut Self {
+            self.0.push(Insn::Label(name));
+            self
+        }
+
+        /// Lay out the body, then "accept up to `snap` bytes" and "drop"; resolve jumps.
+        /// Panics on an unknown or backward label, or a conditional jump longer than 255
+        /// instructions: programming errors in the fixed programs below, which every one
+        /// of their unit tests would hit.
         fn finish(&self, snap: u32) -> Vec<Insn_> {
-            let n = self.0.len();
-            let drop_at = n + 1;
-            let mut out: Vec<Insn_> = self
-                .0
-                .iter()
-                .enumerate()
-                .map(|(i, insn)| match *insn {
-                    Insn::Plain(code, k) => mk(code, 0, 0, k),
-                    Insn::Jeq(k, t, f) => {
-                        let off = |to: To| match to {
-                            To::Next => 0,
-                            To::Drop => (drop_at - (i + 1)) as u8,
-                        };
-                        mk(JEQ_K, off(t), off(f), k)
+            // Position of each real instruction and label.
+            let mut at = Vec::with_capacity(self.0.len());
+            let mut n = 0usize;
+            for insn in &self.0 {
+                at.push(n);
+                if !matches!(insn, Insn::Label(_)) {
+                    n += 1;
+                }
+            }
+            let (accept_at, drop_at) = (n, n + 1);
+            let target = |to: To, next: usize| -> usize {
+                match to {
+                    To::Next => next,
+                    To::Accept => accept_at,
+                    To::Drop => drop_at,
+                    To::L(name) => {
+                        let found = self.0.iter().zip(&at).find_map(|(insn, &pos)| match insn {
+                            Insn::Label(l) if *l == name => Some(pos),
+                            _ => None,
+                        });
+                        found.unwrap_or_else(|| panic!("bpf: no label {name:?}"))
                     }
-                })
-                .collect();
+                }
+            };
+            let mut out = Vec::with_capacity(n + 2);
+            for (insn, &pos) in self.0.iter().zip(&at) {
+                let next = pos + 1;
+                let off = |to: To| -> usize {
+                    let t = target(to, next);
+                    assert!(t >= next, "bpf: backward jump to {to:?}");
+                    t - next
+                };
+                match *insn {
+                    Insn::Plain(code, k) => out.push(mk(code, 0, 0, k)),
+                    Insn::Jeq(k, t, f) => {
+                        let short = |to| u8::try_from(off(to)).expect("bpf: jump over 255");
+                        out.push(mk(JEQ_K, short(t), short(f), k));
+                    }
+                    Insn::Goto(to) => out.push(mk(JA, 0, 0, off(to) as u32)),
+                    Insn::Label(_) => {}
+                }
+            }
             out.push(mk(RET_K, 0, 0, snap));
             out.push(mk(RET_K, 0, 0, 0));
             out
         }
     }
 
-    /// Downstream: IPv4 frames whose protocol is IGMP (2). Ethernet only.
-    pub fn igmp_only() -> Vec<Insn_> {
-        Prog(vec![])
-            .ld_h(12)
-            .require(0x0800)
-            .ld_b(14 + 9)
-            .require(2)
-            .finish(65535)
+    /// IPv4 with protocol IGMP at `b` (RFC 2236 2, RFC 3376 4: IP protocol number 2).
+    fn ipv4_igmp(p: &mut Prog, b: u32) {
+        p.ld_b(b + 9).require(IGMP);
     }
 
-    /// Upstream: IPv4 multicast data. Destination in 224.0.0.0/4 but not 224.0.0.0/24, and
-    /// not IGMP. `link_header` is 14 for Ethernet, 0 for raw-IP links (tun).
-    pub fn multicast_data(link_header: u32) -> Vec<Insn_> {
-        let b = link_header;
-        let mut p = Prog(vec![]);
-        if b == 14 {
-            p.ld_h(12).require(0x0800);
-        }
+    /// IPv6 whose first next header is hop-by-hop options (where MLD lives: RFC 3810 5
+    /// sends every MLD message with a Router Alert option) or ICMPv6 itself (MLD without
+    /// Router Alert, which userspace drops and counts). Other ICMPv6 (neighbour discovery)
+    /// passes too; userspace tells it apart by type.
+    fn ipv6_group_messages(p: &mut Prog, b: u32) {
+        p.ld_b(b + 6)
+            .jeq(HOP_BY_HOP, To::Accept, To::Next)
+            .require(ICMPV6);
+    }
+
+    /// IPv4 multicast data at `b`: destination in 224.0.0.0/4 but not 224.0.0.0/24 (the
+    /// Local Network Control Block, never routed: RFC 5771 4), and not IGMP (RFC 2236
+    /// reports go to the group address itself).
+    fn ipv4_data(p: &mut Prog, b: u32) {
         p.ld_b(b).and(0xf0).require(0x40);
         p.ld_b(b + 16).and(0xf0).require(0xe0);
         p.ld_w(b + 16).and(0xffff_ff00).reject(0xe000_0000);
-        p.ld_b(b + 9).reject(2);
+        p.ld_b(b + 9).reject(IGMP);
+    }
+
+    /// IPv6 multicast data at `b`: version 6, destination in ff00::/8 (RFC 4291 2.7) with a
+    /// scope wider than link-local (not 0 reserved, 1 interface-local, 2 link-local, f
+    /// reserved), and not an MLD message (ICMPv6 types 130, 131, 132, 143: RFC 3810 5,
+    /// RFC 2710 3), directly or behind one hop-by-hop header. MLDv1 reports and
+    /// group-specific queries go to the group address itself, like IGMPv2 reports.
+    fn ipv6_data(p: &mut Prog, b: u32) {
+        p.ld_b(b).and(0xf0).require(0x60);
+        p.ld_b(b + 24).require(0xff);
+        p.ld_b(b + 25).and(0x0f);
+        p.reject(0x0).reject(0x1).reject(0x2).reject(0xf);
+        // X is 0 here (the kernel clears A and X before a classic program runs), so the
+        // ICMPv6 type is at X + b + 40 on both ways to the label.
+        p.ld_b(b + 6).jeq(ICMPV6, To::L("icmp6"), To::Next);
+        p.jeq(HOP_BY_HOP, To::Next, To::Accept);
+        p.ld_b(b + 40).jeq(ICMPV6, To::Next, To::Accept);
+        // Hop-by-hop header length: (Hdr Ext Len + 1) * 8 octets (RFC 8200 4.3).
+        p.ld_b(b + 41).add(1).lsh(3).tax();
+        p.label("icmp6").ld_b_ind(b + 40);
+        p.reject(130).reject(131).reject(132).reject(143);
+    }
+
+    /// Downstream capture: IGMP (`v4`) and/or the IPv6 frames that can carry MLD (`v6`):
+    /// first next header hop-by-hop or ICMPv6. Ethernet only. Neither family: drop all.
+    pub fn group_messages(v4: bool, v6: bool) -> Vec<Insn_> {
+        let mut p = Prog::new();
+        match (v4, v6) {
+            (false, false) => return drop_all(),
+            (true, false) => {
+                p.ld_h(12).require(ETH_P_IP);
+                ipv4_igmp(&mut p, 14);
+            }
+            (false, true) => {
+                p.ld_h(12).require(ETH_P_IPV6);
+                ipv6_group_messages(&mut p, 14);
+            }
+            (true, true) => {
+                p.ld_h(12).jeq(ETH_P_IP, To::Next, To::L("v6"));
+                ipv4_igmp(&mut p, 14);
+                p.goto(To::Accept);
+                p.label("v6").require(ETH_P_IPV6);
+                ipv6_group_messages(&mut p, 14);
+            }
+        }
+        p.finish(65535)
+    }
+
+    /// Downstream: IPv4 IGMP only (`group_messages(true, false)`).
+    pub fn igmp_only() -> Vec<Insn_> {
+        group_messages(true, false)
+    }
+
+    /// Upstream: multicast data of IPv4 (`v4`) and/or IPv6 (`v6`), see `ipv4_data` and
+    /// `ipv6_data`. `link_header` is 14 for Ethernet (the EtherType picks the family), 0
+    /// for raw-IP links such as tun (the version nibble does). Neither family: drop all.
+    pub fn multicast_data(link_header: u32, v4: bool, v6: bool) -> Vec<Insn_> {
+        let b = link_header;
+        let eth = b == 14;
+        let mut p = Prog::new();
+        match (v4, v6) {
+            (false, false) => return drop_all(),
+            (true, false) => {
+                if eth {
+                    p.ld_h(12).require(ETH_P_IP);
+                }
+                ipv4_data(&mut p, b);
+            }
+            (false, true) => {
+                if eth {
+                    p.ld_h(12).require(ETH_P_IPV6);
+                }
+                ipv6_data(&mut p, b);
+            }
+            (true, true) => {
+                if eth {
+                    p.ld_h(12).jeq(ETH_P_IP, To::Next, To::L("v6"));
+                } else {
+                    p.ld_b(b).and(0xf0).jeq(0x40, To::Next, To::L("v6"));
+                }
+                ipv4_data(&mut p, b);
+                p.goto(To::Accept);
+                p.label("v6");
+                if eth {
+                    p.require(ETH_P_IPV6);
+                }
+                ipv6_data(&mut p, b);
+            }
+        }
         p.finish(262_144)
     }
 
@@ -570,28 +743,39 @@ pub mod bpf {
     }
 
     /// Run a program the way the kernel would (only the instructions built here), returning
-    /// the accepted length. Out-of-bounds loads reject, as in the kernel. For tests.
+    /// the accepted length. A and X start at 0; an out-of-bounds load returns 0 (drop), as
+    /// in the kernel; conditional jumps skip jt/jf instructions, `ja` skips k. For tests.
     pub fn run(prog: &[Insn_], pkt: &[u8]) -> u32 {
         let mut a: u32 = 0;
+        let mut x: u32 = 0;
         let mut pc = 0;
+        let byte = |off: u32| pkt.get(off as usize).map(|&b| u32::from(b));
         while pc < prog.len() {
             let i = &prog[pc];
             let k = i.k as usize;
             pc += 1;
             match i.code {
-                LD_H_ABS => match pkt.get(k..k + 2) {
+                LD_H_ABS => match pkt.get(k..k.saturating_add(2)) {
                     Some(b) => a = u32::from(u16::from_be_bytes([b[0], b[1]])),
                     None => return 0,
                 },
-                LD_B_ABS => match pkt.get(k) {
-                    Some(&b) => a = u32::from(b),
+                LD_B_ABS => match byte(i.k) {
+                    Some(b) => a = b,
                     None => return 0,
                 },
-                LD_W_ABS => match pkt.get(k..k + 4) {
+                LD_W_ABS => match pkt.get(k..k.saturating_add(4)) {
                     Some(b) => a = u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
                     None => return 0,
                 },
+                LD_B_IND => match x.checked_add(i.k).and_then(byte) {
+                    Some(b) => a = b,
+                    None => return 0,
+                },
                 ALU_AND_K => a &= i.k,
+                ALU_ADD_K => a = a.wrapping_add(i.k),
+                ALU_LSH_K => a = a.wrapping_shl(i.k),
+                MISC_TAX => x = a,
+                JA => pc += k,
                 JEQ_K => pc += usize::from(if a == i.k { i.jt } else { i.jf }),
                 RET_K => return i.k,
                 c => panic!("opcode {c:#x} not modelled"),
@@ -669,6 +853,82 @@ pub fn source_specific(
         libc::MCAST_LEAVE_SOURCE_GROUP
     };
     setsockopt(sock, libc::IPPROTO_IP, opt, &req)
+}
+
+/// A UDP socket that only holds IPv6 multicast memberships, like [`join_socket`]: unbound
+/// (an unbound UDP socket is in no lookup table, so it receives nothing), IPV6_MULTICAST_ALL
+/// off where the kernel has it (Linux 4.20+; the filter is what counts), and a drop-all
+/// filter, so it never queues a datagram.
+pub fn join_socket6() -> io::Result<Socket> {
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, None)?;
+    // Best effort: older kernels answer ENOPROTOOPT, and the filter alone keeps it empty.
+    let _ = s.set_multicast_all_v6(false);
+    attach_filter(&s, &bpf::drop_all())?;
+    Ok(s)
+}
+
+fn sockaddr_in6(addr: Ipv6Addr) -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data and larger than sockaddr_in6.
+    let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let sin6 = libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: 0,
+        sin6_flowinfo: 0,
+        sin6_addr: libc::in6_addr {
+            s6_addr: addr.octets(),
+        },
+        sin6_scope_id: 0,
+    };
+    // SAFETY: sockaddr_storage is aligned and sized for any sockaddr.
+    unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
+    ss
+}
+
+/// MCAST_JOIN_GROUP / MCAST_LEAVE_GROUP for IPv6 (RFC 3678 5.1, level IPPROTO_IPV6) on
+/// interface `ifindex`: an any-source (EXCLUDE {}) membership; the kernel reports it with
+/// MLD (RFC 3810). Linux errors: EADDRINUSE when this socket already has the group on that
+/// interface, EADDRNOTAVAIL on a leave of a group it does not have, EINVAL for a unicast
+/// `group`, ENODEV for an unknown interface, ENOMEM when the socket's option memory
+/// (net.core.optmem_max) is used up: IPv6 has no count limit like igmp_max_memberships.
+pub fn any_source6(sock: &Socket, ifindex: u32, group: Ipv6Addr, join: bool) -> io::Result<()> {
+    let req = libc::group_req {
+        gr_interface: ifindex,
+        gr_group: sockaddr_in6(group),
+    };
+    let opt = if join {
+        libc::MCAST_JOIN_GROUP
+    } else {
+        libc::MCAST_LEAVE_GROUP
+    };
+    setsockopt(sock, libc::IPPROTO_IPV6, opt, &req)
+}
+
+/// MCAST_JOIN_SOURCE_GROUP / MCAST_LEAVE_SOURCE_GROUP for IPv6 (RFC 3678 5.1): an INCLUDE
+/// membership of `group` from `source`. Linux errors besides those of [`any_source6`]:
+/// ENOBUFS when the group already has net.ipv6.mld_max_msf sources on this socket (or the
+/// source list does not fit in optmem_max); EADDRNOTAVAIL on a leave of a source it does
+/// not have. Leaving the last source leaves the group. Note that a source join on a socket
+/// that holds the same group any-source without a source list quietly turns that
+/// membership into INCLUDE {source} (Linux allows mode switches of empty filters), so the
+/// two kinds of membership of one group belong on different sockets.
+pub fn source_specific6(
+    sock: &Socket,
+    ifindex: u32,
+    group: Ipv6Addr,
+    source: Ipv6Addr,
+    join: bool,
+) -> io::Result<()> {
+    let req = libc::group_source_req {
+        gsr_interface: ifindex,
+        gsr_group: sockaddr_in6(group),
+        gsr_source: sockaddr_in6(source),
+    };
+    let opt = if join {
+        libc::MCAST_JOIN_SOURCE_GROUP
+    } else {
+        libc::MCAST_LEAVE_SOURCE_GROUP
+    };
+    setsockopt(sock, libc::IPPROTO_IPV6, opt, &req)
 }
 
 /// Send one frame on a bound packet socket. Never blocks for long: the socket is
@@ -815,7 +1075,7 @@ mod tests {
     #[test]
     fn upstream_filter_takes_routable_multicast_data_only() {
         for (link, strip) in [(14u32, 0usize), (0, 14)] {
-            let p = bpf::multicast_data(link);
+            let p = bpf::multicast_data(link, true, false);
             let pkt = |dst, proto| eth_ipv4(dst, proto)[strip..].to_vec();
             assert!(bpf::run(&p, &pkt([239, 1, 1, 1], 17)) > 0, "link {link}");
             assert!(bpf::run(&p, &pkt([232, 1, 1, 1], 17)) > 0);
@@ -832,5 +1092,193 @@ mod tests {
             v6[14 - strip] = 0x60;
             assert_eq!(bpf::run(&p, &v6), 0, "not IPv4");
         }
+    }
+
+    fn eth_ipv6(dst: &str, nh: u8, payload: &[u8]) -> Vec<u8> {
+        let dst: std::net::Ipv6Addr = dst.parse().unwrap();
+        let mut f = vec![0u8; 14 + 40];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[14 + 4..14 + 6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
+        f[14 + 6] = nh;
+        f[14 + 7] = 1;
+        f[14 + 8] = 0xfe;
+        f[14 + 9] = 0x80;
+        f[14 + 23] = 1;
+        f[14 + 24..14 + 40].copy_from_slice(&dst.octets());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A hop-by-hop header of `8 * (1 + ext_len)` octets (Router Alert, then padding) in
+    /// front of `inner` (protocol `nh`).
+    fn hbh(nh: u8, ext_len: u8, inner: &[u8]) -> Vec<u8> {
+        let mut h = vec![nh, ext_len, 5, 2, 0, 0];
+        let pad = 8 * (1 + usize::from(ext_len)) - h.len();
+        h.push(1);
+        h.push((pad - 2) as u8);
+        h.extend(std::iter::repeat(0).take(pad - 2));
+        h.extend_from_slice(inner);
+        h
+    }
+
+    fn icmp6(ty: u8) -> Vec<u8> {
+        let mut m = vec![ty, 0, 0, 0];
+        m.extend_from_slice(&[0; 20]);
+        m
+    }
+
+    const UDP: &[u8] = &[0x13, 0x88, 0x13, 0x88, 0, 8, 0, 0];
+
+    #[test]
+    fn downstream_filter_takes_igmp_and_what_may_be_mld() {
+        let both = bpf::group_messages(true, true);
+        let v4 = bpf::group_messages(true, false);
+        let v6 = bpf::group_messages(false, true);
+        let none = bpf::group_messages(false, false);
+        let igmp = eth_ipv4([224, 0, 0, 22], 2);
+        let mld_hbh = eth_ipv6("ff02::16", 0, &hbh(58, 0, &icmp6(143)));
+        let mld_long_hbh = eth_ipv6("ff02::16", 0, &hbh(58, 2, &icmp6(143)));
+        let mld_no_ra = eth_ipv6("ff02::16", 58, &icmp6(143));
+        // Neighbour solicitation: ICMPv6 too; userspace tells it from MLD by type.
+        let ns = eth_ipv6("ff02::1:ff00:1", 58, &icmp6(135));
+        let udp6 = eth_ipv6("ff02::1", 17, UDP);
+        let udp4 = eth_ipv4([239, 1, 1, 1], 17);
+        let igmp_v2 = eth_ipv4([239, 1, 1, 1], 2);
+        for f in [&igmp, &igmp_v2] {
+            assert!(bpf::run(&both, f) > 0 && bpf::run(&v4, f) > 0);
+            assert_eq!(bpf::run(&v6, f), 0);
+        }
+        for f in [&mld_hbh, &mld_long_hbh, &mld_no_ra, &ns] {
+            assert!(bpf::run(&both, f) > 0 && bpf::run(&v6, f) > 0);
+            assert_eq!(bpf::run(&v4, f), 0, "IPv4-only takes no IPv6");
+        }
+        for f in [&udp6, &udp4, &igmp[..20].to_vec(), &vec![0u8; 10]] {
+            assert_eq!(bpf::run(&both, f), 0);
+            assert_eq!(bpf::run(&v6, f), 0);
+        }
+        assert_eq!(bpf::run(&v4, &udp4), 0);
+        let mut arp = igmp.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(bpf::run(&both, &arp), 0);
+        for f in [&igmp, &mld_hbh, &mld_no_ra] {
+            assert_eq!(bpf::run(&none, f), 0, "neither family: nothing");
+        }
+        assert_eq!(bpf::igmp_only(), v4, "igmp_only is the IPv4-only program");
+    }
+
+    #[test]
+    fn upstream_filter_takes_routable_ipv6_multicast_data_only() {
+        for (link, strip) in [(14u32, 0usize), (0, 14)] {
+            let both = bpf::multicast_data(link, true, true);
+            let v6 = bpf::multicast_data(link, false, true);
+            let v4 = bpf::multicast_data(link, true, false);
+            let pkt = |dst: &str, nh: u8, p: &[u8]| eth_ipv6(dst, nh, p)[strip..].to_vec();
+            let yes = [
+                pkt("ff0e::1", 17, UDP),
+                pkt("ff05::1", 17, UDP),
+                pkt("ff08::1:2", 17, UDP),
+                pkt("ff3e::8000:1", 17, UDP),
+                pkt("ff1e::1", 17, UDP),
+                pkt("ff04::1", 17, UDP),
+                // Not MLD: echo requests and UDP, also behind a hop-by-hop header.
+                pkt("ff0e::1", 58, &icmp6(128)),
+                pkt("ff0e::1", 0, &hbh(58, 1, &icmp6(128))),
+                pkt("ff0e::1", 0, &hbh(17, 0, UDP)),
+                // A hop-by-hop header whose next header is not ICMPv6 is not read further.
+                pkt("ff0e::1", 0, &hbh(17, 0, &[])[..2]),
+            ];
+            for (i, f) in yes.iter().enumerate() {
+                assert!(bpf::run(&both, f) > 0, "link {link} frame {i}");
+                assert!(bpf::run(&v6, f) > 0, "link {link} frame {i}");
+                assert_eq!(bpf::run(&v4, f), 0, "link {link} frame {i}: v4 only");
+            }
+            let no = [
+                ("ff02::1", pkt("ff02::1", 17, UDP)),
+                ("ff01::1", pkt("ff01::1", 17, UDP)),
+                ("ff02::1:ff00:1", pkt("ff02::1:ff00:1", 17, UDP)),
+                ("ff00::1 scope 0", pkt("ff00::1", 17, UDP)),
+                ("ff0f::1 scope f", pkt("ff0f::1", 17, UDP)),
+                ("ff32::1 SSM link", pkt("ff32::1", 17, UDP)),
+                ("unicast", pkt("2001:db8::1", 17, UDP)),
+                ("fe80::1", pkt("fe80::1", 17, UDP)),
+                ("MLDv1 report", pkt("ff0e::1", 0, &hbh(58, 0, &icmp6(131)))),
+                ("MLDv1 done", pkt("ff0e::1", 0, &hbh(58, 0, &icmp6(132)))),
+                ("MLD query", pkt("ff05::1", 0, &hbh(58, 3, &icmp6(130)))),
+                ("MLDv2 report", pkt("ff0e::1", 0, &hbh(58, 0, &icmp6(143)))),
+                ("MLD without RA", pkt("ff0e::1", 58, &icmp6(131))),
+                ("HBH past the end", pkt("ff0e::1", 0, &hbh(58, 4, &[])[..8])),
+                (
+                    "cut before the scope",
+                    pkt("ff0e::1", 17, UDP)[..14 - strip + 25].to_vec(),
+                ),
+            ];
+            for (what, f) in &no {
+                assert_eq!(bpf::run(&both, f), 0, "link {link}: {what}");
+                assert_eq!(bpf::run(&v6, f), 0, "link {link}: {what}");
+            }
+            let mut v4_in_v6 = pkt("ff0e::1", 17, UDP);
+            v4_in_v6[14 - strip] = 0x40;
+            assert_eq!(bpf::run(&v6, &v4_in_v6), 0, "version 4 in an IPv6 frame");
+            let v4data = eth_ipv4([239, 1, 1, 1], 17)[strip..].to_vec();
+            assert!(bpf::run(&both, &v4data) > 0);
+            assert_eq!(bpf::run(&v6, &v4data), 0, "v6 only takes no IPv4");
+            let none = bpf::multicast_data(link, false, false);
+            assert_eq!(bpf::run(&none, &v4data), 0);
+            assert_eq!(bpf::run(&none, &yes[0]), 0);
+        }
+    }
+
+    #[test]
+    fn every_program_is_accepted_by_the_kernel() {
+        // Attaching to an unprivileged UDP socket runs the kernel's classic BPF checker.
+        let s = socket2::Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        let mut progs = vec![bpf::drop_all(), bpf::igmp_only()];
+        for v4 in [false, true] {
+            for v6 in [false, true] {
+                progs.push(bpf::group_messages(v4, v6));
+                progs.push(bpf::multicast_data(14, v4, v6));
+                progs.push(bpf::multicast_data(0, v4, v6));
+            }
+        }
+        for p in &progs {
+            super::attach_filter(&s, p).unwrap_or_else(|e| panic!("{e}: {p:?}"));
+        }
+    }
+
+    #[test]
+    fn ipv6_socket_addresses_and_requests_have_the_kernel_layout() {
+        let g: std::net::Ipv6Addr = "ff3e::8000:1".parse().unwrap();
+        let ss = super::sockaddr_in6(g);
+        // SAFETY: sockaddr_storage is at least as large as the 28 bytes read.
+        let raw: &[u8] = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, 28) };
+        assert_eq!(u16::from_ne_bytes([raw[0], raw[1]]), libc::AF_INET6 as u16);
+        assert_eq!(&raw[2..8], &[0; 6], "port, flow info");
+        assert_eq!(&raw[8..24], &g.octets());
+        assert_eq!(&raw[24..28], &[0; 4], "scope id");
+        // linux/in.h on LP64: 4 + pad 4 + 128, and 4 + pad 4 + 2 * 128.
+        if std::mem::size_of::<usize>() == 8 {
+            assert_eq!(std::mem::size_of::<libc::group_req>(), 136);
+            assert_eq!(std::mem::size_of::<libc::group_source_req>(), 264);
+        }
+    }
+
+    #[test]
+    fn ipv6_joins_need_a_multicast_group_and_an_interface() {
+        // No privileges needed: errors the kernel returns before touching any interface.
+        let s = super::join_socket6().unwrap();
+        let e = super::any_source6(&s, 1, "2001:db8::1".parse().unwrap(), true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "unicast group");
+        let e = super::any_source6(&s, u32::MAX, "ff0e::1".parse().unwrap(), true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENODEV), "no such interface");
+        let e = super::source_specific6(
+            &s,
+            1,
+            "ff3e::1".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "leave without a join");
     }
 }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 pub const HEADER_LEN: usize = 14;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 
 /// A 48-bit MAC address. Displays and parses as `aa:bb:cc:dd:ee:ff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -24,6 +25,12 @@ impl MacAddr {
     pub fn for_ipv4_group(group: std::net::Ipv4Addr) -> MacAddr {
         let o = group.octets();
         MacAddr([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]])
+    }
+    /// The Ethernet group address of an IPv6 multicast address: 33:33 + its last four
+    /// octets (RFC 2464 section 7).
+    pub fn for_ipv6_group(group: std::net::Ipv6Addr) -> MacAddr {
+        let o = group.octets();
+        MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
     }
 }
 
@@ -192,5 +199,19 @@ mod tests {
             MacAddr::for_ipv4_group(Ipv4Addr::new(239, 129, 2, 3)),
             MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03])
         );
+    }
+
+    #[test]
+    fn ipv6_group_mac_keeps_last_four_octets() {
+        // RFC 2464 section 7: 33:33 followed by the last 32 bits of the address.
+        let g: std::net::Ipv6Addr = "ff02::16".parse().unwrap();
+        assert_eq!(
+            MacAddr::for_ipv6_group(g),
+            MacAddr([0x33, 0x33, 0, 0, 0, 0x16])
+        );
+        let g: std::net::Ipv6Addr = "ff0e::8000:1:ff12:3456".parse().unwrap();
+        let m = MacAddr::for_ipv6_group(g);
+        assert_eq!(m, MacAddr([0x33, 0x33, 0xff, 0x12, 0x34, 0x56]));
+        assert!(m.is_multicast());
     }
 }

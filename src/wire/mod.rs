@@ -8,10 +8,11 @@ pub mod checksum;
 pub mod ethernet;
 pub mod igmp;
 pub mod ipv4;
+pub mod ipv6;
 pub mod mld;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 pub use ethernet::MacAddr;
 
@@ -34,6 +35,22 @@ pub enum WireError {
     UnknownType(u8),
     /// A field value that is impossible (e.g. a v3 record count that overruns the packet).
     Malformed,
+    /// Not an IPv6 packet (version nibble is not 6) or not EtherType 0x86DD.
+    NotIpv6,
+    /// IPv6 payload length beyond the bytes received.
+    BadPayloadLength,
+    /// An IPv6 packet that is not an MLD message (another upper layer, or an ICMPv6 type
+    /// other than 130/131/132/143, such as neighbour discovery): normal traffic, not an error
+    /// of the sender.
+    NotMld,
+    /// A fragment (offset or More Fragments set) where a whole message was needed: a
+    /// fragmented MLD message is not parsed.
+    Fragmented,
+    /// An MLD message where a multicast data packet was expected: never forwarded as data.
+    IsMld,
+    /// The destination is not a multicast group we forward (not multicast, or of
+    /// interface-local, link-local or reserved scope).
+    NotForwardable,
 }
 
 impl fmt::Display for WireError {
@@ -47,6 +64,12 @@ impl fmt::Display for WireError {
             WireError::NotIgmp => write!(f, "not IGMP"),
             WireError::UnknownType(t) => write!(f, "unknown IGMP type 0x{t:02x}"),
             WireError::Malformed => write!(f, "malformed field"),
+            WireError::NotIpv6 => write!(f, "not IPv6"),
+            WireError::BadPayloadLength => write!(f, "bad IPv6 payload length"),
+            WireError::NotMld => write!(f, "not MLD"),
+            WireError::Fragmented => write!(f, "fragmented"),
+            WireError::IsMld => write!(f, "MLD message, not data"),
+            WireError::NotForwardable => write!(f, "not a forwardable multicast group"),
         }
     }
 }
@@ -132,33 +155,56 @@ pub fn parse_igmp_frame(frame: &[u8]) -> Result<IgmpFrame> {
     })
 }
 
-/// A multicast IPv4 data packet found in an upstream frame.
+/// A multicast data packet (IPv4 or IPv6) found in an upstream frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataPacket<'a> {
-    pub source: Ipv4Addr,
-    pub group: Ipv4Addr,
-    /// The whole IPv4 packet, trimmed to its total length (link padding removed).
+    pub source: IpAddr,
+    pub group: IpAddr,
+    /// The whole IP packet, trimmed to its total length (link padding removed).
     pub ip: &'a [u8],
 }
 
-/// Locate the IPv4 multicast packet in a frame captured on the upstream interface.
+impl DataPacket<'_> {
+    /// The EtherType of a frame carrying this packet.
+    pub fn ethertype(&self) -> u16 {
+        match self.group {
+            IpAddr::V4(_) => ethernet::ETHERTYPE_IPV4,
+            IpAddr::V6(_) => ethernet::ETHERTYPE_IPV6,
+        }
+    }
+}
+
+/// Locate the multicast packet in a frame captured on the upstream interface: IPv4 (EtherType
+/// 0x0800 or version 4 on raw-IP links) or IPv6 (0x86DD or version 6, see
+/// [`ipv6::parse_data_packet`]).
 ///
 /// Cheap by design (per-packet path): version, IHL, total length, destination class.
 /// The IPv4 header checksum is not verified (the receiving hosts do that). Returns
-/// `Err` for anything that is not a forwardable multicast packet: not IPv4, truncated,
+/// `Err` for anything that is not a forwardable multicast packet: not IP, truncated,
 /// a destination outside 224.0.0.0/4, or in the link-local block 224.0.0.0/24 (which
-/// RFC 4541 section 2.1.2 says is never constrained and which routers never forward).
+/// RFC 4541 section 2.1.2 says is never constrained and which routers never forward); for
+/// IPv6, a group of link-local or narrower scope, or an MLD message.
 pub fn parse_data_packet(link: LinkType, frame: &[u8]) -> Result<DataPacket<'_>> {
-    let ip_bytes = match link {
+    let (ip_bytes, v6) = match link {
         LinkType::Ethernet => {
             let eth = ethernet::parse(frame)?;
-            if eth.ethertype != ethernet::ETHERTYPE_IPV4 {
-                return Err(WireError::NotIpv4);
-            }
-            &frame[ethernet::HEADER_LEN..]
+            let v6 = match eth.ethertype {
+                ethernet::ETHERTYPE_IPV4 => false,
+                ethernet::ETHERTYPE_IPV6 => true,
+                _ => return Err(WireError::NotIpv4),
+            };
+            (&frame[ethernet::HEADER_LEN..], v6)
         }
-        LinkType::RawIp => frame,
+        LinkType::RawIp => (frame, frame.first().is_some_and(|b| b >> 4 == 6)),
     };
+    if v6 {
+        let p = ipv6::parse_data_packet(ip_bytes)?;
+        return Ok(DataPacket {
+            source: IpAddr::V6(p.source),
+            group: IpAddr::V6(p.group),
+            ip: p.ip,
+        });
+    }
     let hdr = ipv4::parse_unchecked(ip_bytes)?;
     if !hdr.dst.is_multicast() || ipv4::is_link_local_group(hdr.dst) {
         return Err(WireError::Malformed);
@@ -167,8 +213,8 @@ pub fn parse_data_packet(link: LinkType, frame: &[u8]) -> Result<DataPacket<'_>>
         return Err(WireError::NotIgmp);
     }
     Ok(DataPacket {
-        source: hdr.src,
-        group: hdr.dst,
+        source: IpAddr::V4(hdr.src),
+        group: IpAddr::V4(hdr.dst),
         ip: &ip_bytes[..hdr.total_len],
     })
 }
@@ -177,6 +223,7 @@ pub fn parse_data_packet(link: LinkType, frame: &[u8]) -> Result<DataPacket<'_>>
 mod tests {
     use super::*;
     use crate::wire::igmp::{GroupRecord, Message, RecordType};
+    use std::net::Ipv4Addr;
 
     const HOST_MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
     const HOST_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
@@ -351,8 +398,8 @@ mod tests {
         let ip = ip_packet(GROUP, ipv4::PROTO_UDP, 12);
         let frame = ether(&ip, 60);
         let d = parse_data_packet(LinkType::Ethernet, &frame).unwrap();
-        assert_eq!(d.source, Ipv4Addr::new(10, 9, 8, 7));
-        assert_eq!(d.group, GROUP);
+        assert_eq!(d.source, IpAddr::V4(Ipv4Addr::new(10, 9, 8, 7)));
+        assert_eq!(d.group, IpAddr::V4(GROUP));
         assert_eq!(d.ip, &ip[..]);
         // Unpadded frames too.
         let frame = ether(&ip, 0);
@@ -366,7 +413,7 @@ mod tests {
     fn data_packet_raw_ip() {
         let ip = ip_packet(Ipv4Addr::new(232, 1, 1, 1), ipv4::PROTO_UDP, 100);
         let d = parse_data_packet(LinkType::RawIp, &ip).unwrap();
-        assert_eq!(d.group, Ipv4Addr::new(232, 1, 1, 1));
+        assert_eq!(d.group, IpAddr::V4(Ipv4Addr::new(232, 1, 1, 1)));
         assert_eq!(d.ip, &ip[..]);
         let mut padded = ip.clone();
         padded.extend_from_slice(&[0xee; 7]);
@@ -413,10 +460,14 @@ mod tests {
             // IGMP to a routable group is control, not data.
             let igmp = ip_packet(GROUP, ipv4::PROTO_IGMP, 8);
             assert_eq!(parse(&igmp), Err(WireError::NotIgmp));
-            // Not IPv4.
+            // Version 6 in an IPv4-sized packet: not IPv4 behind EtherType 0x0800; on a raw-IP
+            // link it is read as IPv6, and too short for that.
             let mut v6 = ip_packet(GROUP, 17, 8);
             v6[0] = 0x60;
-            assert_eq!(parse(&v6), Err(WireError::NotIpv4));
+            assert!(matches!(
+                parse(&v6),
+                Err(WireError::NotIpv4 | WireError::Truncated | WireError::BadPayloadLength)
+            ));
             // IHL < 5.
             let mut bad = ip_packet(GROUP, 17, 8);
             bad[0] = 0x43;
@@ -489,7 +540,10 @@ mod tests {
         }
         for link in [LinkType::Ethernet, LinkType::RawIp] {
             if let Ok(d) = parse_data_packet(link, frame) {
-                assert!(d.group.is_multicast() && !ipv4::is_link_local_group(d.group));
+                match d.group {
+                    IpAddr::V4(g) => assert!(g.is_multicast() && !ipv4::is_link_local_group(g)),
+                    IpAddr::V6(g) => assert!(crate::core::family::is_routable_group_v6(g)),
+                }
                 assert!(d.ip.len() >= 20);
             }
         }

@@ -1,0 +1,164 @@
+//! The two address families snoopcast snoops: IPv4 groups with IGMP, IPv6 groups with MLD.
+//!
+//! The membership table, the forwarding snapshot, the querier and the upstream join pool are
+//! written once, generic over [`GroupAddr`]; what differs between the families is here.
+
+use super::filter::GroupFilter;
+use crate::wire::MacAddr;
+use std::fmt::{Debug, Display};
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A group (or source) address of one family.
+pub trait GroupAddr:
+    Copy + Ord + Eq + Hash + Debug + Display + Send + Sync + 'static + Into<IpAddr>
+{
+    /// The lowest and highest address, for range scans over keys.
+    const MIN: Self;
+    const MAX: Self;
+    /// "IGMP" or "MLD", for log lines.
+    const PROTOCOL: &'static str;
+    /// The version of a current-state (source-filtering) report: IGMPv3, MLDv2.
+    const FILTER_VERSION: u8;
+
+    fn is_unspecified(&self) -> bool;
+    /// The source-specific multicast range: 232.0.0.0/8 (RFC 4607 section 1), FF3x::/96
+    /// (RFC 4607 section 1, RFC 3306 section 6).
+    fn is_ssm(&self) -> bool;
+    /// The Ethernet group address of the group (RFC 1112 section 6.4, RFC 2464 section 7).
+    fn group_mac(&self) -> MacAddr;
+    /// Whether the `--allow`/`--deny` filter lets snoopcast handle this group.
+    fn admitted_by(&self, filter: &GroupFilter) -> bool;
+    /// Whether an older-version host of `version` makes leaves ignored (RFC 3376 section
+    /// 7.3.2: IGMPv1 hosts send no leave). No MLD version is like that (RFC 3810 section 8.3.2).
+    fn ignores_leaves(version: u8) -> bool;
+}
+
+impl GroupAddr for Ipv4Addr {
+    const MIN: Self = Ipv4Addr::UNSPECIFIED;
+    const MAX: Self = Ipv4Addr::BROADCAST;
+    const PROTOCOL: &'static str = "IGMP";
+    const FILTER_VERSION: u8 = 3;
+
+    fn is_unspecified(&self) -> bool {
+        Ipv4Addr::is_unspecified(self)
+    }
+    fn is_ssm(&self) -> bool {
+        crate::wire::ipv4::is_ssm_group(*self)
+    }
+    fn group_mac(&self) -> MacAddr {
+        MacAddr::for_ipv4_group(*self)
+    }
+    fn admitted_by(&self, filter: &GroupFilter) -> bool {
+        filter.admits_v4(*self)
+    }
+    fn ignores_leaves(version: u8) -> bool {
+        version == 1
+    }
+}
+
+impl GroupAddr for Ipv6Addr {
+    const MIN: Self = Ipv6Addr::UNSPECIFIED;
+    const MAX: Self = Ipv6Addr::new(
+        0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff,
+    );
+    const PROTOCOL: &'static str = "MLD";
+    const FILTER_VERSION: u8 = 2;
+
+    fn is_unspecified(&self) -> bool {
+        Ipv6Addr::is_unspecified(self)
+    }
+    fn is_ssm(&self) -> bool {
+        is_ssm_v6(*self)
+    }
+    fn group_mac(&self) -> MacAddr {
+        let o = self.octets();
+        MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
+    }
+    fn admitted_by(&self, filter: &GroupFilter) -> bool {
+        filter.admits_v6(*self)
+    }
+    fn ignores_leaves(_version: u8) -> bool {
+        false
+    }
+}
+
+/// FF3x::/96: multicast, flags P and T set (RFC 3306 section 4), prefix length 0 and
+/// network prefix 0 (RFC 4607 section 1 / RFC 3306 section 6).
+pub fn is_ssm_v6(g: Ipv6Addr) -> bool {
+    let o = g.octets();
+    o[0] == 0xff && o[1] >> 4 == 3 && o[2..12].iter().all(|&b| b == 0)
+}
+
+/// The multicast scope of an IPv6 group (RFC 4291 section 2.7), the low nibble of octet 1.
+pub fn scope_v6(g: Ipv6Addr) -> u8 {
+    g.octets()[1] & 0x0f
+}
+
+/// Whether an IPv6 group may be snooped and forwarded at all: multicast, and of a scope wider
+/// than the link (RFC 4291 section 2.7: 1 interface-local, 2 link-local, which holds the
+/// solicited-node groups ff02::1:ffXX:XXXX, RFC 4291 section 2.7.1; 0 and F are reserved).
+/// RFC 4541 section 3 treats link-scope groups like IPv4's 224.0.0.0/24: always flooded.
+pub fn is_routable_group_v6(g: Ipv6Addr) -> bool {
+    g.is_multicast() && !matches!(scope_v6(g), 0 | 1 | 2 | 0xf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_scopes_and_ssm() {
+        for (g, routable) in [
+            ("ff01::1", false),
+            ("ff02::1", false),
+            ("ff02::1:ff00:1", false),
+            ("ff12::1234", false),
+            ("ff00::1", false),
+            ("ff0f::1", false),
+            ("ff05::1", true),
+            ("ff08::1", true),
+            ("ff0e::1:1", true),
+            ("ff15::1", true),
+            ("ff3e::1", true),
+            ("2001:db8::1", false),
+        ] {
+            assert_eq!(is_routable_group_v6(a(g)), routable, "{g}");
+        }
+        assert!(is_ssm_v6(a("ff3e::1")));
+        assert!(is_ssm_v6(a("ff35::8000:1")));
+        assert!(
+            !is_ssm_v6(a("ff3e:30:2001:db8::1")),
+            "unicast-prefix based, not SSM"
+        );
+        assert!(!is_ssm_v6(a("ff0e::1")));
+        assert!(!is_ssm_v6(a("ff1e::1")));
+    }
+
+    #[test]
+    fn group_macs() {
+        assert_eq!(
+            a("ff0e::1:8001:0203").group_mac(),
+            MacAddr([0x33, 0x33, 0x80, 0x01, 0x02, 0x03])
+        );
+        assert_eq!(
+            Ipv4Addr::new(239, 129, 2, 3).group_mac(),
+            MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03])
+        );
+    }
+
+    #[test]
+    fn key_bounds_bracket_everything() {
+        assert!(
+            Ipv6Addr::MIN <= a("::")
+                && a("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") <= Ipv6Addr::MAX
+        );
+        assert!(<Ipv4Addr as GroupAddr>::MAX == Ipv4Addr::BROADCAST);
+        assert!(Ipv4Addr::ignores_leaves(1) && !Ipv4Addr::ignores_leaves(2));
+        assert!(!Ipv6Addr::ignores_leaves(1));
+    }
+}
