@@ -24,7 +24,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Any-source IPv6 groups (global scope).
 const G6: &str = "ff0e::1:1";
@@ -157,7 +157,7 @@ fn harness_bridge_floods_ipv6_and_agents_count_it() {
         .src_addr("fd00:1::9/64")
         .mld_version(3, 1)
         .build();
-    let h1 = lan.start_agent(1, &[G6, G6B]);
+    let h1 = lan.start_agent(1, &[G6, G6B, LL6]);
     let h2 = lan.start_agent(2, &[&format!("{SSM6}@{S1}")]);
     let h3 = lan.start_agent(3, &[G6]);
     // The kernels' hosts join with unsolicited reports at once; give them time to go out.
@@ -167,7 +167,9 @@ fn harness_bridge_floods_ipv6_and_agents_count_it() {
         "--group", G6B, "--count", "100", "--rate", "200", "--size", "3000",
     ]);
 
-    let any = lan.send(&["--group", G6, "--count", "300", "--rate", "300"]);
+    let any = lan.send(&[
+        "--group", G6, "--group", LL6, "--count", "300", "--rate", "600",
+    ]);
     assert_eq!(any.json["source"], S1, "default IPv6 source is s0's global");
     let args = ["--group", SSM6, "--count", "300", "--rate", "300"];
     let s1 = lan.spawn_sender(&[&["--source", S1][..], &args].concat());
@@ -181,11 +183,14 @@ fn harness_bridge_floods_ipv6_and_agents_count_it() {
 
     for r in &reports {
         let who = &r.host.name;
-        assert_delivered(
-            r.frames(G6, MULTICAST),
-            any.sent(G6),
-            &format!("{who} {G6} multicast frames"),
-        );
+        // Link-local scope too: the agents would see it if snoopcast forwarded it.
+        for g in [G6, LL6] {
+            assert_delivered(
+                r.frames(g, MULTICAST),
+                any.sent(g),
+                &format!("{who} {g} multicast frames"),
+            );
+        }
         assert_delivered(
             r.frames_from(SSM6, S1, MULTICAST),
             s1.sent(SSM6),
@@ -207,6 +212,11 @@ fn harness_bridge_floods_ipv6_and_agents_count_it() {
     let [r1, r2, r3] = &reports;
     assert_eq!(r1.ip6()[0], lan.host_ll6(1));
     assert_delivered(r1.sock_ok(G6), any.sent(G6), "h1 socket G6");
+    assert_delivered(
+        r1.sock_ok(LL6),
+        any.sent(LL6),
+        "h1 socket LL6 (scope id bind)",
+    );
     assert_eq!(r1.sock_ok(SSM6), 0, "h1 did not join SSM6");
     assert_delivered(
         r1.sock_ok(G6B),
@@ -401,11 +411,16 @@ fn mldv2_leave_stops_delivery_at_once() {
     let sender = lan.spawn_sender(&["--group", G6, "--count", "1600", "--rate", "400"]);
     sleep(Duration::from_millis(1500));
     h1.leave(G6);
+    let left = Instant::now();
     wait_for_status(
         &lan,
         Duration::from_secs(1),
         "h1 gone from G6 after its leave",
         |s| !is_member(s, G6, &a) && is_member(s, G6, &b),
+    );
+    eprintln!(
+        "h1 gone from status {:?} after its MLDv2 leave",
+        left.elapsed()
     );
     // Copies already queued when the leave was processed may still be on their way.
     sleep(Duration::from_millis(100));
@@ -536,11 +551,16 @@ fn mldv1_host_gets_unicast_and_done_removes_it() {
     assert_unicast_member(&r2, G6, sent.sent(G6));
 
     h1.leave(G6);
+    let left = Instant::now();
     wait_for_status(
         &lan,
         Duration::from_secs(2),
         "h1 gone from G6 after its MLDv1 Done",
         |s| !is_member(s, G6, &a) && is_member(s, G6, &b),
+    );
+    eprintln!(
+        "h1 gone from status {:?} after its MLDv1 Done",
+        left.elapsed()
     );
     sleep(Duration::from_millis(100));
     h1.mark();
@@ -629,6 +649,40 @@ fn mldv1_host_gets_multicast_in_compat_mode() {
     assert_unicast_member(&r2, G6B, sent.sent(G6B));
     assert_nothing(&r3, G6B);
     assert_eq!(r3.sock_ok(G6), 0, "h3 joined nothing");
+    daemon.stop_ok();
+}
+
+/// `--mld-version 1`: snoopcast's MLDv1 queries put the hosts' kernels in MLDv1 mode
+/// (RFC 3810 8.2.1), so they report with MLDv1 and are listed with mld_version 1; with
+/// `--compat-fallback unicast` they still get unicast copies.
+#[test]
+fn mld_version_1_queries_turn_hosts_to_mldv1() {
+    require_root!();
+    let lan = lan6("v6q1", 2).build();
+    let mut args = TIMERS.to_vec();
+    args.extend_from_slice(&["--mld-version", "1", "--compat-fallback", "unicast"]);
+    let daemon = start_snoopcast(&lan, &args);
+    // The hosts' kernels must have heard a query before they join.
+    wait_for_status(&lan, JOIN_WAIT, "a startup MLD query sent", |s| {
+        counter(s, "mld_queries_sent") >= 1
+    });
+    sleep(Duration::from_millis(200));
+    let h1 = lan.start_agent(1, &[G6]);
+    let h2 = lan.start_agent(2, &[]);
+    let a = lan.host(1).clone();
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G6 with MLDv1", |s| {
+        member(s, G6, &a).is_some_and(|m| m["mld_version"] == 1)
+    });
+    let sent = lan.send(&["--group", G6, "--count", "400", "--rate", "400"]);
+    settle();
+    let (r1, r2) = (h1.finish(), h2.finish());
+    assert!(
+        r1.mld_out_type(MLD_V1_REPORT) >= 1 && r1.mld_out_type(MLD_V2_REPORT) == 0,
+        "h1 reported with MLDv1 only: {}",
+        r1.json["mld_out_types"]
+    );
+    assert_unicast_member(&r1, G6, sent.sent(G6));
+    assert_nothing(&r2, G6);
     daemon.stop_ok();
 }
 
