@@ -446,6 +446,116 @@ fn mldv2_leave_stops_delivery_at_once() {
         "h2 kept the stream after h1 left: {}",
         r2.since_mark_class(G6, UNICAST)
     );
+
+    // The last member leaves: the upstream join goes too (status and the box kernel).
+    let mut h2 = lan.start_agent(2, &[]);
+    h2.join(G6);
+    wait_for_status(&lan, JOIN_WAIT, "h2 in G6 again", |s| is_member(s, G6, &b));
+    h2.leave(G6);
+    wait_for_status(&lan, Duration::from_secs(2), "G6 left upstream", |s| {
+        members(s, G6).is_empty() && !upstream_joined(s).iter().any(|g| g == G6)
+    });
+    assert!(
+        wait_until(Duration::from_secs(2), || !kernel_has(
+            &lan.kernel_groups6("up0"),
+            G6
+        )),
+        "the box kernel still has {G6} on up0: {:?}",
+        lan.kernel_groups6("up0")
+    );
+    drop(h2.finish());
+    daemon.stop_ok();
+}
+
+/// A host that stops answering MLD queries (no Done) expires after the multicast address
+/// listening interval (RFC 3810 9.4: robustness x QI + QRI), and delivery to it stops;
+/// the other member, which answers snoopcast's MLD queries, stays. This is what proves the
+/// querier: hosts only answer queries they accept (link-local source, hop limit 1, Router
+/// Alert, checksum), and h2 would expire too otherwise.
+///
+/// Method: `Lan::block_mld_out` drops h1's outgoing MLD at tc egress; the agent counts
+/// outgoing MLD after tc, so the test checks the silence held.
+#[test]
+fn mldv2_silent_host_expires_and_queried_host_stays() {
+    require_root!();
+    let lan = lan6("v6expire", 2).build();
+    // MALI = 2 * 2 s + 1 s = 5 s.
+    let mali = Duration::from_secs(5);
+    let daemon = start_snoopcast(
+        &lan,
+        &[
+            "--query-interval",
+            "2s",
+            "--query-response-interval",
+            "1s",
+            "--robustness",
+            "2",
+        ],
+    );
+    let mut h1 = lan.start_agent(1, &[G6]);
+    let mut h2 = lan.start_agent(2, &[G6]);
+    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
+    wait_for_status(&lan, JOIN_WAIT, "h1 and h2 in G6", |s| {
+        is_member(s, G6, &a) && is_member(s, G6, &b)
+    });
+
+    // 12 s of stream: h1 goes silent after 1 s and must be gone within MALI (+ 2 s slack).
+    let sender = lan.spawn_sender(&["--group", G6, "--count", "3600", "--rate", "300"]);
+    sleep(Duration::from_secs(1));
+    lan.block_mld_out(1);
+    let silenced = Instant::now();
+    h1.mark();
+    h2.mark();
+    wait_for_status(
+        &lan,
+        mali + Duration::from_secs(2),
+        "silent h1 expired",
+        |s| !is_member(s, G6, &a),
+    );
+    eprintln!(
+        "h1 expired {:?} after it went silent (MALI {mali:?})",
+        silenced.elapsed()
+    );
+    let r1_silent = h1.report();
+    sleep(Duration::from_millis(300));
+    h1.mark();
+    // h2 must outlive several query rounds, well past its own MALI.
+    let outlive = mali + Duration::from_secs(2);
+    if let Some(left) = outlive.checked_sub(silenced.elapsed()) {
+        sleep(left);
+    }
+    let status = lan.status_json();
+    assert!(
+        is_member(&status, G6, &b),
+        "h2 answers MLD queries and must stay a member {:?} after the start of the \
+         silence\n{status:#}",
+        silenced.elapsed()
+    );
+    assert!(
+        counter(&status, "mld_queries_sent") >= 3,
+        "general queries every 2 s\n{status:#}"
+    );
+    let sent = sender.wait(Duration::from_secs(30));
+    settle();
+    let (r1, r2) = (h1.finish(), h2.finish());
+
+    assert_eq!(
+        r1_silent.mld_out_since_mark(),
+        0,
+        "h1 was not silent: the tc filter failed"
+    );
+    assert!(
+        r1_silent.mld_in() >= 1,
+        "h1 heard MLD (queries, h2's reports) while silent"
+    );
+    assert!(
+        r2.mld_out_since_mark() >= 2,
+        "h2 answered the queries: {} MLD messages",
+        r2.mld_out_since_mark()
+    );
+    assert!(r1.frames(G6, UNICAST) > 0, "h1 got the stream before");
+    assert_eq!(r1.since_mark(G6), 0, "h1 still gets G6 after it expired");
+    assert_unicast_member(&r2, G6, sent.sent(G6));
     daemon.stop_ok();
 }
 
@@ -779,6 +889,53 @@ fn ipv4_and_ipv6_groups_side_by_side() {
     assert_nothing(&r2, G4);
     assert_unicast_member(&r3, G4, v4.sent(G4));
     assert_unicast_member(&r3, G6, v6.sent(G6));
+    daemon.stop_ok();
+}
+
+/// `--allow` and `--deny` with IPv6 prefixes: only allowed, not denied IPv6 groups make
+/// members and are forwarded; an IPv6 `--allow` leaves IPv4 at its default (all).
+#[test]
+fn allow_and_deny_ipv6_prefixes() {
+    require_root!();
+    const OUTSIDE: &str = "ff0e::2:1";
+    let lan = lan6("v6filter", 2).build();
+    let mut args = TIMERS.to_vec();
+    args.extend_from_slice(&["--allow", "ff0e::1:0/112", "--deny", "ff0e::1:2/128"]);
+    let daemon = start_snoopcast(&lan, &args);
+    let h1 = lan.start_agent(1, &[G6, G6B, OUTSIDE]);
+    let h2 = lan.start_agent(2, &[G4]);
+    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G6, h2 in G4", |s| {
+        is_member(s, G6, &a) && is_member(s, G4, &b)
+    });
+    // h1's one report carried all three groups; give a straggler a moment.
+    sleep(Duration::from_millis(300));
+    let status = lan.status_json();
+    for g in [G6B, OUTSIDE] {
+        assert!(
+            members(&status, g).is_empty(),
+            "{g} is filtered but has members\n{status:#}"
+        );
+        assert!(
+            !upstream_joined(&status).iter().any(|j| j == g),
+            "{g} is filtered but joined upstream\n{status:#}"
+        );
+    }
+
+    let v6 = lan.spawn_sender(&[
+        "--group", G6, "--group", G6B, "--group", OUTSIDE, "--count", "300", "--rate", "600",
+    ]);
+    let v4 = lan.spawn_sender(&["--group", G4, "--count", "300", "--rate", "200"]);
+    let (v6, v4) = (
+        v6.wait(Duration::from_secs(30)),
+        v4.wait(Duration::from_secs(30)),
+    );
+    settle();
+    let (r1, r2) = (h1.finish(), h2.finish());
+    assert_unicast_member(&r1, G6, v6.sent(G6));
+    assert_nothing(&r1, G6B);
+    assert_nothing(&r1, OUTSIDE);
+    assert_unicast_member(&r2, G4, v4.sent(G4));
     daemon.stop_ok();
 }
 

@@ -1975,3 +1975,77 @@ impl AgentReport {
             .collect()
     }
 }
+
+impl Lan {
+    /// Makes host `i` silent for MLD, the IPv6 twin of `block_igmp_out`: a tc clsact egress
+    /// filter on its eth0 drops every outgoing IPv6 frame whose first next header is
+    /// hop-by-hop (0), which every MLD message has (its Router Alert, RFC 3810 5) and
+    /// neighbour discovery has not:
+    ///   ldb [20]; jeq #0, drop, pass; drop: ret #2 (TC_ACT_SHOT); pass: ret #0 (TC_ACT_OK)
+    /// Offset 20 = 14 (Ethernet) + 6 (IPv6 next header). Undo with `unblock_mld_out`.
+    pub fn block_mld_out(&self, i: usize) {
+        let ns = &self.host(i).ns;
+        // The qdisc may exist already (block_igmp_out); the filter is what matters.
+        let _ = ns_exec(
+            ns,
+            &["tc", "qdisc", "add", "dev", "eth0", "clsact"],
+            CMD_TIMEOUT,
+        );
+        let filter = ns_exec(
+            ns,
+            &[
+                "tc",
+                "filter",
+                "add",
+                "dev",
+                "eth0",
+                "egress",
+                "protocol",
+                "ipv6",
+                "prio",
+                "2",
+                "bpf",
+                "da",
+                "bytecode",
+                "4,48 0 0 20,21 0 1 0,6 0 0 2,6 0 0 0",
+            ],
+            CMD_TIMEOUT,
+        );
+        if filter.ok() {
+            return;
+        }
+        let nft = ns_exec(
+            ns,
+            &[
+                "nft",
+                "add table ip6 sc6; add chain ip6 sc6 out { type filter hook output priority 0; }; \
+                 add rule ip6 sc6 out icmpv6 type { mld-listener-report, mld-listener-done, \
+                 mld2-listener-report } drop",
+            ],
+            CMD_TIMEOUT,
+        );
+        assert!(
+            nft.ok(),
+            "cannot block outgoing MLD on {ns}: tc: {} nft: {}",
+            filter.stderr,
+            nft.stderr
+        );
+    }
+
+    /// Undoes `block_mld_out` (and `block_igmp_out`: they share the clsact qdisc).
+    pub fn unblock_mld_out(&self, i: usize) {
+        let ns = &self.host(i).ns;
+        let tc = ns_exec(
+            ns,
+            &["tc", "qdisc", "del", "dev", "eth0", "clsact"],
+            CMD_TIMEOUT,
+        );
+        let nft = ns_exec(ns, &["nft", "delete", "table", "ip6", "sc6"], CMD_TIMEOUT);
+        assert!(
+            tc.ok() || nft.ok(),
+            "cannot unblock MLD on {ns}: tc: {} nft: {}",
+            tc.stderr,
+            nft.stderr
+        );
+    }
+}
