@@ -939,6 +939,62 @@ fn allow_and_deny_ipv6_prefixes() {
     daemon.stop_ok();
 }
 
+/// dn0 is deleted and created again (an OpenVPN restart without persist-tun): its IPv6
+/// members are dropped, and once it is back snoopcast queries from its new link-local
+/// address (which only appears once the link is up), the hosts answer and get the stream
+/// again, and the group is joined on up0 (again, or still).
+#[test]
+fn recreated_downstream_queries_ipv6_hosts_again() {
+    require_root!();
+    let lan = lan6("v6recr", 2).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let mut h1 = lan.start_agent(1, &[G6]);
+    let h2 = lan.start_agent(2, &[]);
+    let a = lan.host(1).clone();
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G6", |s| is_member(s, G6, &a));
+
+    lan.delete_downstream(0);
+    wait_for_status(&lan, Duration::from_secs(5), "dn0 down, h1 dropped", |s| {
+        iface_status(s, "dn0")["state"] == "down" && !is_member(s, G6, &a)
+    });
+    lan.recreate_downstream(0);
+    let back = Instant::now();
+    wait_for_status(
+        &lan,
+        Duration::from_secs(10),
+        "dn0 up, h1 in G6 again",
+        |s| iface_status(s, "dn0")["state"] == "up" && is_member(s, G6, &a),
+    );
+    eprintln!("h1 a member again {:?} after dn0 came back", back.elapsed());
+    let status = lan.status_json();
+    let dn0 = iface_status(&status, "dn0");
+    let dn0_ll = Lan::ipv6_addrs(&lan.box_ns(), "dn0", "link");
+    assert!(
+        dn0["query_source6"]
+            .as_str()
+            .is_some_and(|q| dn0_ll.iter().any(|x| x == q)),
+        "dn0 query_source6 is the new dn0's link-local address {dn0_ll:?}\n{status:#}"
+    );
+    assert_eq!(dn0["mld_querier"], "querier", "{status:#}");
+    assert!(
+        kernel_has(&lan.kernel_groups6("up0"), G6),
+        "{G6} joined on up0 again: {:?}",
+        lan.kernel_groups6("up0")
+    );
+    h1.mark();
+    let sent = lan.send(&["--group", G6, "--count", "400", "--rate", "400"]);
+    settle();
+    let (r1, r2) = (h1.finish(), h2.finish());
+    assert_delivered(
+        r1.since_mark_class(G6, UNICAST),
+        sent.sent(G6),
+        "h1 G6 unicast after dn0 came back",
+    );
+    assert_no_multicast(&r1, G6);
+    assert_nothing(&r2, G6);
+    daemon.stop_ok();
+}
+
 /// (7) `--no-ipv6`: MLD reports make no member and no upstream join, no IPv6 stream is
 /// forwarded; IPv4 on the same LAN works as before.
 #[test]
@@ -1073,5 +1129,61 @@ fn mldv2_two_groups_each_to_its_members() {
     assert_unicast_member(&r2, G6B, sent.sent(G6B));
     assert_unicast_member(&r3, G6B, sent.sent(G6B));
     assert_nothing(&r3, G6);
+    daemon.stop_ok();
+}
+
+/// A downstream whose link-local address appears only after snoopcast opened it (IPv6
+/// enabled on it later; a tap whose carrier comes later) must get MLD queries from then on;
+/// otherwise every IPv6 member there expires after MALI although its host still listens.
+///
+/// Ignored: it fails with the daemon as of "IPv6 daemon" (1dd9d9e). The link-local address
+/// is read once when the downstream is opened (`LinkChange::DownOpened`, daemon.rs), so
+/// dn0 stays at `mld_querier: "off"`, `query_source6: null`, 0 MLD queries for good. Run it
+/// with `-- --ignored` once the interface watcher picks up address changes.
+#[test]
+#[ignore = "fails until snoopcast re-reads a downstream's link-local address (see doc)"]
+fn link_local_added_after_start_gets_mld_queries() {
+    require_root!();
+    let lan = lan6("v6late", 1).build();
+    let bx = lan.box_ns();
+    ns_sysctl(&bx, "net.ipv6.conf.dn0.disable_ipv6", "1");
+    // MALI = 2 * 2 s + 1 s = 5 s.
+    let daemon = start_snoopcast(
+        &lan,
+        &[
+            "--query-interval",
+            "2s",
+            "--query-response-interval",
+            "1s",
+            "--robustness",
+            "2",
+        ],
+    );
+    assert!(iface_status(&lan.status_json(), "dn0")["query_source6"].is_null());
+    ns_sysctl(&bx, "net.ipv6.conf.dn0.disable_ipv6", "0");
+    wait_for_status(
+        &lan,
+        Duration::from_secs(5),
+        "dn0 queries from its new link-local address",
+        |s| {
+            let dn0 = iface_status(s, "dn0");
+            let ll = Lan::ipv6_addrs(&bx, "dn0", "link");
+            dn0["query_source6"]
+                .as_str()
+                .is_some_and(|q| ll.iter().any(|a| a == q))
+                && dn0["mld_querier"] == "querier"
+                && counter(s, "mld_queries_sent") >= 1
+        },
+    );
+    let h1 = lan.start_agent(1, &[G6]);
+    let a = lan.host(1).clone();
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G6", |s| is_member(s, G6, &a));
+    sleep(Duration::from_secs(7));
+    let status = lan.status_json();
+    assert!(
+        is_member(&status, G6, &a),
+        "h1 answers queries and must still be a member after MALI\n{status:#}"
+    );
+    drop(h1.finish());
     daemon.stop_ok();
 }
