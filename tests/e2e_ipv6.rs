@@ -1097,6 +1097,34 @@ fn fragmented_ipv6_datagrams_arrive_intact() {
     daemon.stop_ok();
 }
 
+/// Data with an extension header before UDP (an 8-byte hop-by-hop options header, PadN):
+/// forwarded like any IPv6 multicast (only MLD, which also sits behind hop-by-hop, stays
+/// out of the data path), and the agents count it through the header.
+#[test]
+fn hop_by_hop_data_is_forwarded() {
+    require_root!();
+    let lan = lan6("v6hbh", 2).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let h1 = lan.start_agent(1, &[G6]);
+    let h2 = lan.start_agent(2, &[]);
+    let a = lan.host(1).clone();
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G6", |s| is_member(s, G6, &a));
+    let sent = lan.send(&[
+        "--group",
+        G6,
+        "--count",
+        "400",
+        "--rate",
+        "400",
+        "--hop-by-hop",
+    ]);
+    settle();
+    let (r1, r2) = (h1.finish(), h2.finish());
+    assert_unicast_member(&r1, G6, sent.sent(G6));
+    assert_nothing(&r2, G6);
+    daemon.stop_ok();
+}
+
 /// Two IPv6 groups, one host in each and one in both, like (1) for several groups: each
 /// copy goes to exactly the hosts of its group.
 #[test]

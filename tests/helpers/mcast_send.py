@@ -5,6 +5,7 @@ Run inside the source namespace:
 
     mcast_send.py --iface s0 --group 239.1.1.1 [--group ...] --count 1000 --rate 400
                   [--source 10.1.0.3] [--port 5000] [--size 200] [--ttl 8]
+    mcast_send.py --iface s0 --group ff0e::1:1 ... [--source fd00:1::9] [--hop-by-hop]
 
 COUNT datagrams go to every group; groups are served round-robin and RATE is
 the total number of datagrams per second over all groups. Each payload is
@@ -15,7 +16,8 @@ with digest = first 8 bytes of SHA-256 over everything after it, so a receiver
 (host_agent.py) can check that the datagram arrived intact and was meant for the
 group and source it came from. IPv6 groups (`--group ff0e::1:1`) are sent the same way
 from an AF_INET6 socket (IPV6_MULTICAST_IF = the interface's index, hop limit --ttl), with
-"SCT6" and 16-byte group and source in the payload:
+"SCT6" and 16-byte group and source in the payload (`--hop-by-hop` puts an 8-byte
+hop-by-hop options header with a PadN option before UDP):
 
     digest(8) | "SCT6" | seq u32 | group 16 bytes | source 16 bytes | size u16 | filler
 
@@ -41,6 +43,7 @@ import time
 
 MAGIC = b"SCT1"
 MAGIC6 = b"SCT6"
+IPV6_HOPOPTS = 54
 DIGEST_LEN = 8
 SIOCGIFADDR = 0x8915
 PATTERN = bytes(range(256)) * 40
@@ -98,6 +101,10 @@ def open_v6(args, ifindex):
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, struct.pack("=i", ifindex))
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, args.ttl)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+    if args.hop_by_hop:
+        # An 8-byte hop-by-hop options header holding one PadN option (RFC 8200 4.2, 4.3);
+        # the kernel fills in the next header. Needs CAP_NET_RAW.
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_HOPOPTS, bytes([0, 0, 1, 4, 0, 0, 0, 0]))
     return sock, source
 
 
@@ -111,6 +118,8 @@ def main():
     ap.add_argument("--port", type=int, default=5000)
     ap.add_argument("--size", type=int, default=200, help="filler bytes per datagram (<= 10000)")
     ap.add_argument("--ttl", type=int, default=8)
+    ap.add_argument("--hop-by-hop", action="store_true",
+                    help="IPv6: put a hop-by-hop options header (PadN) before UDP")
     args = ap.parse_args()
 
     try:
@@ -126,6 +135,8 @@ def main():
         ap.error("--size must be 0..10000")
     if groups[0].version == 6:
         return send_v6(args, groups)
+    if args.hop_by_hop:
+        ap.error("--hop-by-hop is for IPv6 groups")
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     ifindex = socket.if_nametoindex(args.iface)
