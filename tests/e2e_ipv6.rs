@@ -995,6 +995,80 @@ fn recreated_downstream_queries_ipv6_hosts_again() {
     daemon.stop_ok();
 }
 
+/// Sends COUNT MLDv2 general queries (RFC 3810 5.1) from link-local SRC out of eth0, one
+/// every 0.5 s, as raw frames: Ethernet to 33:33:00:00:00:01, IPv6 hop limit 1 to ff02::1,
+/// a hop-by-hop header with Router Alert (MLD), ICMPv6 130 with its pseudo-header checksum.
+const MLD_QUERIER_PY: &str = r#"
+import socket, struct, sys, time
+src, count = socket.inet_pton(socket.AF_INET6, sys.argv[1]), int(sys.argv[2])
+dst = socket.inet_pton(socket.AF_INET6, "ff02::1")
+mac = bytes.fromhex(open("/sys/class/net/eth0/address").read().strip().replace(":", ""))
+# type, code, checksum, max resp code (ms), reserved, group ::, S|QRV=2, QQIC=2, 0 sources
+q = struct.pack("!BBHHH16sBBH", 130, 0, 0, 1000, 0, bytes(16), 2, 2, 0)
+pseudo = src + dst + struct.pack("!I3xB", len(q), 58) + q
+s = sum(struct.unpack("!%dH" % (len(pseudo) // 2), pseudo))
+while s >> 16:
+    s = (s & 0xFFFF) + (s >> 16)
+q = q[:2] + struct.pack("!H", ~s & 0xFFFF) + q[4:]
+hbh = bytes([58, 0, 5, 2, 0, 0, 1, 0])
+ip6 = struct.pack("!IHBB", 6 << 28, len(hbh) + len(q), 0, 1) + src + dst
+frame = bytes.fromhex("333300000001") + mac + bytes.fromhex("86dd") + ip6 + hbh + q
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+sock.bind(("eth0", 0))
+for i in range(count):
+    sock.send(frame)
+    time.sleep(0.5)
+"#;
+
+/// MLD querier election (RFC 3810 7.6.2): a query from a lower address (fe80::1, sent by
+/// h3, below dn0's fe80::5c:ff:fe01:3) makes snoopcast non-querier; status names the
+/// other querier, counts its queries, and the IGMP querier is not affected. Members keep
+/// their streams (the hosts answer the other querier).
+#[test]
+fn lower_mld_querier_wins_the_election() {
+    require_root!();
+    let lan = lan6("v6elect", 3).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let h1 = lan.start_agent(1, &[G6]);
+    let a = lan.host(1).clone();
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G6", |s| is_member(s, G6, &a));
+    let status = lan.status_json();
+    assert_eq!(iface_status(&status, "dn0")["mld_querier"], "querier");
+    assert_eq!(counter(&status, "mld_queries_received"), 0);
+
+    let other = "fe80::1";
+    let h3 = lan.host(3).ns.clone();
+    let out = ns_exec(
+        &h3,
+        &[python(), "-c", MLD_QUERIER_PY, other, "4"],
+        Duration::from_secs(10),
+    );
+    assert!(out.ok(), "MLD query sender failed: {}", out.stderr);
+    let status = lan.status_json();
+    let dump = format!("{status:#}");
+    let dn0 = iface_status(&status, "dn0");
+    assert_eq!(dn0["mld_querier"], "non-querier", "dn0\n{dump}");
+    assert_eq!(dn0["mld_other_querier"], other, "dn0\n{dump}");
+    assert_eq!(dn0["querier"], "querier", "IGMP querier unaffected\n{dump}");
+    assert_eq!(
+        counter(&status, "mld_queries_received"),
+        4,
+        "mld_queries_received counts the 4 queries\n{dump}"
+    );
+    assert_eq!(counter(&status, "mld_malformed"), 0, "{dump}");
+    assert!(is_member(&status, G6, &a), "h1 stays\n{dump}");
+    let sent = lan.send(&["--group", G6, "--count", "400", "--rate", "400"]);
+    settle();
+    let r1 = h1.finish();
+    assert_unicast_member(&r1, G6, sent.sent(G6));
+    assert!(
+        r1.mld_in() >= 4,
+        "h1 heard the other querier: mld_in {}",
+        r1.mld_in()
+    );
+    daemon.stop_ok();
+}
+
 /// (7) `--no-ipv6`: MLD reports make no member and no upstream join, no IPv6 stream is
 /// forwarded; IPv4 on the same LAN works as before.
 #[test]
