@@ -1201,6 +1201,28 @@ fn hop_by_hop_data_is_forwarded() {
     daemon.stop_ok();
 }
 
+/// A local IPv6 source: the sender runs in the box and its datagrams leave through a
+/// dummy up0 with the UDP checksum left to the device (CHECKSUM_PARTIAL). snoopcast must
+/// complete it (over the IPv6 pseudo-header, RFC 8200 8.1) before sending copies, or the
+/// members' kernels drop every datagram silently: the frames arrive, the socket stays empty.
+#[test]
+fn local_ipv6_source_gets_its_checksum_completed() {
+    require_root!();
+    let lan = lan6("v6local", 2).dummy_upstream().build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let h1 = lan.start_agent(1, &[G6]);
+    let h2 = lan.start_agent(2, &[]);
+    let a = lan.host(1).clone();
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G6", |s| is_member(s, G6, &a));
+    let sent = lan.send(&["--group", G6, "--count", "400", "--rate", "400"]);
+    assert_eq!(sent.json["source"], "fd00:1::2", "sent from up0's address");
+    settle();
+    let (r1, r2) = (h1.finish(), h2.finish());
+    assert_unicast_member(&r1, G6, sent.sent(G6));
+    assert_nothing(&r2, G6);
+    daemon.stop_ok();
+}
+
 /// A downstream whose link-local address appears only after snoopcast opened it (IPv6
 /// enabled on it later; a tap whose carrier comes later) must get MLD queries from then on;
 /// otherwise every IPv6 member there expires after MALI although its host still listens.

@@ -636,6 +636,9 @@ impl Lan {
                 }
                 ip(&bx, &["link", "set", "up0", "multicast", "on"]);
                 ip(&bx, &["addr", "add", "10.1.0.2/24", "dev", "up0"]);
+                if b.ipv6 {
+                    ip(&bx, &["addr", "add", "fd00:1::2/64", "dev", "up0", "nodad"]);
+                }
             }
             (Upstream::Tun, _) => {
                 // tun_source.py creates tun0 (10.9.0.1/24) and brings it up; the tun device
@@ -1924,9 +1927,9 @@ impl Lan {
         }
         if self.upstream == Upstream::Veth {
             want.push((self.src_ns(), "s0".into(), "global"));
-            if self.box_mode == BoxMode::Snoopcast {
-                want.push((self.box_ns(), "up0".into(), "global"));
-            }
+        }
+        if self.upstream != Upstream::Tun && self.box_mode == BoxMode::Snoopcast {
+            want.push((self.box_ns(), "up0".into(), "global"));
         }
         let mut missing = Vec::new();
         let ok = wait_until(Duration::from_secs(5), || {
