@@ -562,7 +562,8 @@ fn mldv2_silent_host_expires_and_queried_host_stays() {
 }
 
 /// (3) Source-specific MLDv2 joins (INCLUDE {S}, RFC 3810 5.2.12): each host gets only
-/// the source it asked for, from two sources sending to the same SSM group.
+/// the source it asked for, from two sources sending to the same SSM group. An
+/// any-source join (EXCLUDE {}) of the SSM group makes no member (RFC 4604 3, RFC 4607 1).
 #[test]
 fn mldv2_source_specific_join_gets_only_that_source() {
     require_root!();
@@ -570,8 +571,12 @@ fn mldv2_source_specific_join_gets_only_that_source() {
     let daemon = start_snoopcast(&lan, &TIMERS);
     let h1 = lan.start_agent(1, &[&format!("{SSM6}@{S1}")]);
     let h2 = lan.start_agent(2, &[&format!("{SSM6}@{S2}")]);
-    let h3 = lan.start_agent(3, &[]);
-    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
+    let h3 = lan.start_agent(3, &[SSM6]);
+    let (a, b, c) = (
+        lan.host(1).clone(),
+        lan.host(2).clone(),
+        lan.host(3).clone(),
+    );
     wait_for_status(&lan, JOIN_WAIT, "h1 in (S1,SSM6), h2 in (S2,SSM6)", |s| {
         member(s, SSM6, &a).is_some_and(|m| has_source(&m, S1) && m["mode"] == "include")
             && member(s, SSM6, &b).is_some_and(|m| has_source(&m, S2) && m["mode"] == "include")
@@ -582,6 +587,7 @@ fn mldv2_source_specific_join_gets_only_that_source() {
         !has_source(&m1, S2),
         "h1 asked for {S1} only: {m1}\n{status:#}"
     );
+
     let kernel = lan.kernel_groups6("up0");
     assert!(
         kernel_has(&kernel, SSM6),
@@ -596,6 +602,7 @@ fn mldv2_source_specific_join_gets_only_that_source() {
         s2.wait(Duration::from_secs(30)),
     );
     settle();
+    let status_end = lan.status_json();
     let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
 
     for (r, want, want_sent, other) in [(&r1, S1, &s1, S2), (&r2, S2, &s2, S1)] {
@@ -618,6 +625,10 @@ fn mldv2_source_specific_join_gets_only_that_source() {
         assert_no_multicast(r, SSM6);
         assert_eq!(r.sock_bad_or_dup(), 0);
     }
+    assert!(
+        r3.mld_out_type(MLD_V2_REPORT) >= 1 && !is_member(&status_end, SSM6, &c),
+        "h3 reported an any-source join of an SSM group, which must be ignored\n{status_end:#}"
+    );
     assert_nothing(&r3, SSM6);
     daemon.stop_ok();
 }
@@ -1220,6 +1231,66 @@ fn local_ipv6_source_gets_its_checksum_completed() {
     let (r1, r2) = (h1.finish(), h2.finish());
     assert_unicast_member(&r1, G6, sent.sent(G6));
     assert_nothing(&r2, G6);
+    daemon.stop_ok();
+}
+
+/// Sixty IPv6 groups, more than one join socket holds (snoopcast puts optmem_max / 2 / 80
+/// groups on one: 54 at 128 KiB, fewer below): all are joined on up0 (the box kernel's
+/// /proc/net/igmp6 lists each) and all arrive at the member.
+#[test]
+fn sixty_ipv6_groups_all_joined_and_delivered() {
+    require_root!();
+    let lan = lan6("v6many", 2).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let groups: Vec<String> = (1..=60).map(|i| format!("ff0e::2:{i:x}")).collect();
+    let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let h1 = lan.start_agent(1, &refs);
+    let h2 = lan.start_agent(2, &[]);
+    let a = lan.host(1).clone();
+    wait_for_status(&lan, Duration::from_secs(15), "h1 in all 60 groups", |s| {
+        refs.iter().all(|g| is_member(s, g, &a))
+    });
+    let status = lan.status_json();
+    let joined = upstream_joined(&status);
+    let kernel = lan.kernel_groups6("up0");
+    let missing: Vec<&&str> = refs
+        .iter()
+        .filter(|g| !joined.iter().any(|j| j == *g) || !kernel_has(&kernel, g))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not joined upstream (status or kernel): {missing:?}\nkernel: {kernel:?}"
+    );
+    let sockets = &status["upstream"]["sockets"];
+    eprintln!("upstream join sockets for 60 IPv6 groups: {sockets}");
+
+    let mut args = vec!["--count", "30", "--rate", "600"];
+    for g in &refs {
+        args.extend_from_slice(&["--group", g]);
+    }
+    let sent = lan.send(&args);
+    settle();
+    let (r1, r2) = (h1.finish(), h2.finish());
+    let short: Vec<String> = refs
+        .iter()
+        .filter(|g| {
+            let need = (sent.sent(g) as f64 * DELIVERY).ceil() as u64;
+            r1.frames(g, UNICAST) < need || r1.sock_ok(g) < need
+        })
+        .map(|g| {
+            format!(
+                "{g}: {} frames, {} on socket",
+                r1.frames(g, UNICAST),
+                r1.sock_ok(g)
+            )
+        })
+        .collect();
+    assert!(short.is_empty(), "groups short of {DELIVERY}: {short:?}");
+    for g in &refs {
+        assert_no_multicast(&r1, g);
+        assert_nothing(&r2, g);
+    }
+    assert_eq!(r1.sock_bad_or_dup(), 0);
     daemon.stop_ok();
 }
 
