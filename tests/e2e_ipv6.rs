@@ -139,6 +139,18 @@ fn iface_status(status: &Value, name: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The box's up0 as a `Host`, for an agent there (`Lan::start_agent_on`).
+fn box_up0(lan: &Lan) -> Host {
+    Host {
+        name: "box-up0".into(),
+        ns: lan.box_ns(),
+        ip: "10.1.0.2".into(),
+        mac: "02:5c:00:01:00:02".into(),
+        igmp_version: None,
+        downstream: "up0".into(),
+    }
+}
+
 fn kernel_has(groups: &[(String, u32)], g: &str) -> bool {
     groups.iter().any(|(k, _)| k == g)
 }
@@ -275,15 +287,7 @@ fn harness_box_kernel_joins_ipv6_on_up0() {
         "{G6} joined on up0 before anyone asked: {:?}",
         lan.kernel_groups6("up0")
     );
-    let up0 = Host {
-        name: "box-up0".into(),
-        ns: lan.box_ns(),
-        ip: "10.1.0.2".into(),
-        mac: "02:5c:00:01:00:02".into(),
-        igmp_version: None,
-        downstream: "up0".into(),
-    };
-    let mut agent = lan.start_agent_on(up0, "up0", &[G6], Duration::from_secs(60));
+    let mut agent = lan.start_agent_on(box_up0(&lan), "up0", &[G6], Duration::from_secs(60));
     let groups = lan.kernel_groups6("up0");
     assert!(
         groups.iter().any(|(g, users)| g == G6 && *users >= 1),
@@ -1008,16 +1012,20 @@ fn recreated_downstream_queries_ipv6_hosts_again() {
     daemon.stop_ok();
 }
 
-/// Sends COUNT MLDv2 general queries (RFC 3810 5.1) from link-local SRC out of eth0, one
-/// every 0.5 s, as raw frames: Ethernet to 33:33:00:00:00:01, IPv6 hop limit 1 to ff02::1,
-/// a hop-by-hop header with Router Alert (MLD), ICMPv6 130 with its pseudo-header checksum.
+/// `python3 -c MLD_QUERIER_PY SRC COUNT [GROUP [IFACE]]` sends COUNT MLDv2 queries (RFC
+/// 3810 5.1) from link-local SRC out of IFACE (eth0), one every 0.5 s, as raw frames: a
+/// general query (to ff02::1, 33:33:00:00:00:01), or with GROUP a multicast address
+/// specific query to GROUP itself; IPv6 hop limit 1, a hop-by-hop header with Router
+/// Alert (MLD), ICMPv6 130 with its pseudo-header checksum.
 const MLD_QUERIER_PY: &str = r#"
 import socket, struct, sys, time
 src, count = socket.inet_pton(socket.AF_INET6, sys.argv[1]), int(sys.argv[2])
-dst = socket.inet_pton(socket.AF_INET6, "ff02::1")
-mac = bytes.fromhex(open("/sys/class/net/eth0/address").read().strip().replace(":", ""))
-# type, code, checksum, max resp code (ms), reserved, group ::, S|QRV=2, QQIC=2, 0 sources
-q = struct.pack("!BBHHH16sBBH", 130, 0, 0, 1000, 0, bytes(16), 2, 2, 0)
+group = socket.inet_pton(socket.AF_INET6, sys.argv[3]) if len(sys.argv) > 3 else bytes(16)
+iface = sys.argv[4] if len(sys.argv) > 4 else "eth0"
+dst = group if any(group) else socket.inet_pton(socket.AF_INET6, "ff02::1")
+mac = bytes.fromhex(open(f"/sys/class/net/{iface}/address").read().strip().replace(":", ""))
+# type, code, checksum, max resp code (ms), reserved, group, S|QRV=2, QQIC=2, 0 sources
+q = struct.pack("!BBHHH16sBBH", 130, 0, 0, 1000, 0, group, 2, 2, 0)
 pseudo = src + dst + struct.pack("!I3xB", len(q), 58) + q
 s = sum(struct.unpack("!%dH" % (len(pseudo) // 2), pseudo))
 while s >> 16:
@@ -1025,9 +1033,9 @@ while s >> 16:
 q = q[:2] + struct.pack("!H", ~s & 0xFFFF) + q[4:]
 hbh = bytes([58, 0, 5, 2, 0, 0, 1, 0])
 ip6 = struct.pack("!IHBB", 6 << 28, len(hbh) + len(q), 0, 1) + src + dst
-frame = bytes.fromhex("333300000001") + mac + bytes.fromhex("86dd") + ip6 + hbh + q
+frame = b"\x33\x33" + dst[12:] + mac + bytes.fromhex("86dd") + ip6 + hbh + q
 sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-sock.bind(("eth0", 0))
+sock.bind((iface, 0))
 for i in range(count):
     sock.send(frame)
     time.sleep(0.5)
@@ -1079,6 +1087,54 @@ fn lower_mld_querier_wins_the_election() {
         "h1 heard the other querier: mld_in {}",
         r1.mld_in()
     );
+    daemon.stop_ok();
+}
+
+/// MLD is never data (README, Forwarding): a multicast-address-specific MLD query for G6
+/// (sent to G6 itself, so it looks like G6's traffic but for its ICMPv6 behind the
+/// hop-by-hop header) arriving on up0 makes no copy for G6's member; data of G6 does.
+#[test]
+fn mld_from_upstream_is_not_forwarded() {
+    require_root!();
+    let lan = lan6("v6mldup", 2).build();
+    let daemon = start_snoopcast(&lan, &TIMERS);
+    let mut h1 = lan.start_agent(1, &[G6]);
+    let a = lan.host(1).clone();
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G6", |s| is_member(s, G6, &a));
+    // Watches up0, to prove the queries got there.
+    let mut up0 = lan.start_agent_on(box_up0(&lan), "up0", &[], Duration::from_secs(60));
+    let before = counter(&lan.status_json(), "copies_sent");
+    h1.mark();
+    let out = ns_exec(
+        &lan.src_ns(),
+        &[python(), "-c", MLD_QUERIER_PY, "fe80::1", "4", G6, "s0"],
+        Duration::from_secs(10),
+    );
+    assert!(out.ok(), "MLD query sender failed: {}", out.stderr);
+    settle();
+    let after_queries = counter(&lan.status_json(), "copies_sent");
+    let mid = h1.report();
+    let seen = up0.report().mld_in();
+    assert!(seen >= 4, "the 4 MLD queries reached up0: mld_in {seen}");
+    let sent = lan.send(&["--group", G6, "--count", "100", "--rate", "400"]);
+    settle();
+    let status = lan.status_json();
+    let r1 = h1.finish();
+    assert_eq!(
+        after_queries, before,
+        "copies were sent for 4 MLD queries to {G6} from upstream\n{status:#}"
+    );
+    assert_eq!(
+        mid.since_mark(G6),
+        0,
+        "h1 got UDP frames of G6 though none was sent yet"
+    );
+    assert_eq!(
+        counter(&status, "copies_sent") - before,
+        sent.sent(G6),
+        "one copy per data datagram\n{status:#}"
+    );
+    assert_unicast_member(&r1, G6, sent.sent(G6));
     daemon.stop_ok();
 }
 
@@ -1154,25 +1210,42 @@ fn no_ipv6_ignores_mld_and_keeps_ipv4() {
     daemon.stop_ok();
 }
 
-/// 3000-byte datagrams leave the source as three IPv6 fragments each (a Fragment header
-/// before UDP, RFC 8200 4.5); every fragment reaches the member as a unicast copy and its
-/// kernel reassembles intact datagrams. The non-member gets nothing.
+/// Extension headers in the data (README, Forwarding: "extension headers and fragments
+/// included"): 3000-byte datagrams to G6 leave the source as three IPv6 fragments each (a
+/// Fragment header before UDP, RFC 8200 4.5), datagrams to G6B carry an 8-byte hop-by-hop
+/// options header (PadN), which MLD has too. Every fragment reaches the member as a
+/// unicast copy and its kernel reassembles intact datagrams; the hop-by-hop data is
+/// forwarded like any other. The non-member gets nothing.
 #[test]
-fn fragmented_ipv6_datagrams_arrive_intact() {
+fn fragments_and_hop_by_hop_data_are_forwarded() {
     require_root!();
-    let lan = lan6("v6frag", 2).build();
+    let lan = lan6("v6exthdr", 2).build();
     let daemon = start_snoopcast(&lan, &TIMERS);
-    let h1 = lan.start_agent(1, &[G6]);
+    let h1 = lan.start_agent(1, &[G6, G6B]);
     let h2 = lan.start_agent(2, &[]);
     let a = lan.host(1).clone();
-    wait_for_status(&lan, JOIN_WAIT, "h1 in G6", |s| is_member(s, G6, &a));
-    let sent = lan.send(&[
+    wait_for_status(&lan, JOIN_WAIT, "h1 in G6 and G6B", |s| {
+        is_member(s, G6, &a) && is_member(s, G6B, &a)
+    });
+    let frag = lan.spawn_sender(&[
         "--group", G6, "--count", "300", "--rate", "200", "--size", "3000",
     ]);
+    let hbh = lan.spawn_sender(&[
+        "--group",
+        G6B,
+        "--count",
+        "300",
+        "--rate",
+        "200",
+        "--hop-by-hop",
+    ]);
+    let (frag, hbh) = (
+        frag.wait(Duration::from_secs(30)),
+        hbh.wait(Duration::from_secs(30)),
+    );
     settle();
     let (r1, r2) = (h1.finish(), h2.finish());
-    assert_delivered(r1.sock_ok(G6), sent.sent(G6), "h1 G6 reassembled datagrams");
-    assert_eq!(r1.sock_bad_or_dup(), 0);
+    assert_delivered(r1.sock_ok(G6), frag.sent(G6), "h1 G6 reassembled datagrams");
     let frames = r1.frames(G6, UNICAST);
     assert!(
         frames >= 3 * r1.sock_ok(G6),
@@ -1180,35 +1253,9 @@ fn fragmented_ipv6_datagrams_arrive_intact() {
         r1.sock_ok(G6)
     );
     assert_no_multicast(&r1, G6);
+    assert_unicast_member(&r1, G6B, hbh.sent(G6B));
     assert_nothing(&r2, G6);
-    daemon.stop_ok();
-}
-
-/// Data with an extension header before UDP (an 8-byte hop-by-hop options header, PadN):
-/// forwarded like any IPv6 multicast (only MLD, which also sits behind hop-by-hop, stays
-/// out of the data path), and the agents count it through the header.
-#[test]
-fn hop_by_hop_data_is_forwarded() {
-    require_root!();
-    let lan = lan6("v6hbh", 2).build();
-    let daemon = start_snoopcast(&lan, &TIMERS);
-    let h1 = lan.start_agent(1, &[G6]);
-    let h2 = lan.start_agent(2, &[]);
-    let a = lan.host(1).clone();
-    wait_for_status(&lan, JOIN_WAIT, "h1 in G6", |s| is_member(s, G6, &a));
-    let sent = lan.send(&[
-        "--group",
-        G6,
-        "--count",
-        "400",
-        "--rate",
-        "400",
-        "--hop-by-hop",
-    ]);
-    settle();
-    let (r1, r2) = (h1.finish(), h2.finish());
-    assert_unicast_member(&r1, G6, sent.sent(G6));
-    assert_nothing(&r2, G6);
+    assert_nothing(&r2, G6B);
     daemon.stop_ok();
 }
 
