@@ -315,7 +315,7 @@ pub struct LanBuilder {
     upstream: Upstream,
     ipv6: bool,
     src_addrs: Vec<String>,
-    /// (host, version) for force_mld_version, applied once the hosts exist.
+    /// (host, version) for force_mld_version, set before the host's eth0 comes up.
     mld_versions: Vec<(usize, u8)>,
 }
 
