@@ -18,7 +18,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snoopcast::core::family::is_routable_group_v6;
+use snoopcast::core::family::{is_routable_group_v6, GroupAddr};
 use snoopcast::core::filter::GroupFilter;
 use snoopcast::core::membership::{CompatFallback, HostKey, Settings, Table};
 use snoopcast::core::querier::{Mode, Querier, QuerierConfig};
@@ -30,6 +30,21 @@ use snoopcast::wire::{self, ethernet, ipv4, ipv6, LinkType};
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
+
+/// A table with small limits (3 groups per host, 4 members, 2 sources), so they are hit.
+fn small_table<A: GroupAddr>() -> Table<A> {
+    let settings = Settings {
+        max_groups_per_host: 3,
+        max_members: 4,
+        max_sources_per_member: 2,
+        ..Settings::default()
+    };
+    Table::new(
+        settings,
+        GroupFilter::default(),
+        vec![CompatFallback::Multicast],
+    )
+}
 
 fn downstream(data: &[u8]) {
     let got = classify::downstream(data);
@@ -74,17 +89,7 @@ fn downstream(data: &[u8]) {
             q.poll(now);
         }
         msg => {
-            let settings = Settings {
-                max_groups_per_host: 3,
-                max_members: 4,
-                max_sources_per_member: 2,
-                ..Settings::default()
-            };
-            let mut t = Table::new(
-                settings,
-                GroupFilter::default(),
-                vec![CompatFallback::Multicast],
-            );
+            let mut t = small_table();
             let host = HostKey {
                 iface: 0,
                 mac: f.src_mac,
@@ -138,17 +143,7 @@ fn downstream_mld(data: &[u8]) {
         data.len()
     );
     let now = Instant::now();
-    let settings = Settings {
-        max_groups_per_host: 3,
-        max_members: 4,
-        max_sources_per_member: 2,
-        ..Settings::default()
-    };
-    let mut t: Table<Ipv6Addr> = Table::new(
-        settings,
-        GroupFilter::default(),
-        vec![CompatFallback::Multicast],
-    );
+    let mut t: Table<Ipv6Addr> = small_table();
     let host = HostKey {
         iface: 0,
         mac: f.src_mac,
