@@ -126,6 +126,88 @@ seeds["ipv4_checksum"] = {
 # The capture threads see both kinds of frame: IGMP downstream, data upstream.
 seeds["capture_frame"] = {**seeds["igmp_frame"], **seeds["data_packet"]}
 
+# IPv6 (issue 6): Ethernet frames behind a flag byte (0: the checksums are already right).
+def ip6a(s):
+    import ipaddress
+    return ipaddress.IPv6Address(s).packed
+
+
+def ipv6(src, dst, nh, payload, hlim=1):
+    return struct.pack("!IHBB", 0x60000000, len(payload), nh, hlim) + ip6a(src) + ip6a(dst) + payload
+
+
+def ether6(dst, ip):
+    return b"\x33\x33" + ip6a(dst)[12:] + HOST_MAC + b"\x86\xdd" + ip
+
+
+def icmp6(src, dst, body):
+    body = bytearray(body)
+    body[2:4] = b"\0\0"
+    pseudo = ip6a(src) + ip6a(dst) + struct.pack("!IxxxB", len(body), 58)
+    body[2:4] = struct.pack("!H", csum(pseudo + bytes(body)))
+    return bytes(body)
+
+
+def udp6(src, dst, sport, dport, data):
+    seg = struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data
+    pseudo = ip6a(src) + ip6a(dst) + struct.pack("!IxxxB", len(seg), 17)
+    return seg[:6] + struct.pack("!H", csum(pseudo + seg) or 0xFFFF) + seg[8:]
+
+
+HBH_RA = lambda nh: bytes([nh, 0, 5, 2, 0, 0, 1, 0])  # Router Alert 0 (MLD), PadN
+FRAG = lambda nh, off, more: struct.pack("!BBHI", nh, 0, off << 3 | more, 0x5eed)
+LL, ALL_NODES, V2_ROUTERS = "fe80::5054:ff:fe12:3456", "ff02::1", "ff02::16"
+
+
+def mld6(src, dst, body, chain=None):
+    m = icmp6(src, dst, body)
+    return b"\0" + ether6(dst, ipv6(src, dst, 0, (chain or HBH_RA(58)) + m))
+
+
+def mld_query(group, code, v2=None):
+    b = struct.pack("!BBHHH16s", 130, 0, 0, code, 0, ip6a(group))
+    if v2 is not None:
+        s_qrv, qqic, sources = v2
+        b += struct.pack("!BBH", s_qrv, qqic, len(sources)) + b"".join(ip6a(x) for x in sources)
+    return b
+
+
+def mld2_report(records):
+    b = struct.pack("!BBHHH", 143, 0, 0, 0, len(records))
+    for rtype, group, sources, aux in records:
+        b += struct.pack("!BBH", rtype, len(aux) // 4, len(sources)) + ip6a(group)
+        b += b"".join(ip6a(x) for x in sources) + aux
+    return b
+
+
+G6, S6 = "ff0e::1234", "2001:db8::1"
+UDP6 = udp6(S6, G6, 5000, 6000, b"hello, ipv6 multicast")
+seeds["mld_frame"] = {
+    "v2-report": mld6(LL, V2_ROUTERS, mld2_report([
+        (4, "ff05::1:3", [], b""),
+        (1, "ff3e::8000:1", [S6, "2001:db8::2"], b""),
+        (5, "ff3e::8000:2", ["2001:db8::3"], b"\xaa\xbb\xcc\xdd"),  # one aux data word
+    ])),
+    "v2-report-dad": mld6("::", V2_ROUTERS, mld2_report([(4, "ff02::1:ff12:3456", [], b"")])),
+    "v1-report": mld6(LL, G6, struct.pack("!BBHHH16s", 131, 0, 0, 0, 0, ip6a(G6))),
+    "v1-done": mld6(LL, "ff02::2", struct.pack("!BBHHH16s", 132, 0, 0, 0, 0, ip6a(G6))),
+    "v1-query": mld6("fe80::1", ALL_NODES, mld_query("::", 10000)),
+    "v2-query": mld6("fe80::1", ALL_NODES, mld_query("::", 10000, (0x02, 125, []))),
+    "v2-query-group-source": mld6("fe80::1", G6, mld_query(G6, 0x8123, (0x0A, 0x90, [S6]))),
+    # Hop-by-hop, destination options, atomic fragment, then the report.
+    "v2-report-chain": mld6(LL, V2_ROUTERS, mld2_report([(2, G6, [], b"")]),
+                            chain=HBH_RA(60) + bytes([44, 0, 1, 4, 0, 0, 0, 0]) + FRAG(58, 0, 0)),
+    "neighbour-solicitation": b"\0" + ether6("ff02::1:ff12:3456", ipv6(
+        "::", "ff02::1:ff12:3456", 58, icmp6("::", "ff02::1:ff12:3456",
+                                             struct.pack("!BBHI", 135, 0, 0, 0) + ip6a(LL)), 255)),
+    "udp": b"\0" + ether6(G6, ipv6(S6, G6, 17, UDP6, 64)),
+    "udp-stale-checksum": b"\0" + ether6(G6, ipv6(S6, G6, 17, UDP6[:6] + b"\x12\x34" + UDP6[8:], 64)),
+    "udp-chain": b"\0" + ether6(G6, ipv6(S6, G6, 0, bytes([60, 0, 1, 4, 0, 0, 0, 0]) +
+                                       bytes([17, 0, 1, 4, 0, 0, 0, 0]) + UDP6, 64)),
+    "udp-first-fragment": b"\0" + ether6(G6, ipv6(S6, G6, 44, FRAG(17, 0, 1) + UDP6[:16], 64)),
+    "udp-later-fragment": b"\0" + ether6(G6, ipv6(S6, G6, 44, FRAG(17, 2, 0) + UDP6[16:], 64)),
+}
+
 for target, files in seeds.items():
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)

@@ -31,9 +31,8 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::Receiver;
@@ -563,29 +562,6 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
         }
         sleep(Duration::from_millis(10));
     }
-}
-
-/// The same lock as tests/common's `Lan` (one e2e network at a time on this machine):
-/// an flock on /tmp/snoopcast-e2e.lock, unless SNOOPCAST_E2E_PARALLEL=1.
-fn global_lock() -> Option<File> {
-    if std::env::var("SNOOPCAST_E2E_PARALLEL").is_ok_and(|v| v == "1") {
-        return None;
-    }
-    let path = std::env::temp_dir().join("snoopcast-e2e.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .expect("open the e2e lock file");
-    // SAFETY: flock(2) on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        eprintln!("waiting for {} (another e2e test runs)", path.display());
-        // SAFETY: as above.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        assert_eq!(rc, 0, "flock {}", path.display());
-    }
-    Some(file)
 }
 
 fn ns_pids(ns: &str) -> Vec<i32> {

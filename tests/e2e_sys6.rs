@@ -17,7 +17,7 @@ mod common;
 use common::*;
 use snoopcast::runtime::sys;
 use socket2::{Domain, Socket, Type};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::net::Ipv6Addr;
 use std::os::fd::AsRawFd;
@@ -30,12 +30,12 @@ use std::time::Duration;
 /// the veths).
 struct Netns {
     name: String,
-    _lock: File,
+    _lock: Option<File>,
 }
 
 impl Netns {
     fn new(role: &str, ipv6: bool) -> Netns {
-        let lock = lock();
+        let lock = global_lock();
         remove_stale();
         let name = format!("scsys6-{}-{role}", std::process::id());
         let _ = Command::new("ip").args(["netns", "delete", &name]).output();
@@ -87,21 +87,6 @@ impl Drop for Netns {
             eprintln!("warning: could not delete netns {}: {out:?}", self.name);
         }
     }
-}
-
-/// The e2e tests' global lock (see tests/common: one e2e test at a time).
-fn lock() -> File {
-    let path = std::env::temp_dir().join("snoopcast-e2e.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .expect("open the e2e lock file");
-    // SAFETY: flock(2) on a descriptor we own.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock {}", path.display());
-    file
 }
 
 /// Deletes `scsys6-<pid>-*` namespaces of test processes that are gone.

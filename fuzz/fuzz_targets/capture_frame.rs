@@ -8,6 +8,8 @@
 //!   filter (else the kernel would hide reports the daemon wants); an accepted message fed to
 //!   a membership table with small limits and to a querier never panics, keeps the limits and
 //!   makes members only of groups the message names;
+//! - downstream MLD (EtherType 0x86DD): `classify::downstream_mld` judges in the documented
+//!   order, passes the socket filter, and feeds the IPv6 table the same way;
 //! - upstream (`cap-up:IF`, Ethernet and raw IP, with and without CHECKSUM_PARTIAL):
 //!   `classify::upstream` changes at most the two UDP checksum octets and only when asked,
 //!   reports the completion exactly when `ipv4::complete_udp_checksum` would, returns what
@@ -16,16 +18,33 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use snoopcast::core::family::{is_routable_group_v6, GroupAddr};
 use snoopcast::core::filter::GroupFilter;
 use snoopcast::core::membership::{CompatFallback, HostKey, Settings, Table};
 use snoopcast::core::querier::{Mode, Querier, QuerierConfig};
-use snoopcast::runtime::classify::{self, DownDrop};
+use snoopcast::runtime::classify::{self, DownDrop, MldDrop};
 use snoopcast::runtime::sys::bpf;
 use snoopcast::wire::igmp::Message;
-use snoopcast::wire::{self, ethernet, ipv4, LinkType};
+use snoopcast::wire::mld;
+use snoopcast::wire::{self, ethernet, ipv4, ipv6, LinkType};
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
+
+/// A table with small limits (3 groups per host, 4 members, 2 sources), so they are hit.
+fn small_table<A: GroupAddr>() -> Table<A> {
+    let settings = Settings {
+        max_groups_per_host: 3,
+        max_members: 4,
+        max_sources_per_member: 2,
+        ..Settings::default()
+    };
+    Table::new(
+        settings,
+        GroupFilter::default(),
+        vec![CompatFallback::Multicast],
+    )
+}
 
 fn downstream(data: &[u8]) {
     let got = classify::downstream(data);
@@ -47,10 +66,10 @@ fn downstream(data: &[u8]) {
     }
     let Ok(f) = got else { return };
     // The kernel passes it to the capture socket, whole.
-    let snap = bpf::run(&bpf::igmp_only(), data) as usize;
+    let snap = bpf::run(&bpf::group_messages(true, true), data) as usize;
     assert!(
         snap >= data.len(),
-        "igmp_only filter takes {snap} of {}",
+        "group_messages filter takes {snap} of {}",
         data.len()
     );
 
@@ -70,17 +89,7 @@ fn downstream(data: &[u8]) {
             q.poll(now);
         }
         msg => {
-            let settings = Settings {
-                max_groups_per_host: 3,
-                max_members: 4,
-                max_sources_per_member: 2,
-                ..Settings::default()
-            };
-            let mut t = Table::new(
-                settings,
-                GroupFilter::default(),
-                vec![CompatFallback::Multicast],
-            );
+            let mut t = small_table();
             let host = HostKey {
                 iface: 0,
                 mac: f.src_mac,
@@ -106,12 +115,62 @@ fn downstream(data: &[u8]) {
     }
 }
 
+/// An IPv6 downstream frame: `classify::downstream_mld` judges in order (parse, source MAC,
+/// hop limit, link-local source, Router Alert); what it accepts passes the socket filter and
+/// makes members of the IPv6 table only of groups the message names.
+fn downstream_mld(data: &[u8]) {
+    let got = classify::downstream_mld(data);
+    match ipv6::parse_mld_frame(data) {
+        Err(_) => assert!(got.is_err()),
+        Ok(f) if f.src_mac.is_multicast() => assert_eq!(got, Err(MldDrop::MulticastSource)),
+        Ok(f) if f.ip.hop_limit != 1 => assert!(matches!(got, Err(MldDrop::BadHopLimit { .. }))),
+        Ok(f)
+            if f.ip.src.segments()[0] & 0xffc0 != 0xfe80
+                && !(f.ip.src.is_unspecified() && !matches!(f.message, mld::Message::Query(_))) =>
+        {
+            assert_eq!(got, Err(MldDrop::BadSource { src: f.ip.src }))
+        }
+        Ok(f) if !f.router_alert => {
+            assert_eq!(got, Err(MldDrop::NoRouterAlert { src: f.ip.src }))
+        }
+        Ok(f) => assert_eq!(got.as_ref(), Ok(&f)),
+    }
+    let Ok(f) = got else { return };
+    let snap = bpf::run(&bpf::group_messages(true, true), data) as usize;
+    assert!(
+        snap >= data.len(),
+        "group_messages takes {snap} of {}",
+        data.len()
+    );
+    let now = Instant::now();
+    let mut t: Table<Ipv6Addr> = small_table();
+    let host = HostKey {
+        iface: 0,
+        mac: f.src_mac,
+    };
+    t.accept_mld(host, f.ip.src, &f.message, now);
+    let named: BTreeSet<Ipv6Addr> = match &f.message {
+        mld::Message::ReportV1 { group } => [*group].into(),
+        mld::Message::ReportV2 { records } => records.iter().map(|r| r.group).collect(),
+        mld::Message::DoneV1 { .. } | mld::Message::Query(_) => BTreeSet::new(),
+    };
+    assert!(t.member_count() <= 3);
+    for (g, h, m) in t.members() {
+        assert_eq!(h, host);
+        assert!(named.contains(&g), "member of {g}, not in the message");
+        assert!(is_routable_group_v6(g));
+        assert!(m.sources.len() <= 2);
+    }
+    t.poll(now + Settings::default().group_membership_interval());
+    assert_eq!(t.member_count(), 0);
+}
+
 fn upstream(data: &[u8]) {
     for (link, off) in [
         (LinkType::Ethernet, ethernet::HEADER_LEN),
         (LinkType::RawIp, 0),
     ] {
-        let filter = bpf::multicast_data(off as u32);
+        let filter = bpf::multicast_data(off as u32, true, true);
         let passes = bpf::run(&filter, data) as usize >= data.len();
         for csum_not_ready in [false, true] {
             let mut frame = data.to_vec();
@@ -123,18 +182,28 @@ fn upstream(data: &[u8]) {
             let mut alone = data.to_vec();
             let want = csum_not_ready
                 && alone.len() > off
-                && ipv4::complete_udp_checksum(&mut alone[off..]);
+                && match alone[off] >> 4 {
+                    4 => ipv4::complete_udp_checksum(&mut alone[off..]),
+                    6 => ipv6::complete_udp_checksum(&mut alone[off..]),
+                    _ => false,
+                };
             assert_eq!(completed, want, "{link:?} csum_not_ready={csum_not_ready}");
             assert_eq!(frame, alone);
             if !completed {
                 assert_eq!(frame, data, "bytes changed without a completion");
             } else {
-                let ihl = usize::from(data[off] & 0x0f) * 4;
-                for (i, (a, b)) in data.iter().zip(&frame).enumerate() {
-                    if i != off + ihl + 6 && i != off + ihl + 7 {
-                        assert_eq!(a, b, "octet {i} changed");
-                    }
-                }
+                // Only the two octets of one UDP checksum field changed.
+                let changed: Vec<usize> = data
+                    .iter()
+                    .zip(&frame)
+                    .enumerate()
+                    .filter(|(_, (a, b))| a != b)
+                    .map(|(i, _)| i)
+                    .collect();
+                assert!(
+                    changed.len() <= 2 && changed.windows(2).all(|w| w[1] == w[0] + 1),
+                    "octets {changed:?} changed"
+                );
             }
 
             // The packet is what the parser makes of the (completed) bytes.
@@ -153,7 +222,9 @@ fn upstream(data: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if data.len() > ethernet::HEADER_LEN {
+    if classify::is_ipv6_frame(data) {
+        downstream_mld(data);
+    } else if data.len() > ethernet::HEADER_LEN {
         downstream(data);
     } else {
         assert!(classify::downstream(data).is_err());

@@ -69,11 +69,10 @@ impl GroupAddr for Ipv6Addr {
         Ipv6Addr::is_unspecified(self)
     }
     fn is_ssm(&self) -> bool {
-        is_ssm_v6(*self)
+        crate::wire::ipv6::is_ssm_group(*self)
     }
     fn group_mac(&self) -> MacAddr {
-        let o = self.octets();
-        MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
+        MacAddr::for_ipv6_group(*self)
     }
     fn admitted_by(&self, filter: &GroupFilter) -> bool {
         filter.admits_v6(*self)
@@ -83,25 +82,10 @@ impl GroupAddr for Ipv6Addr {
     }
 }
 
-/// FF3x::/96: multicast, flags P and T set (RFC 3306 section 4), prefix length 0 and
-/// network prefix 0 (RFC 4607 section 1 / RFC 3306 section 6).
-pub fn is_ssm_v6(g: Ipv6Addr) -> bool {
-    let o = g.octets();
-    o[0] == 0xff && o[1] >> 4 == 3 && o[2..12].iter().all(|&b| b == 0)
-}
-
-/// The multicast scope of an IPv6 group (RFC 4291 section 2.7), the low nibble of octet 1.
-pub fn scope_v6(g: Ipv6Addr) -> u8 {
-    g.octets()[1] & 0x0f
-}
-
-/// Whether an IPv6 group may be snooped and forwarded at all: multicast, and of a scope wider
-/// than the link (RFC 4291 section 2.7: 1 interface-local, 2 link-local, which holds the
-/// solicited-node groups ff02::1:ffXX:XXXX, RFC 4291 section 2.7.1; 0 and F are reserved).
-/// RFC 4541 section 3 treats link-scope groups like IPv4's 224.0.0.0/24: always flooded.
-pub fn is_routable_group_v6(g: Ipv6Addr) -> bool {
-    g.is_multicast() && !matches!(scope_v6(g), 0 | 1 | 2 | 0xf)
-}
+/// Whether an IPv6 group may be snooped and forwarded at all (see
+/// [`crate::wire::ipv6::is_forwardable_group`]: scope wider than the link). RFC 4541
+/// section 3 treats link-scope groups like IPv4's 224.0.0.0/24: always flooded.
+pub use crate::wire::ipv6::is_forwardable_group as is_routable_group_v6;
 
 #[cfg(test)]
 mod tests {
@@ -112,31 +96,14 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_scopes_and_ssm() {
-        for (g, routable) in [
-            ("ff01::1", false),
-            ("ff02::1", false),
-            ("ff02::1:ff00:1", false),
-            ("ff12::1234", false),
-            ("ff00::1", false),
-            ("ff0f::1", false),
-            ("ff05::1", true),
-            ("ff08::1", true),
-            ("ff0e::1:1", true),
-            ("ff15::1", true),
-            ("ff3e::1", true),
-            ("2001:db8::1", false),
-        ] {
-            assert_eq!(is_routable_group_v6(a(g)), routable, "{g}");
-        }
-        assert!(is_ssm_v6(a("ff3e::1")));
-        assert!(is_ssm_v6(a("ff35::8000:1")));
+    fn ssm_ranges_of_both_families() {
+        assert!(a("ff3e::1").is_ssm() && a("ff35::8000:1").is_ssm());
         assert!(
-            !is_ssm_v6(a("ff3e:30:2001:db8::1")),
+            !a("ff3e:30:2001:db8::1").is_ssm(),
             "unicast-prefix based, not SSM"
         );
-        assert!(!is_ssm_v6(a("ff0e::1")));
-        assert!(!is_ssm_v6(a("ff1e::1")));
+        assert!(!a("ff0e::1").is_ssm());
+        assert!(Ipv4Addr::new(232, 1, 2, 3).is_ssm() && !Ipv4Addr::new(233, 1, 2, 3).is_ssm());
     }
 
     #[test]

@@ -69,9 +69,8 @@ pub enum MldDrop {
     /// Hop limit other than 1 (`mld_bad_hop_limit`): RFC 3810 section 5 and RFC 2710
     /// section 3 send every MLD message with hop limit 1.
     BadHopLimit { hop_limit: u8, src: Ipv6Addr },
-    /// Source not link-local (`mld_bad_source`): RFC 3810 sections 5.1.14 and 5.2.13, routers
-    /// silently discard MLD messages not sent from a valid link-local address (a report from
-    /// `::` comes from a node still in duplicate address detection, for link-scope groups).
+    /// Source not link-local (`mld_bad_source`): RFC 3810 sections 5.1.14 and 5.2.13. A
+    /// report or Done from `::` is accepted (RFC 4541 section 3), a query from `::` is not.
     BadSource { src: Ipv6Addr },
     /// No hop-by-hop Router Alert option (`mld_no_router_alert`): RFC 3810 section 5 and
     /// RFC 2710 section 3 require it; RFC 3810 section 6.2 and 7.4 discard messages without.
@@ -93,11 +92,6 @@ impl fmt::Display for MldDrop {
     }
 }
 
-/// fe80::/10 (RFC 4291 section 2.5.6).
-fn is_link_local_unicast(a: Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80
-}
-
 /// A downstream frame with EtherType 0x86DD (see [`is_ipv6_frame`]). Ok: an MLD message from a
 /// host on the link, for the MLD querier (queries) or the IPv6 membership table (the rest).
 /// Judged in this order: well-formed, unicast source MAC, hop limit 1, link-local source,
@@ -117,7 +111,12 @@ pub fn downstream_mld(frame: &[u8]) -> Result<MldFrame, MldDrop> {
             src,
         });
     }
-    if !is_link_local_unicast(src) {
+    // Queries only from a link-local address (RFC 3810 section 5.1.14); reports and Dones
+    // also from `::`, sent by a host still in duplicate address detection (RFC 3810 section
+    // 5.2.13), which a snooping switch must not reject (RFC 4541 section 3). Hosts are known
+    // by their MAC, so such a report is as good as any.
+    let is_query = matches!(f.message, crate::wire::mld::Message::Query(_));
+    if !(ipv6::is_link_local_unicast(src) || (src.is_unspecified() && !is_query)) {
         return Err(MldDrop::BadSource { src });
     }
     if !f.router_alert {

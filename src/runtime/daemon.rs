@@ -588,6 +588,9 @@ fn control_loop(
     let mut link_changes = opened;
     let mut next_watch = Instant::now() + WATCH_INTERVAL;
     let mut pacer = Pacer::new(REBUILD_MIN_GAP, REBUILD_FACTOR, REBUILD_MAX_GAP);
+    // Open downstreams whose MLD querier waits for a link-local address (an interface just
+    // brought up has none until IPv6 assigns it): looked up again at every interface check.
+    let mut awaiting_ll: Vec<bool> = vec![false; sh.cfg.downstreams.len()];
     loop {
         // 1. Wait for IGMP/MLD or the next timer, at most until the next interface check.
         let now = Instant::now();
@@ -613,9 +616,21 @@ fn control_loop(
         }
         let stopping = sh.stop.load(Ordering::Relaxed);
         let now = Instant::now();
+        let mut found_ll: Vec<(IfaceId, Ipv6Addr)> = Vec::new();
         if now >= next_watch && !stopping {
             link_changes.extend(links.watch(sh, now));
             next_watch = now + WATCH_INTERVAL;
+            for (i, waiting) in awaiting_ll.iter_mut().enumerate() {
+                if !*waiting || !links.is_down_open(i) {
+                    continue;
+                }
+                let name = &sh.cfg.downstreams[i].name;
+                if let Some(a) = iface::lookup(name).and_then(|f| f.ipv6_link_local) {
+                    *waiting = false;
+                    info!("{name}: IPv6 link-local address {a} is there now; MLD queries go out from it");
+                    found_ll.push((i, a));
+                }
+            }
         }
         // 2. Apply inputs, interface changes and timers under the lock.
         let mut events = Vec::new();
@@ -649,13 +664,14 @@ fn control_loop(
                                 link.iface.name
                             );
                         }
-                        if sh.cfg.ipv6
+                        awaiting_ll[i] = sh.cfg.ipv6
                             && link.query_source6.is_none()
-                            && sh.cfg.querier6.mode != Mode::Off
-                        {
+                            && sh.cfg.querier6.mode != Mode::Off;
+                        if awaiting_ll[i] {
                             warn!(
-                                "{}: no IPv6 link-local address, so no MLD queries are sent there (hosts \
-                                 ignore queries from any other source, RFC 3810 section 5.1.14)",
+                                "{}: no IPv6 link-local address (yet): no MLD queries go out there until \
+                                 it has one (hosts ignore queries from any other source, RFC 3810 section \
+                                 5.1.14)",
                                 link.iface.name
                             );
                         }
@@ -668,6 +684,7 @@ fn control_loop(
                         );
                     }
                     LinkChange::DownClosed(i) => {
+                        awaiting_ll[i] = false;
                         let gone = st.table.remove_iface(i);
                         let gone6 = st.table6.remove_iface(i);
                         let n = gone
@@ -712,6 +729,9 @@ fn control_loop(
                         join_socks6.clear();
                     }
                 }
+            }
+            for (i, a) in found_ll.drain(..) {
+                st.queriers6[i] = Querier::new(querier6_config(&sh.cfg, Some(a)), a, now);
             }
             for m in inbox.drain(..) {
                 sh.queued_weight.fetch_sub(m.weight, Ordering::AcqRel);
@@ -763,7 +783,7 @@ fn control_loop(
                 if due && !stopping && links.is_down_open(i) {
                     queries.push((
                         i,
-                        Query::Mld(q.config().mld_general_query(), mld::ALL_NODES),
+                        Query::Mld(q.config().mld_general_query(), mld::ALL_NODES, q.own_ip()),
                     ));
                 }
             }
@@ -832,7 +852,8 @@ fn control_loop(
                     .cfg
                     .querier6
                     .mld_group_query(*group, sh.cfg.settings.last_member_query_interval);
-                queries.push((*iface, Query::Mld(msg, *group)));
+                let src = sh.state.lock().queriers6[*iface].own_ip();
+                queries.push((*iface, Query::Mld(msg, *group, src)));
             }
             log_event(sh, e);
         }
@@ -898,10 +919,11 @@ fn control_loop(
     }
 }
 
-/// A query to send on a downstream, with its destination address.
+/// A query to send on a downstream, with its destination address (and, for MLD, its source:
+/// the link-local address the MLD querier has).
 enum Query {
     Igmp(Message, Ipv4Addr),
-    Mld(mld::Message, Ipv6Addr),
+    Mld(mld::Message, Ipv6Addr, Ipv6Addr),
 }
 
 fn log_join<A: GroupAddr>(up: &str, kind: &JoinKind<A>) {
@@ -963,10 +985,12 @@ fn send_query(sh: &Shared, i: IfaceId, q: &Query) {
             (*dst).into(),
             &sh.counters.queries_sent,
         ),
-        Query::Mld(msg, dst) => {
-            let Some(src) = tx.link.query_source6 else {
+        Query::Mld(msg, dst, src) => {
+            // Never from `::`: hosts would discard it (RFC 3810 section 5.1.14).
+            if src.is_unspecified() {
                 return;
-            };
+            }
+            let src = *src;
             (
                 ipv6::build_mld_frame(tx.link.source_mac, src, *dst, msg),
                 (*dst).into(),
@@ -1117,7 +1141,8 @@ struct FamilyCopy<A> {
     compat: Vec<(A, IfaceId, Instant)>,
     joined: BTreeMap<A, UpstreamWant<A>>,
     sockets: usize,
-    roles: Vec<Role<A>>,
+    /// Each querier's role and source address.
+    roles: Vec<(Role<A>, A)>,
 }
 
 fn copy_family<A: GroupAddr>(
@@ -1145,7 +1170,7 @@ fn copy_family<A: GroupAddr>(
         compat,
         joined: joins.joined(),
         sockets: joins.socket_count(),
-        roles: queriers.iter().map(Querier::role).collect(),
+        roles: queriers.iter().map(|q| (q.role(), q.own_ip())).collect(),
     }
 }
 
@@ -1244,7 +1269,7 @@ fn snapshot(sh: &Shared) -> Snapshot {
         .iter()
         .zip(roles)
         .zip(&sh.down)
-        .map(|((d, (r, r6)), link)| {
+        .map(|((d, ((r, _), (r6, src6))), link)| {
             let link = link.read().clone();
             let (querier, other) = role_text(r);
             let (mld_querier, mld_other) = if cfg.ipv6 {
@@ -1271,10 +1296,8 @@ fn snapshot(sh: &Shared) -> Snapshot {
                     CompatFallback::Multicast => "multicast".into(),
                     CompatFallback::Unicast => "unicast".into(),
                 },
-                query_source6: link
-                    .and_then(|l| l.link.query_source6)
-                    .filter(|_| cfg.ipv6)
-                    .map(|a| a.to_string()),
+                query_source6: (cfg.ipv6 && link.is_some() && !src6.is_unspecified())
+                    .then(|| src6.to_string()),
                 mld_querier,
                 mld_other_querier: mld_other,
             }

@@ -52,7 +52,7 @@ pub fn lookup(name: &str) -> Option<IfaceInfo> {
         _ => None,
     });
     let ipv6_link_local = ips.iter().find_map(|n| match n.ip() {
-        std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => Some(a),
+        std::net::IpAddr::V6(a) if crate::wire::ipv6::is_link_local_unicast(a) => Some(a),
         _ => None,
     });
     Some(IfaceInfo {

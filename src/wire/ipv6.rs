@@ -1329,19 +1329,7 @@ mod tests {
         assert_eq!(&p[at..at + 2], &UDP_CHECKSUM);
     }
 
-    /// Small deterministic generator for the never-panic loops.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::wire::testutil::{self, XorShift};
 
     /// Everything each entry point promises about any input.
     fn check_everything(bytes: &[u8]) -> bool {
@@ -1381,27 +1369,13 @@ mod tests {
         let mut ok = 0;
         for i in 0..8000 {
             let mut f = seeds[i % seeds.len()].clone();
-            for _ in 0..=rng.below(3) {
-                match rng.below(4) {
-                    0 if !f.is_empty() => {
-                        let at = rng.below(f.len());
-                        f[at] = rng.next() as u8;
-                    }
-                    1 => f.truncate(rng.below(f.len() + 1)),
-                    2 => {
-                        for _ in 0..rng.below(12) {
-                            f.push(rng.next() as u8);
-                        }
-                    }
-                    _ => {
-                        // The length and next-header bytes of IPv6 and its chain.
-                        let at = [18, 19, 20, 54, 55, 56, 57, 58, 62, 69][rng.below(10)];
-                        if at < f.len() {
-                            f[at] = [0, 1, 2, 44, 58, 60, 0xff][rng.below(7)];
-                        }
-                    }
+            testutil::mutate(&mut rng, &mut f, 3, |rng, f| {
+                // The length and next-header bytes of IPv6 and its chain.
+                let at = [18, 19, 20, 54, 55, 56, 57, 58, 62, 69][rng.below(10)];
+                if at < f.len() {
+                    f[at] = [0, 1, 2, 44, 58, 60, 0xff][rng.below(7)];
                 }
-            }
+            });
             ok += usize::from(check_everything(&f));
         }
         assert!(ok > 500, "only {ok} parsed");

@@ -219,6 +219,56 @@ pub fn parse_data_packet(link: LinkType, frame: &[u8]) -> Result<DataPacket<'_>>
     })
 }
 
+/// Helpers for the never-panic loops of the parser tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// xorshift64 (Marsaglia 2003): deterministic, no crates.
+    pub(crate) struct XorShift(pub(crate) u64);
+
+    impl XorShift {
+        pub(crate) fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+        pub(crate) fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        pub(crate) fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    /// Up to `max_ops` random edits of `f`: overwrite an octet, truncate, append random
+    /// octets, or `aimed` (an edit of the fields that carry lengths and types, where parsers
+    /// go wrong).
+    pub(crate) fn mutate(
+        rng: &mut XorShift,
+        f: &mut Vec<u8>,
+        max_ops: usize,
+        mut aimed: impl FnMut(&mut XorShift, &mut Vec<u8>),
+    ) {
+        for _ in 0..=rng.below(max_ops) {
+            match rng.below(4) {
+                0 if !f.is_empty() => {
+                    let at = rng.below(f.len());
+                    f[at] = rng.next() as u8;
+                }
+                1 => f.truncate(rng.below(f.len() + 1)),
+                2 => {
+                    let n = rng.below(16);
+                    f.extend(rng.bytes(n));
+                }
+                3 => aimed(rng, f),
+                _ => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,25 +547,7 @@ mod tests {
         );
     }
 
-    /// xorshift64 (Marsaglia 2003): deterministic, no crates.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn bytes(&mut self, len: usize) -> Vec<u8> {
-            (0..len).map(|_| self.next() as u8).collect()
-        }
-    }
+    use testutil::XorShift;
 
     /// Whatever parses must survive emit and parse again unchanged. True if it parsed.
     fn check_igmp(bytes: &[u8]) -> bool {
@@ -642,27 +674,13 @@ mod tests {
         let mut ok = 0;
         for i in 0..6000 {
             let mut f = seeds[i % seeds.len()].clone();
-            for _ in 0..=rng.below(4) {
-                match rng.below(4) {
-                    0 if !f.is_empty() => {
-                        let at = rng.below(f.len());
-                        f[at] = rng.next() as u8;
-                    }
-                    1 => f.truncate(rng.below(f.len() + 1)),
-                    2 => {
-                        let n = rng.below(16);
-                        f.extend(rng.bytes(n));
-                    }
-                    _ if f.len() > 14 => {
-                        // Aim at the length-bearing bytes of IPv4 and IGMP.
-                        let at = 14 + [0, 2, 3, 24, 30, 31, 33, 35, 37][rng.below(9)];
-                        if at < f.len() {
-                            f[at] = rng.next() as u8;
-                        }
-                    }
-                    _ => {}
+            testutil::mutate(&mut rng, &mut f, 4, |rng, f| {
+                // Aim at the length-bearing bytes of IPv4 and IGMP.
+                let at = 14 + [0, 2, 3, 24, 30, 31, 33, 35, 37][rng.below(9)];
+                if at < f.len() {
+                    f[at] = rng.next() as u8;
                 }
-            }
+            });
             if rng.below(2) == 0 {
                 refill_frame_checksums(&mut f);
             }

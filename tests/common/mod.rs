@@ -1177,7 +1177,7 @@ pub fn remove_stale_namespaces() {
 /// One e2e LAN at a time on this machine (2 cores: parallel LANs made the timing-sensitive
 /// checks noisy). An flock on a file in the temp dir, held for the Lan's lifetime; it also
 /// serialises separate test binaries. SNOOPCAST_E2E_PARALLEL=1 turns it off.
-fn global_lock() -> Option<File> {
+pub fn global_lock() -> Option<File> {
     if std::env::var("SNOOPCAST_E2E_PARALLEL")
         .map(|v| v == "1")
         .unwrap_or(false)
