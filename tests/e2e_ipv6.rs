@@ -1344,26 +1344,22 @@ fn sixty_ipv6_groups_all_joined_and_delivered() {
 /// A downstream whose link-local address appears only after snoopcast opened it (IPv6
 /// enabled on it later; a tap whose carrier comes later) must get MLD queries from then on;
 /// otherwise every IPv6 member there expires after MALI although its host still listens.
-///
-/// Ignored: it fails with the daemon as of "IPv6 daemon" (1dd9d9e). The link-local address
-/// is read once when the downstream is opened (`LinkChange::DownOpened`, daemon.rs), so
-/// dn0 stays at `mld_querier: "off"`, `query_source6: null`, 0 MLD queries for good. Run it
-/// with `-- --ignored` once the interface watcher picks up address changes.
+/// (With "IPv6 daemon", 1dd9d9e, the address was read once at open and dn0 stayed without
+/// MLD queries for good; fixed in 70fff91.)
 #[test]
-#[ignore = "fails until snoopcast re-reads a downstream's link-local address (see doc)"]
 fn link_local_added_after_start_gets_mld_queries() {
     require_root!();
     let lan = lan6("v6late", 1).build();
     let bx = lan.box_ns();
     ns_sysctl(&bx, "net.ipv6.conf.dn0.disable_ipv6", "1");
-    // MALI = 2 * 2 s + 1 s = 5 s.
+    // MALI = 2 * 1 s + 0.5 s = 2.5 s.
     let daemon = start_snoopcast(
         &lan,
         &[
             "--query-interval",
-            "2s",
-            "--query-response-interval",
             "1s",
+            "--query-response-interval",
+            "500ms",
             "--robustness",
             "2",
         ],
@@ -1387,7 +1383,7 @@ fn link_local_added_after_start_gets_mld_queries() {
     let h1 = lan.start_agent(1, &[G6]);
     let a = lan.host(1).clone();
     wait_for_status(&lan, JOIN_WAIT, "h1 in G6", |s| is_member(s, G6, &a));
-    sleep(Duration::from_secs(7));
+    sleep(Duration::from_millis(3500));
     let status = lan.status_json();
     assert!(
         is_member(&status, G6, &a),
