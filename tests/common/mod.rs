@@ -315,6 +315,8 @@ pub struct LanBuilder {
     upstream: Upstream,
     ipv6: bool,
     src_addrs: Vec<String>,
+    /// (host, version) for force_mld_version, set before the host's eth0 comes up.
+    mld_versions: Vec<(usize, u8)>,
 }
 
 impl LanBuilder {
@@ -374,8 +376,24 @@ impl LanBuilder {
     }
 
     /// Leave IPv6 enabled (off by default so MLD and router solicitations stay quiet).
+    /// With it: s0 fd00:1::1/64, the box's up0 fd00:1::2/64 (snoopcast box), hosts and dn0
+    /// with their link-local addresses only, DAD off everywhere (addresses usable at once),
+    /// no router solicitations; the switches keep IPv6 off (a dumb switch has no IP stack).
+    /// Extra IPv6 source addresses: `src_addr("fd00:1::9/64")`.
     pub fn ipv6(mut self, on: bool) -> Self {
         self.ipv6 = on;
+        self
+    }
+
+    /// Forces host `i`'s kernel to MLD version `v` (1 or 2) via
+    /// net.ipv6.conf.eth0.force_mld_version (needs `.ipv6(true)`).
+    pub fn mld_version(mut self, i: usize, v: u8) -> Self {
+        assert!(
+            (1..=self.hosts.len() + self.hosts2.len()).contains(&i),
+            "no host h{i}"
+        );
+        assert!((1..=2).contains(&v), "MLD version 1 or 2");
+        self.mld_versions.push((i, v));
         self
     }
 
@@ -444,6 +462,7 @@ impl Lan {
             upstream: Upstream::Veth,
             ipv6: false,
             src_addrs: Vec::new(),
+            mld_versions: Vec::new(),
         }
     }
 
@@ -514,6 +533,18 @@ impl Lan {
             // Before any veth exists, so none of them starts IPv6 (no MLD, no RS noise).
             ns_sysctl(&ns, "net.ipv6.conf.all.disable_ipv6", "1");
             ns_sysctl(&ns, "net.ipv6.conf.default.disable_ipv6", "1");
+        } else {
+            // No duplicate address detection: link-local addresses are usable (and MLD
+            // reports carry them, RFC 3810 5.2.13) the moment a link is up; no router
+            // solicitations (noise).
+            for conf in ["all", "default"] {
+                ns_sysctl(&ns, &format!("net.ipv6.conf.{conf}.accept_dad"), "0");
+                ns_sysctl(
+                    &ns,
+                    &format!("net.ipv6.conf.{conf}.router_solicitations"),
+                    "0",
+                );
+            }
         }
         ns_sysctl(&ns, "net.ipv4.conf.all.rp_filter", "0");
         ns_sysctl(&ns, "net.ipv4.conf.default.rp_filter", "0");
@@ -540,7 +571,14 @@ impl Lan {
                 ip(&bx, &["link", "set", "up0", "address", "02:5c:00:01:00:02"]);
                 ip(src, &["addr", "add", "10.1.0.1/24", "dev", "s0"]);
                 for cidr in &b.src_addrs {
-                    ip(src, &["addr", "add", cidr, "dev", "s0"]);
+                    if cidr.contains(':') {
+                        ip(src, &["addr", "add", cidr, "dev", "s0", "nodad"]);
+                    } else {
+                        ip(src, &["addr", "add", cidr, "dev", "s0"]);
+                    }
+                }
+                if b.ipv6 {
+                    ip(src, &["addr", "add", "fd00:1::1/64", "dev", "s0", "nodad"]);
                 }
                 ip(src, &["link", "set", "s0", "up"]);
                 ip(src, &["route", "add", "224.0.0.0/4", "dev", "s0"]);
@@ -553,6 +591,9 @@ impl Lan {
                 }
                 if self.box_mode == BoxMode::Snoopcast {
                     ip(&bx, &["addr", "add", "10.1.0.2/24", "dev", "up0"]);
+                    if b.ipv6 {
+                        ip(&bx, &["addr", "add", "fd00:1::2/64", "dev", "up0", "nodad"]);
+                    }
                 }
             }
             (Upstream::Dummy, _) => {
@@ -595,6 +636,9 @@ impl Lan {
                 }
                 ip(&bx, &["link", "set", "up0", "multicast", "on"]);
                 ip(&bx, &["addr", "add", "10.1.0.2/24", "dev", "up0"]);
+                if b.ipv6 {
+                    ip(&bx, &["addr", "add", "fd00:1::2/64", "dev", "up0", "nodad"]);
+                }
             }
             (Upstream::Tun, _) => {
                 // tun_source.py creates tun0 (10.9.0.1/24) and brings it up; the tun device
@@ -627,24 +671,30 @@ impl Lan {
             ip(&bx, &["route", "add", "224.0.0.0/4", "dev", "up0"]);
         }
 
-        self.add_downstream(0, &b.hosts, b.ipv6);
+        self.add_downstream(0, &b.hosts, b.ipv6, &b.mld_versions);
         if !b.hosts2.is_empty() {
-            self.add_downstream(1, &b.hosts2, b.ipv6);
+            self.add_downstream(1, &b.hosts2, b.ipv6, &b.mld_versions);
         }
         self.wait_links_up();
+        if b.ipv6 {
+            self.wait_ipv6_ready();
+        }
     }
 
     /// Downstream `d` (0 or 1): the box's `dn<d>`, a veth to port p0 of a dumb switch (a
     /// bridge without snooping, in namespace sw or sw2) and `hosts.len()` hosts on p1.., each
-    /// forced to the IGMP version given (None: the kernel's default).
-    fn add_downstream(&mut self, d: usize, hosts: &[Option<u8>], ipv6: bool) {
+    /// forced to the IGMP version given (None: the kernel's default), and to the MLD
+    /// version `mld` gives for its number, if any (before eth0 is up, so even the first
+    /// reports have that version).
+    fn add_downstream(&mut self, d: usize, hosts: &[Option<u8>], ipv6: bool, mld: &[(usize, u8)]) {
         let dn = format!("dn{d}");
         let sw_role = if d == 0 {
             "sw".to_string()
         } else {
             format!("sw{}", d + 1)
         };
-        let sw = self.add_ns(&sw_role, ipv6);
+        // A dumb switch has no IP stack: IPv6 stays off there even in IPv6 LANs.
+        let sw = self.add_ns(&sw_role, false);
         let ip = |ns: &str, args: &[&str]| {
             let mut argv = vec!["ip", "-n", ns];
             argv.extend_from_slice(args);
@@ -688,6 +738,9 @@ impl Lan {
             ns_sysctl(&ns, "net.ipv4.conf.eth0.rp_filter", "0");
             if let Some(v) = version {
                 ns_sysctl(&ns, "net.ipv4.conf.eth0.force_igmp_version", &v.to_string());
+            }
+            if let Some(&(_, v)) = mld.iter().find(|&&(h, _)| h == i).filter(|_| ipv6) {
+                ns_sysctl(&ns, "net.ipv6.conf.eth0.force_mld_version", &v.to_string());
             }
             ip(&ns, &["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
             ip(&ns, &["link", "set", "eth0", "up"]);
@@ -827,7 +880,18 @@ impl Lan {
 
     /// `start_agent` for an agent that exits by itself after `duration` (not 300 s).
     pub fn start_agent_for(&self, i: usize, joins: &[&str], duration: Duration) -> Agent {
-        let host = self.host(i).clone();
+        self.start_agent_on(self.host(i).clone(), "eth0", joins, duration)
+    }
+
+    /// `start_agent_for` with any namespace and interface: `host.ns`, `iface` (e.g. the
+    /// box's up0, to see what arrives upstream and join there through the kernel).
+    pub fn start_agent_on(
+        &self,
+        host: Host,
+        iface: &str,
+        joins: &[&str],
+        duration: Duration,
+    ) -> Agent {
         let duration = duration.as_secs().max(1).to_string();
         let script = format!("{HELPERS}/host_agent.py");
         let port = PORT.to_string();
@@ -838,7 +902,7 @@ impl Lan {
             python(),
             &script,
             "--iface",
-            "eth0",
+            iface,
             "--port",
             &port,
             "--duration",
@@ -1780,4 +1844,211 @@ pub fn proc_sample(pid: u32) -> Option<ProcSample> {
         fds: count(format!("/proc/{pid}/fd"))?,
         threads: count(format!("/proc/{pid}/task"))?,
     })
+}
+
+// ------------------------------------------------------------------------------------------
+// IPv6 (tests/e2e_ipv6.rs): LanBuilder::ipv6, LanBuilder::mld_version
+// ------------------------------------------------------------------------------------------
+
+/// The multicast groups joined on `iface` in namespace `ns`, from /proc/net/igmp6, with
+/// their users, link-local scope (ff02::/16, ff01::/16: all-nodes, solicited-node, ...)
+/// left out. Groups in Rust's Ipv6Addr form (`ff0e::1:1`).
+pub fn kernel_groups6_in(ns: &str, iface: &str) -> Vec<(String, u32)> {
+    // "2    up0             ff0e0000000000000000000000010001     1 00000004 0"
+    let text = ns_run(ns, &["cat", "/proc/net/igmp6"]);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.len() < 4 || w[1] != iface || w[2].len() != 32 {
+            continue;
+        }
+        let Ok(v) = u128::from_str_radix(w[2], 16) else {
+            continue;
+        };
+        let a = std::net::Ipv6Addr::from(v);
+        let scope = a.segments()[0] & 0xff0f;
+        if scope == 0xff01 || scope == 0xff02 {
+            continue;
+        }
+        out.push((a.to_string(), w[3].parse().unwrap_or(0)));
+    }
+    out
+}
+
+impl Lan {
+    /// The IPv6 groups the box's kernel has joined on `iface` (see `kernel_groups6_in`).
+    pub fn kernel_groups6(&self, iface: &str) -> Vec<(String, u32)> {
+        kernel_groups6_in(&self.box_ns(), iface)
+    }
+
+    /// The IPv6 addresses of `iface` in `ns` with scope `scope` ("link" or "global").
+    pub fn ipv6_addrs(ns: &str, iface: &str, scope: &str) -> Vec<String> {
+        let out = ns_run(
+            ns,
+            &[
+                "ip", "-6", "-o", "addr", "show", "dev", iface, "scope", scope,
+            ],
+        );
+        out.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                w.find(|&x| x == "inet6")?;
+                w.next()?.split('/').next().map(str::to_string)
+            })
+            .collect()
+    }
+
+    /// Host `i`'s link-local address on eth0 (the source of its MLD reports, and the `ip`
+    /// snoopcast lists for it).
+    pub fn host_ll6(&self, i: usize) -> String {
+        let ns = &self.host(i).ns;
+        Self::ipv6_addrs(ns, "eth0", "link")
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("h{i} has no link-local address on eth0"))
+    }
+
+    /// Sets host `i`'s force_mld_version (0: the kernel's choice, 1, 2) at run time.
+    pub fn set_mld_version(&self, i: usize, v: u8) {
+        let ns = self.host(i).ns.clone();
+        ns_sysctl(&ns, "net.ipv6.conf.eth0.force_mld_version", &v.to_string());
+    }
+
+    /// Waits until every host's eth0 and the box's downstreams have a usable (not
+    /// tentative) link-local address, and s0/up0 their global ones.
+    fn wait_ipv6_ready(&self) {
+        let mut want: Vec<(String, String, &str)> = self
+            .hosts
+            .iter()
+            .map(|h| (h.ns.clone(), "eth0".to_string(), "link"))
+            .collect();
+        for dn in self.downstream_ifs() {
+            want.push((self.box_ns(), dn, "link"));
+        }
+        if self.upstream == Upstream::Veth {
+            want.push((self.src_ns(), "s0".into(), "global"));
+        }
+        if self.upstream != Upstream::Tun && self.box_mode == BoxMode::Snoopcast {
+            want.push((self.box_ns(), "up0".into(), "global"));
+        }
+        let mut missing = Vec::new();
+        let ok = wait_until(Duration::from_secs(5), || {
+            missing.clear();
+            for (ns, iface, scope) in &want {
+                let out = run(&["ip", "-n", ns, "-6", "-o", "addr", "show", "dev", iface]);
+                let ready = out
+                    .lines()
+                    .any(|l| l.contains(&format!("scope {scope}")) && !l.contains("tentative"));
+                if !ready {
+                    missing.push(format!("{ns}/{iface} ({scope})"));
+                }
+            }
+            missing.is_empty()
+        });
+        assert!(ok, "IPv6 addresses not ready after 5 s: {missing:?}");
+    }
+}
+
+impl AgentReport {
+    /// MLD messages (query, v1 report, done, v2 report) the host sent, after tc egress.
+    pub fn mld_out(&self) -> u64 {
+        self.json["mld_out"].as_u64().unwrap_or(0)
+    }
+    pub fn mld_out_since_mark(&self) -> u64 {
+        self.json["mld_out_since_mark"].as_u64().unwrap_or(0)
+    }
+    /// MLD messages the host received (snoopcast's queries, other hosts' reports on a
+    /// dumb switch).
+    pub fn mld_in(&self) -> u64 {
+        self.json["mld_in"].as_u64().unwrap_or(0)
+    }
+    /// Outgoing MLD messages of ICMPv6 type `t` (131 v1 report, 132 done, 143 v2 report).
+    pub fn mld_out_type(&self, t: u8) -> u64 {
+        self.json["mld_out_types"][t.to_string()]
+            .as_u64()
+            .unwrap_or(0)
+    }
+    /// The interface's IPv6 addresses as the agent saw them, link-local first.
+    pub fn ip6(&self) -> Vec<String> {
+        self.json["ip6"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+impl Lan {
+    /// Makes host `i` silent for MLD, the IPv6 twin of `block_igmp_out`: a tc clsact egress
+    /// filter on its eth0 drops every outgoing IPv6 frame whose first next header is
+    /// hop-by-hop (0), which every MLD message has (its Router Alert, RFC 3810 5) and
+    /// neighbour discovery has not:
+    ///   ldb [20]; jeq #0, drop, pass; drop: ret #2 (TC_ACT_SHOT); pass: ret #0 (TC_ACT_OK)
+    /// Offset 20 = 14 (Ethernet) + 6 (IPv6 next header). Undo with `unblock_mld_out`.
+    pub fn block_mld_out(&self, i: usize) {
+        let ns = &self.host(i).ns;
+        // The qdisc may exist already (block_igmp_out); the filter is what matters.
+        let _ = ns_exec(
+            ns,
+            &["tc", "qdisc", "add", "dev", "eth0", "clsact"],
+            CMD_TIMEOUT,
+        );
+        let filter = ns_exec(
+            ns,
+            &[
+                "tc",
+                "filter",
+                "add",
+                "dev",
+                "eth0",
+                "egress",
+                "protocol",
+                "ipv6",
+                "prio",
+                "2",
+                "bpf",
+                "da",
+                "bytecode",
+                "4,48 0 0 20,21 0 1 0,6 0 0 2,6 0 0 0",
+            ],
+            CMD_TIMEOUT,
+        );
+        if filter.ok() {
+            return;
+        }
+        let nft = ns_exec(
+            ns,
+            &[
+                "nft",
+                "add table ip6 sc6; add chain ip6 sc6 out { type filter hook output priority 0; }; \
+                 add rule ip6 sc6 out icmpv6 type { mld-listener-report, mld-listener-done, \
+                 mld2-listener-report } drop",
+            ],
+            CMD_TIMEOUT,
+        );
+        assert!(
+            nft.ok(),
+            "cannot block outgoing MLD on {ns}: tc: {} nft: {}",
+            filter.stderr,
+            nft.stderr
+        );
+    }
+
+    /// Undoes `block_mld_out` (and `block_igmp_out`: they share the clsact qdisc).
+    pub fn unblock_mld_out(&self, i: usize) {
+        let ns = &self.host(i).ns;
+        let tc = ns_exec(
+            ns,
+            &["tc", "qdisc", "del", "dev", "eth0", "clsact"],
+            CMD_TIMEOUT,
+        );
+        let nft = ns_exec(ns, &["nft", "delete", "table", "ip6", "sc6"], CMD_TIMEOUT);
+        assert!(
+            tc.ok() || nft.ok(),
+            "cannot unblock MLD on {ns}: tc: {} nft: {}",
+            tc.stderr,
+            nft.stderr
+        );
+    }
 }
