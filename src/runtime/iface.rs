@@ -42,19 +42,18 @@ pub fn lookup(name: &str) -> Option<IfaceInfo> {
     let mac = sysfs(name, "address")
         .and_then(|a| a.parse::<MacAddr>().ok())
         .filter(|m| !m.is_zero());
-    let ips = pnet_datalink::interfaces()
+    let ipv4 = pnet_datalink::interfaces()
         .into_iter()
         .find(|i| i.name == name)
-        .map(|i| i.ips)
-        .unwrap_or_default();
-    let ipv4 = ips.iter().find_map(|n| match n.ip() {
-        std::net::IpAddr::V4(a) => Some(a),
-        _ => None,
-    });
-    let ipv6_link_local = ips.iter().find_map(|n| match n.ip() {
-        std::net::IpAddr::V6(a) if crate::wire::ipv6::is_link_local_unicast(a) => Some(a),
-        _ => None,
-    });
+        .and_then(|i| {
+            i.ips.iter().find_map(|n| match n.ip() {
+                std::net::IpAddr::V4(a) => Some(a),
+                _ => None,
+            })
+        });
+    let ipv6_link_local = std::fs::read_to_string("/proc/net/if_inet6")
+        .ok()
+        .and_then(|t| usable_link_local(&t, name));
     Some(IfaceInfo {
         name: name.to_string(),
         index,
@@ -63,6 +62,34 @@ pub fn lookup(name: &str) -> Option<IfaceInfo> {
         ipv6_link_local,
         link,
         arphrd,
+    })
+}
+
+/// IFA_F_* flags of /proc/net/if_inet6 that make an address unusable as a source: still in
+/// duplicate address detection (tentative), failed it, or deprecated.
+const IFA_F_DADFAILED: u32 = 0x08;
+const IFA_F_DEPRECATED: u32 = 0x20;
+const IFA_F_TENTATIVE: u32 = 0x40;
+
+/// The usable link-local address (fe80::/10) of interface `name` in the text of
+/// /proc/net/if_inet6 (`address ifindex prefixlen scope flags name`, in hex). A tentative
+/// address is not yet valid as a source (RFC 4862 section 5.4), so MLD queries (RFC 3810
+/// section 5.1.14: from a valid link-local address) wait until duplicate address detection
+/// has passed.
+pub fn usable_link_local(if_inet6: &str, name: &str) -> Option<Ipv6Addr> {
+    if_inet6.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let [addr, _, _, _, flags, dev] = f[..] else {
+            return None;
+        };
+        let a = Ipv6Addr::from(u128::from_str_radix(addr, 16).ok()?);
+        let flags = u32::from_str_radix(flags, 16).ok()?;
+        let unusable = IFA_F_TENTATIVE | IFA_F_DADFAILED | IFA_F_DEPRECATED;
+        (dev == name
+            && addr.len() == 32
+            && crate::wire::ipv6::is_link_local_unicast(a)
+            && flags & unusable == 0)
+            .then_some(a)
     })
 }
 
@@ -92,4 +119,34 @@ pub fn pnet_interface(index: u32) -> Option<pnet_datalink::NetworkInterface> {
     pnet_datalink::interfaces()
         .into_iter()
         .find(|i| i.index == index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_from_if_inet6_skips_tentative_and_other_interfaces() {
+        let t = "\
+fd000000000000000000000000000002 04 40 00 80     eth0
+fe8000000000000000fc00fffe000009 05 40 20 c0      dn0
+fe8000000000000000fc00fffe000001 04 40 20 80     eth0
+00000000000000000000000000000001 01 80 10 80       lo
+fe8000000000000000fc00fffe000007 06 40 20 88    dn1
+fe8000000000000000fc00fffe000008 06 40 20 80   dn10
+garbage
+";
+        assert_eq!(
+            usable_link_local(t, "eth0"),
+            Some("fe80::fc:ff:fe00:1".parse().unwrap())
+        );
+        assert_eq!(usable_link_local(t, "dn0"), None, "tentative");
+        assert_eq!(usable_link_local(t, "dn1"), None, "DAD failed");
+        assert_eq!(usable_link_local(t, "lo"), None, "not link-local");
+        assert_eq!(
+            usable_link_local(t, "dn10"),
+            Some("fe80::fc:ff:fe00:8".parse().unwrap())
+        );
+        assert_eq!(usable_link_local(t, "missing"), None);
+    }
 }
