@@ -142,12 +142,7 @@ mod field {
     // IGMPv3 report (RFC 3376 section 4.2): type, reserved, checksum, reserved, count.
     pub const REPORT_NUM_RECORDS: Field = 6..8;
     pub const REPORT_RECORDS: usize = 8;
-    // A group record, relative to its start (RFC 3376 section 4.2.4).
-    pub const RECORD_TYPE: usize = 0;
-    pub const RECORD_AUX_LEN: usize = 1;
-    pub const RECORD_NUM_SOURCES: Field = 2..4;
-    pub const RECORD_GROUP: Field = 4..8;
-    pub const RECORD_SOURCES: usize = 8;
+    // Records: see `Reader::group_record` in wire/mod.rs.
 }
 
 /// Every IGMP message is at least 8 octets (RFC 2236 section 2, RFC 3376 section 7.1).
@@ -250,16 +245,11 @@ fn parse_v3_report(buf: &[u8]) -> Result<Message> {
     let mut r = Reader::new(buf, field::REPORT_RECORDS);
     let mut records = Vec::new();
     for _ in 0..num_records {
-        let fixed = r.take(field::RECORD_SOURCES)?;
-        let num_sources = usize::from(be16(&fixed[field::RECORD_NUM_SOURCES]));
-        // RFC 3376 section 4.2.6: Aux Data Len counts 32-bit words, not octets.
-        let aux_len = usize::from(fixed[field::RECORD_AUX_LEN]) * 4;
-        let sources = r.addresses::<4, Ipv4Addr>(num_sources)?;
-        // RFC 3376 section 4.2.10: auxiliary data is skipped, but must be there.
-        r.take(aux_len)?;
+        // RFC 3376 sections 4.2.4 to 4.2.10 (aux data in 32-bit words, skipped).
+        let (record_type, group, sources) = r.group_record::<4, Ipv4Addr>()?;
         records.push(GroupRecord {
-            record_type: RecordType::from(fixed[field::RECORD_TYPE]),
-            group: addr(&fixed[field::RECORD_GROUP]),
+            record_type,
+            group,
             sources,
         });
     }

@@ -45,12 +45,7 @@ mod field {
     pub const QUERY_SOURCES: usize = 28;
     pub const REPORT_NUM_RECORDS: Range<usize> = 6..8;
     pub const REPORT_RECORDS: usize = 8;
-    // Within a multicast address record (RFC 3810 section 5.2.4).
-    pub const RECORD_TYPE: usize = 0;
-    pub const RECORD_AUX_LEN: usize = 1;
-    pub const RECORD_NUM_SOURCES: Range<usize> = 2..4;
-    pub const RECORD_GROUP: Range<usize> = 4..20;
-    pub const RECORD_SOURCES: usize = 20;
+    // Records (RFC 3810 section 5.2.4): see `Reader::group_record` in wire/mod.rs.
 }
 
 const S_FLAG: u8 = 0x08;
@@ -216,15 +211,11 @@ fn parse_v2_report(buf: &[u8]) -> Result<Message> {
     let mut r = Reader::new(buf, field::REPORT_RECORDS);
     let mut records = Vec::new();
     for _ in 0..num_records {
-        let fixed = r.take(field::RECORD_SOURCES)?;
-        let num_sources = usize::from(be16(&fixed[field::RECORD_NUM_SOURCES]));
-        // RFC 3810 section 5.2.6: Aux Data Len counts 32-bit words.
-        let aux_len = usize::from(fixed[field::RECORD_AUX_LEN]) * 4;
-        let sources = r.addresses::<16, Ipv6Addr>(num_sources)?;
-        r.take(aux_len)?;
+        // RFC 3810 sections 5.2.4 to 5.2.10 (aux data in 32-bit words, skipped).
+        let (record_type, group, sources) = r.group_record::<16, Ipv6Addr>()?;
         records.push(AddressRecord {
-            record_type: RecordType::from(fixed[field::RECORD_TYPE]),
-            group: addr(&fixed[field::RECORD_GROUP]),
+            record_type,
+            group,
             sources,
         });
     }

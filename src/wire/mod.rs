@@ -110,6 +110,26 @@ impl<'a> Reader<'a> {
             .map(|c| A::from(c.try_into().expect("chunks_exact yields N octets")))
             .collect())
     }
+
+    /// One group record of an IGMPv3 report (RFC 3376 section 4.2.4, addresses of N = 4
+    /// octets) or multicast address record of an MLDv2 report (RFC 3810 section 5.2.4, N =
+    /// 16): the same layout but for the address length. Type, Aux Data Len, Number of
+    /// Sources, the group, the sources, then the auxiliary data, whose length counts 32-bit
+    /// words (RFC 3376 4.2.6, RFC 3810 5.2.6) and which is skipped but must be there (RFC
+    /// 3376 4.2.10, RFC 3810 5.2.10).
+    pub(crate) fn group_record<const N: usize, A: From<[u8; N]>>(
+        &mut self,
+    ) -> Result<(igmp::RecordType, A, Vec<A>)> {
+        // Record Type, Aux Data Len, Number of Sources (2 octets), then the group.
+        let fixed = self.take(4 + N)?;
+        let record_type = igmp::RecordType::from(fixed[0]);
+        let aux_len = usize::from(fixed[1]) * 4;
+        let num_sources = usize::from(u16::from_be_bytes([fixed[2], fixed[3]]));
+        let group = A::from(fixed[4..].try_into().expect("4 + N octets taken"));
+        let sources = self.addresses::<N, A>(num_sources)?;
+        self.take(aux_len)?;
+        Ok((record_type, group, sources))
+    }
 }
 
 /// How frames on an interface begin.
