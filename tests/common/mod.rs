@@ -1024,51 +1024,45 @@ impl Lan {
     ///   ldb [23]; jeq #2, drop, pass; drop: ret #2 (TC_ACT_SHOT); pass: ret #0 (TC_ACT_OK)
     /// Offset 23 = 14 (Ethernet) + 9 (IPv4 protocol); tc egress sees the Ethernet header.
     pub fn block_igmp_out(&self, i: usize) {
+        self.drop_egress(
+            i,
+            "IGMP",
+            ("ip", "1", "4,48 0 0 23,21 0 1 2,6 0 0 2,6 0 0 0"),
+            "add table ip sc; add chain ip sc out { type filter hook output priority 0; }; \
+             add rule ip sc out ip protocol igmp drop",
+        );
+    }
+
+    /// Drop host `i`'s outgoing `what` at tc egress on eth0 (a clsact qdisc, shared by every
+    /// such filter, and a classic BPF `filter` = (protocol, prio, bytecode)), or with the
+    /// nftables `nft` script where the tc classifier is missing from the kernel.
+    fn drop_egress(&self, i: usize, what: &str, filter: (&str, &str, &str), nft: &str) {
         let ns = &self.host(i).ns;
-        let tc = ns_exec(
+        let (protocol, prio, bytecode) = filter;
+        // The qdisc may exist already (another drop_egress); the filter is what matters.
+        let _ = ns_exec(
             ns,
             &["tc", "qdisc", "add", "dev", "eth0", "clsact"],
             CMD_TIMEOUT,
         );
-        let filter = ns_exec(
+        let tc = ns_exec(
             ns,
             &[
-                "tc",
-                "filter",
-                "add",
-                "dev",
-                "eth0",
-                "egress",
-                "protocol",
-                "ip",
-                "prio",
-                "1",
-                "bpf",
-                "da",
-                "bytecode",
-                "4,48 0 0 23,21 0 1 2,6 0 0 2,6 0 0 0",
+                "tc", "filter", "add", "dev", "eth0", "egress", "protocol", protocol, "prio", prio,
+                "bpf", "da", "bytecode", bytecode,
             ],
             CMD_TIMEOUT,
         );
-        if tc.ok() && filter.ok() {
+        if tc.ok() {
             return;
         }
-        // Fallback: nftables, where the tc classifier is missing from the kernel.
-        let nft = ns_exec(
-            ns,
-            &[
-                "nft",
-                "add table ip sc; add chain ip sc out { type filter hook output priority 0; }; \
-                 add rule ip sc out ip protocol igmp drop",
-            ],
-            CMD_TIMEOUT,
+        let fallback = ns_exec(ns, &["nft", nft], CMD_TIMEOUT);
+        assert!(
+            fallback.ok(),
+            "cannot block outgoing {what} on {ns}: tc: {} nft: {}",
+            tc.stderr,
+            fallback.stderr
         );
-        if !nft.ok() {
-            panic!(
-                "cannot block outgoing IGMP on {ns}: tc: {}{} nft: {}",
-                tc.stderr, filter.stderr, nft.stderr
-            );
-        }
     }
 
     fn print_logs(&self) {
@@ -1987,51 +1981,13 @@ impl Lan {
     ///   ldb [20]; jeq #0, drop, pass; drop: ret #2 (TC_ACT_SHOT); pass: ret #0 (TC_ACT_OK)
     /// Offset 20 = 14 (Ethernet) + 6 (IPv6 next header). Undo with `unblock_mld_out`.
     pub fn block_mld_out(&self, i: usize) {
-        let ns = &self.host(i).ns;
-        // The qdisc may exist already (block_igmp_out); the filter is what matters.
-        let _ = ns_exec(
-            ns,
-            &["tc", "qdisc", "add", "dev", "eth0", "clsact"],
-            CMD_TIMEOUT,
-        );
-        let filter = ns_exec(
-            ns,
-            &[
-                "tc",
-                "filter",
-                "add",
-                "dev",
-                "eth0",
-                "egress",
-                "protocol",
-                "ipv6",
-                "prio",
-                "2",
-                "bpf",
-                "da",
-                "bytecode",
-                "4,48 0 0 20,21 0 1 0,6 0 0 2,6 0 0 0",
-            ],
-            CMD_TIMEOUT,
-        );
-        if filter.ok() {
-            return;
-        }
-        let nft = ns_exec(
-            ns,
-            &[
-                "nft",
-                "add table ip6 sc6; add chain ip6 sc6 out { type filter hook output priority 0; }; \
-                 add rule ip6 sc6 out icmpv6 type { mld-listener-report, mld-listener-done, \
-                 mld2-listener-report } drop",
-            ],
-            CMD_TIMEOUT,
-        );
-        assert!(
-            nft.ok(),
-            "cannot block outgoing MLD on {ns}: tc: {} nft: {}",
-            filter.stderr,
-            nft.stderr
+        self.drop_egress(
+            i,
+            "MLD",
+            ("ipv6", "2", "4,48 0 0 20,21 0 1 0,6 0 0 2,6 0 0 0"),
+            "add table ip6 sc6; add chain ip6 sc6 out { type filter hook output priority 0; }; \
+             add rule ip6 sc6 out icmpv6 type { mld-listener-report, mld-listener-done, \
+             mld2-listener-report } drop",
         );
     }
 
