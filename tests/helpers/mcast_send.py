@@ -61,6 +61,40 @@ def build_payload(seq, group, source, size):
     return hashlib.sha256(rest).digest()[:DIGEST_LEN] + rest
 
 
+def paced_send(groups, count, rate, send, what, between=None):
+    """Send `count` datagrams to each group, round robin, `rate` per second in all (0: as
+    fast as possible): `send(seq, group)` sends one and raises OSError on failure (counted,
+    the first five printed after `what`); `between(seq)`, if given, runs after each round.
+    Returns the result JSON fields but "source": sent, per_group, errors, elapsed."""
+    per_group = {str(g): 0 for g in groups}
+    errors = 0
+    interval = 1.0 / rate if rate > 0 else 0.0
+    start = time.monotonic()
+    slot = 0
+    for seq in range(count):
+        for g in groups:
+            due = start + slot * interval
+            slot += 1
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                send(seq, g)
+                per_group[str(g)] += 1
+            except OSError as e:
+                errors += 1
+                if errors <= 5:
+                    print(f"{what} {g}: {e}", file=sys.stderr)
+        if between is not None:
+            between(seq)
+    return {
+        "sent": sum(per_group.values()),
+        "per_group": per_group,
+        "errors": errors,
+        "elapsed": round(time.monotonic() - start, 3),
+    }
+
+
 def iface_addr(sock, iface):
     """The first IPv4 address of iface, as 4 bytes."""
     req = struct.pack("256s", iface.encode()[:15])
@@ -148,34 +182,12 @@ def main():
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, args.ttl)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
 
-    per_group = {str(g): 0 for g in groups}
-    errors = 0
-    interval = 1.0 / args.rate if args.rate > 0 else 0.0
-    start = time.monotonic()
-    slot = 0
-    for seq in range(args.count):
-        for g in groups:
-            due = start + slot * interval
-            slot += 1
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            payload = build_payload(seq, g.packed, source, args.size)
-            try:
-                sock.sendto(payload, (str(g), args.port))
-                per_group[str(g)] += 1
-            except OSError as e:
-                errors += 1
-                if errors <= 5:
-                    print(f"mcast_send: sendto {g}: {e}", file=sys.stderr)
-    elapsed = time.monotonic() - start
-    result = {
-        "sent": sum(per_group.values()),
-        "per_group": per_group,
-        "errors": errors,
-        "source": socket.inet_ntoa(source),
-        "elapsed": round(elapsed, 3),
-    }
+    def send(seq, g):
+        payload = build_payload(seq, g.packed, source, args.size)
+        sock.sendto(payload, (str(g), args.port))
+
+    result = paced_send(groups, args.count, args.rate, send, "mcast_send: sendto")
+    result["source"] = socket.inet_ntoa(source)
     print(json.dumps(result), flush=True)
     return 0
 
@@ -185,34 +197,14 @@ def send_v6(args, groups):
     ifindex = socket.if_nametoindex(args.iface)
     sock, source = open_v6(args, ifindex)
     source_packed = socket.inet_pton(socket.AF_INET6, source)
-    per_group = {str(g): 0 for g in groups}
-    errors = 0
-    interval = 1.0 / args.rate if args.rate > 0 else 0.0
-    start = time.monotonic()
-    slot = 0
-    for seq in range(args.count):
-        for g in groups:
-            due = start + slot * interval
-            slot += 1
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            payload = build_payload(seq, g.packed, source_packed, args.size)
-            try:
-                # The scope id picks the link of a link-local scope group (ff02::/16).
-                sock.sendto(payload, (str(g), args.port, 0, ifindex))
-                per_group[str(g)] += 1
-            except OSError as e:
-                errors += 1
-                if errors <= 5:
-                    print(f"mcast_send: sendto {g}: {e}", file=sys.stderr)
-    result = {
-        "sent": sum(per_group.values()),
-        "per_group": per_group,
-        "errors": errors,
-        "source": source,
-        "elapsed": round(time.monotonic() - start, 3),
-    }
+
+    def send(seq, g):
+        payload = build_payload(seq, g.packed, source_packed, args.size)
+        # The scope id picks the link of a link-local scope group (ff02::/16).
+        sock.sendto(payload, (str(g), args.port, 0, ifindex))
+
+    result = paced_send(groups, args.count, args.rate, send, "mcast_send: sendto")
+    result["source"] = source
     print(json.dumps(result), flush=True)
     return 0
 

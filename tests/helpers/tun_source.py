@@ -42,7 +42,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in tests/helpers from a root run
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mcast_send import build_payload  # noqa: E402  (the one payload format)
+from mcast_send import build_payload, paced_send  # noqa: E402  (one payload format, one schedule)
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
@@ -141,37 +141,20 @@ class Source:
         for g in groups:
             if not g.is_multicast:
                 raise ValueError(f"{g} is not a multicast address")
-        per_group = {str(g): 0 for g in groups}
-        errors = 0
-        interval = 1.0 / opts.rate if opts.rate > 0 else 0.0
-        start = time.monotonic()
-        slot = 0
-        for seq in range(opts.count):
-            for g in groups:
-                due = start + slot * interval
-                slot += 1
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                payload = build_payload(seq, g.packed, self.source, opts.size)
-                self.ident += 1
-                pkt = ipv4_udp(self.source, g.packed, SOURCE_PORT, self.args.port, opts.ttl, self.ident, payload)
-                err = self.write(pkt)
-                if err is None:
-                    per_group[str(g)] += 1
-                else:
-                    errors += 1
-                    if errors <= 5:
-                        print(f"tun_source: write {g}: {err}", file=sys.stderr)
+        def send(seq, g):
+            payload = build_payload(seq, g.packed, self.source, opts.size)
+            self.ident += 1
+            pkt = ipv4_udp(self.source, g.packed, SOURCE_PORT, self.args.port, opts.ttl, self.ident, payload)
+            err = self.write(pkt)
+            if err is not None:
+                raise err
+
+        def between(seq):
             if seq % 64 == 0:
                 self.drain_tun()
-        result = {
-            "sent": sum(per_group.values()),
-            "per_group": per_group,
-            "errors": errors,
-            "source": self.args.source,
-            "elapsed": round(time.monotonic() - start, 3),
-        }
+
+        result = paced_send(groups, opts.count, opts.rate, send, "tun_source: write", between)
+        result["source"] = self.args.source
         print(json.dumps(result), flush=True)
 
     def command(self, line):
