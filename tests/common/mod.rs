@@ -1732,6 +1732,38 @@ impl SendReport {
     }
 }
 
+/// No frame of `group` arrived at this host as L2 multicast.
+pub fn assert_no_multicast(r: &AgentReport, group: &str) {
+    assert_eq!(
+        r.frames(group, MULTICAST),
+        0,
+        "{}: {group} arrived as L2 multicast",
+        r.host.name
+    );
+}
+
+/// The member got the stream as unicast copies to its own MAC, intact on its socket.
+pub fn assert_unicast_member(r: &AgentReport, group: &str, sent: u64) {
+    let who = &r.host.name;
+    assert_delivered(
+        r.frames(group, UNICAST),
+        sent,
+        &format!("{who} {group} unicast frames"),
+    );
+    assert_delivered(r.sock_ok(group), sent, &format!("{who} {group} socket"));
+    assert_no_multicast(r, group);
+    assert_eq!(
+        r.frames(group, OTHER),
+        0,
+        "{who}: {group} frames for other MACs"
+    );
+    assert_eq!(
+        r.sock_bad_or_dup(),
+        0,
+        "{who}: corrupt or duplicate datagrams"
+    );
+}
+
 /// Nothing of `group` reached this host, in any frame class or on any socket.
 pub fn assert_nothing(r: &AgentReport, group: &str) {
     let who = &r.host.name;
