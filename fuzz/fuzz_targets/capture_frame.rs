@@ -1,5 +1,5 @@
 //! The capture threads' decision on arbitrary frames, exactly as they make it
-//! (`runtime::classify`), after the kernel's socket filter as the daemon attaches it
+//! (`wire::classify`), after the kernel's socket filter as the daemon attaches it
 //! (`runtime::sys::bpf`, run by its interpreter):
 //!
 //! - downstream (`cap-dn:IF`, Ethernet): `classify::downstream` agrees with
@@ -22,7 +22,7 @@ use snoopcast::core::family::{is_routable_group_v6, GroupAddr};
 use snoopcast::core::filter::GroupFilter;
 use snoopcast::core::membership::{CompatFallback, HostKey, Settings, Table};
 use snoopcast::core::querier::{Mode, Querier, QuerierConfig};
-use snoopcast::runtime::classify::{self, DownDrop, MldDrop};
+use snoopcast::wire::classify::{self, DownDrop, MldDrop};
 use snoopcast::runtime::sys::bpf;
 use snoopcast::wire::igmp::Message;
 use snoopcast::wire::mld;

@@ -108,7 +108,7 @@ pub fn serve(listener: UnixListener, stop: &AtomicBool, snapshot: impl Fn() -> S
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // Sleep until a client connects or a tick passes (poll, not a busy loop:
                 // an idle daemon should cost nothing).
-                let _ = crate::runtime::sys::wait_readable(&listener, crate::runtime::daemon::TICK);
+                let _ = crate::runtime::sys::wait_readable(&listener, crate::runtime::shared::TICK);
             }
             Err(e) => {
                 log::warn!("control: accept failed: {e}");

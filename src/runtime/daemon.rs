@@ -8,10 +8,10 @@
 //!  control   ──(locks briefly for a snapshot, serialises outside)──> status clients
 //! ```
 
-use super::classify::{self, DownDrop, MldDrop};
-use super::datapath::{sender, DownTx, Job, Pool};
+use super::datapath::{sender, Job, Pool};
 use super::links::{open_err, LinkChange, Links, DATA_RCVBUF};
-use super::stats::{add, inc, Counters, LogBudget, RateLimit, Take};
+use super::shared::{spawn, GroupMsg, IgmpIn, RunError, Shared, State, PACKET_THREAD_NICE};
+use super::stats::{inc, Counters, LogBudget, RateLimit, Take};
 use super::{control, iface, privs, sys};
 use crate::config::Config;
 use crate::core::family::GroupAddr;
@@ -27,8 +27,8 @@ use crate::status::{
     CompatStatus, GroupStatus, InterfaceStatus, JoinStatus, MemberStatus, Snapshot, UpstreamStatus,
 };
 use crate::wire::igmp::{self, Message};
-use crate::wire::{ipv6, mld, MacAddr};
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crate::wire::{ipv6, mld};
+use crossbeam_channel::{bounded, Receiver};
 use log::{debug, info, warn};
 use parking_lot::{Mutex, RwLock};
 use socket2::Socket;
@@ -39,18 +39,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long any blocking call may wait before looking at the stop flag: shutdown within
-/// about a second, and an idle daemon wakes each thread only about once a second.
-pub(crate) const TICK: Duration = Duration::from_secs(1);
 /// Bursts (up to 64 frames each) queued per sender worker before copies are dropped:
 /// bounded memory, and a backlog of at most a few milliseconds.
 const QUEUE_PER_WORKER: usize = 64;
 /// Parsed IGMP messages queued for the control thread.
 const EVENT_QUEUE: usize = 4096;
-/// Records and sources queued for the control thread, over all messages: 4096 reports of
-/// a few records each pass; 4096 jumbo reports of thousands of records each (gigabytes
-/// once parsed) do not. About 64 bytes each at most: a few MiB.
-const MAX_QUEUED_WEIGHT: usize = 1 << 16;
 /// How often failed upstream joins are retried.
 const JOIN_RETRY: Duration = Duration::from_secs(5);
 /// How often interfaces are checked for coming and going.
@@ -62,77 +55,6 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 const REBUILD_MIN_GAP: Duration = Duration::from_millis(1);
 const REBUILD_FACTOR: u32 = 4;
 const REBUILD_MAX_GAP: Duration = Duration::from_millis(50);
-
-/// Why the daemon could not run. Exit status 1.
-#[derive(Debug)]
-pub enum RunError {
-    /// Missing CAP_NET_RAW / CAP_NET_ADMIN.
-    Privilege(String),
-    Io(String),
-}
-
-impl std::fmt::Display for RunError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RunError::Privilege(s) | RunError::Io(s) => f.write_str(s),
-        }
-    }
-}
-
-/// A parsed IGMP or MLD message from a downstream host, for the control thread.
-pub struct IgmpIn {
-    iface: IfaceId,
-    src_mac: MacAddr,
-    msg: GroupMsg,
-    /// `msg.weight()`, counted in [`Shared::queued_weight`] while queued.
-    weight: usize,
-}
-
-/// The message with its IP source.
-enum GroupMsg {
-    Igmp(Ipv4Addr, Message),
-    Mld(Ipv6Addr, mld::Message),
-}
-
-/// Everything the control thread owns; the status thread reads it under the lock. One
-/// table, querier per interface and join pool per address family.
-struct State {
-    table: Table,
-    queriers: Vec<Querier>,
-    joins: JoinPool,
-    table6: Table<Ipv6Addr>,
-    queriers6: Vec<Querier<Ipv6Addr>>,
-    joins6: JoinPool<Ipv6Addr>,
-}
-
-/// What the threads share.
-pub struct Shared {
-    pub cfg: Config,
-    state: Mutex<State>,
-    /// The forwarding snapshot, swapped whole by the control thread.
-    pub fib: RwLock<Arc<Forwarding>>,
-    /// Bumped after each swap so readers refresh their copy only then.
-    pub fib_gen: AtomicU64,
-    /// Each downstream's send side; None while the interface is away.
-    pub down: Vec<RwLock<Option<Arc<DownTx>>>>,
-    /// Bumped whenever `down` changes.
-    pub links_gen: AtomicU64,
-    /// The upstream interface while it is open.
-    pub up_link: RwLock<Option<iface::IfaceInfo>>,
-    pub counters: Counters,
-    /// Total weight (records and sources, [`Message::weight`]) of the parsed IGMP queued
-    /// for the control thread: bounded by [`MAX_QUEUED_WEIGHT`] as well as by count.
-    queued_weight: AtomicUsize,
-    started: Instant,
-    pub stop: Arc<AtomicBool>,
-}
-
-impl Shared {
-    /// A copy of every downstream's send side, for a worker to cache.
-    pub fn down_links(&self) -> Vec<Option<Arc<DownTx>>> {
-        self.down.iter().map(|l| l.read().clone()).collect()
-    }
-}
 
 /// Run until `stop` is set. Leaves every upstream group before returning. `install_signals`
 /// is called once privileges are dropped and the packet threads run: whatever thread it
@@ -321,32 +243,6 @@ fn drop_privileges() -> Result<(), RunError> {
     Ok(())
 }
 
-/// Nice value of the threads a packet waits for (captures, the table owner, senders): on a
-/// busy box other programs should not delay copies, joins or leaves by a scheduler slice.
-const PACKET_THREAD_NICE: i32 = -10;
-
-/// Start a named thread. `packet`: one a packet waits for, run at [`PACKET_THREAD_NICE`].
-/// It normally inherits that value from its creator (the main thread lowers itself while it
-/// still may, before dropping CAP_SYS_NICE; see `run`); otherwise it tries itself, which
-/// works only with CAP_SYS_NICE, and stays at its creator's value if not.
-pub(crate) fn spawn(
-    name: String,
-    packet: bool,
-    f: impl FnOnce() + Send + 'static,
-) -> Result<std::thread::JoinHandle<()>, RunError> {
-    std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || {
-            if packet && sys::thread_nice().map_or(true, |n| n > PACKET_THREAD_NICE) {
-                if let Err(e) = sys::set_thread_nice(PACKET_THREAD_NICE) {
-                    debug!("thread priority left as it is ({e}; needs CAP_SYS_NICE)");
-                }
-            }
-            f()
-        })
-        .map_err(|e| RunError::Io(format!("thread {name}: {e}")))
-}
-
 /// Per-socket limits of IPv6 joins. Linux has no IPv6 counterpart of igmp_max_memberships:
 /// a socket holds groups until its option memory (net.core.optmem_max) runs out, about 56
 /// bytes per group plus 16 per source, and the kernel holds the old and the new source list
@@ -376,8 +272,6 @@ fn read_sysctl(path: &str) -> Option<usize> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-static WARN_MALFORMED: RateLimit = RateLimit::new(Duration::from_secs(10));
-static WARN_CAPTURE: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_SEND: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_LIMIT: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_JOIN: RateLimit = RateLimit::new(Duration::from_secs(10));
@@ -399,177 +293,6 @@ fn log_change(args: std::fmt::Arguments<'_>) {
         }
         Take::Held => debug!("{args}"),
     }
-}
-
-/// The next captured frame, or None after a read timeout (so the caller can look at the stop
-/// flag) or an error (logged at a limited rate, then a pause).
-fn next_frame<'a>(
-    rx: &'a mut Box<dyn pnet_datalink::DataLinkReceiver>,
-    name: &str,
-) -> Option<&'a [u8]> {
-    match rx.next() {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => None,
-        Err(e) => {
-            if WARN_CAPTURE.allow(Instant::now()) {
-                warn!("{name}: capture error: {e}");
-            }
-            std::thread::sleep(TICK);
-            None
-        }
-    }
-}
-
-/// Downstream capture: read IGMP, check it, hand it to the control thread. Runs until `stop`
-/// or `cancel` (the interface went away). `stats` is the capture socket itself, for its
-/// drop count.
-pub(crate) fn capture_downstream(
-    sh: &Shared,
-    iface: IfaceId,
-    mut rx: Box<dyn pnet_datalink::DataLinkReceiver>,
-    stats: &Socket,
-    tx: Sender<IgmpIn>,
-    cancel: &AtomicBool,
-) {
-    let name = &sh.cfg.downstreams[iface].name;
-    let c = &sh.counters;
-    let mut drops_read = Instant::now();
-    while !sh.stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
-        let frame = next_frame(&mut rx, name);
-        // 0. What the kernel dropped for us (a flood faster than we read), once a second.
-        let now = Instant::now();
-        if now.duration_since(drops_read) >= TICK {
-            drops_read = now;
-            if let Ok(d) = sys::take_drops(stats) {
-                add(&c.igmp_capture_drops, d);
-            }
-        }
-        let Some(frame) = frame else {
-            continue;
-        };
-        // 1. Parse and check: IGMP (classify::downstream) or MLD (classify::downstream_mld),
-        //    then count by type.
-        let (src_mac, msg) = if classify::is_ipv6_frame(frame) {
-            if !sh.cfg.ipv6 {
-                continue;
-            }
-            match accept_mld_frame(c, name, frame) {
-                Some(x) => x,
-                None => continue,
-            }
-        } else {
-            match accept_igmp_frame(c, name, frame) {
-                Some(x) => x,
-                None => continue,
-            }
-        };
-        // 2. Hand over; never block the capture on a slow control thread, and never queue
-        //    more than MAX_QUEUED_WEIGHT records and sources in all.
-        let weight = match &msg {
-            GroupMsg::Igmp(_, m) => m.weight(),
-            GroupMsg::Mld(_, m) => m.weight(),
-        };
-        if sh.queued_weight.fetch_add(weight, Ordering::AcqRel) + weight > MAX_QUEUED_WEIGHT {
-            sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
-            inc(&c.events_dropped);
-            continue;
-        }
-        match tx.try_send(IgmpIn {
-            iface,
-            src_mac,
-            msg,
-            weight,
-        }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
-                inc(&c.events_dropped)
-            }
-            Err(TrySendError::Disconnected(_)) => return,
-        }
-    }
-}
-
-/// An IPv4 frame from a downstream capture: Ethernet, IPv4 (header length, checksum, total
-/// length), IGMP checksum, a unicast source MAC, then TTL 1 (RFC 3376 section 4 / RFC 2236
-/// section 2: anything else did not come from this link). Counted either way.
-fn accept_igmp_frame(c: &Counters, name: &str, frame: &[u8]) -> Option<(MacAddr, GroupMsg)> {
-    let f = match classify::downstream(frame) {
-        Ok(f) => f,
-        // RFC 3376 section 4: unrecognised message types are silently ignored. They are
-        // well-formed IGMP of other protocols (mtrace, DVMRP, PIMv1), not a broken host.
-        Err(DownDrop::Malformed(crate::wire::WireError::UnknownType(t))) => {
-            inc(&c.igmp_unknown_type);
-            debug!("{name}: ignored IGMP of unknown type 0x{t:02x}");
-            return None;
-        }
-        Err(DownDrop::BadTtl { ttl, src }) => {
-            inc(&c.igmp_bad_ttl);
-            debug!("{name}: ignored IGMP with TTL {ttl} from {src}");
-            return None;
-        }
-        Err(why) => {
-            inc(&c.igmp_malformed);
-            if WARN_MALFORMED.allow(Instant::now()) {
-                warn!("{name}: dropped malformed IGMP ({why}); further ones are counted, not logged, for 10 s");
-            }
-            return None;
-        }
-    };
-    match &f.message {
-        Message::Query(_) => inc(&c.queries_received),
-        Message::ReportV1 { .. } => inc(&c.reports_v1),
-        Message::ReportV2 { .. } => inc(&c.reports_v2),
-        Message::LeaveV2 { .. } => inc(&c.leaves_v2),
-        Message::ReportV3 { .. } => inc(&c.reports_v3),
-    }
-    debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
-    Some((f.src_mac, GroupMsg::Igmp(f.ip.src, f.message)))
-}
-
-/// An IPv6 frame from a downstream capture: an MLD message judged by
-/// [`classify::downstream_mld`] (well-formed, unicast source MAC, hop limit 1, link-local
-/// source, Router Alert). Other ICMPv6 (neighbour discovery) is passed over silently.
-fn accept_mld_frame(c: &Counters, name: &str, frame: &[u8]) -> Option<(MacAddr, GroupMsg)> {
-    let f = match classify::downstream_mld(frame) {
-        Ok(f) => f,
-        Err(MldDrop::NotMld) => return None,
-        Err(MldDrop::Malformed(crate::wire::WireError::UnknownType(t))) => {
-            inc(&c.mld_unknown_type);
-            debug!("{name}: ignored MLD of unknown type {t}");
-            return None;
-        }
-        Err(why @ MldDrop::BadHopLimit { .. }) => {
-            inc(&c.mld_bad_hop_limit);
-            debug!("{name}: ignored MLD: {why}");
-            return None;
-        }
-        Err(why @ MldDrop::BadSource { .. }) => {
-            inc(&c.mld_bad_source);
-            debug!("{name}: ignored MLD: {why}");
-            return None;
-        }
-        Err(why @ MldDrop::NoRouterAlert { .. }) => {
-            inc(&c.mld_no_router_alert);
-            debug!("{name}: ignored MLD: {why}");
-            return None;
-        }
-        Err(why) => {
-            inc(&c.mld_malformed);
-            if WARN_MALFORMED.allow(Instant::now()) {
-                warn!("{name}: dropped malformed MLD ({why}); further ones are counted, not logged, for 10 s");
-            }
-            return None;
-        }
-    };
-    match &f.message {
-        mld::Message::Query(_) => inc(&c.mld_queries_received),
-        mld::Message::ReportV1 { .. } => inc(&c.mld_reports_v1),
-        mld::Message::DoneV1 { .. } => inc(&c.mld_dones),
-        mld::Message::ReportV2 { .. } => inc(&c.mld_reports_v2),
-    }
-    debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
-    Some((f.src_mac, GroupMsg::Mld(f.ip.src, f.message)))
 }
 
 /// The control thread: owns the tables, runs timers and queriers, joins upstream, watches

@@ -17,13 +17,12 @@
 //! Order per host: the capture thread sends itself only while no job is pending in the
 //! pool, so a host's copies never overtake each other.
 
-use super::classify;
-use super::daemon::Shared;
+use super::shared::{DownTx, Shared};
 use super::stats::{add, RateLimit};
 use super::sys::{self, OutCopy, RecvBatch, SendScratch};
-use crate::config::DownLink;
 use crate::core::fib::Target;
 use crate::core::membership::MemberCounters;
+use crate::wire::classify;
 use crate::wire::{ethernet, LinkType, MacAddr};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use log::warn;
@@ -39,12 +38,6 @@ const BURST: usize = 64;
 const SLOT: usize = 65536 + ethernet::HEADER_LEN;
 /// How often the capture socket's drop count is read.
 const DROPS_EVERY: Duration = Duration::from_millis(500);
-
-/// A downstream interface's send side while it is there.
-pub struct DownTx {
-    pub sock: Socket,
-    pub link: DownLink,
-}
 
 /// Copies to send, per downstream interface (indexed by `IfaceId`), with payload ranges
 /// into some buffer the owner keeps beside it.
@@ -257,7 +250,7 @@ pub fn capture_upstream(
                 if WARN_CAPTURE.allow(Instant::now()) {
                     warn!("{name}: capture error: {e}");
                 }
-                std::thread::sleep(super::daemon::TICK);
+                std::thread::sleep(super::shared::TICK);
                 continue;
             }
         };
@@ -365,7 +358,7 @@ pub fn capture_upstream(
 pub fn sender(sh: &Shared, rx: Receiver<Job>, pending: Arc<AtomicUsize>) {
     let mut emitter = Emitter::new(sh);
     loop {
-        let mut job = match rx.recv_timeout(super::daemon::TICK) {
+        let mut job = match rx.recv_timeout(super::shared::TICK) {
             Ok(j) => j,
             Err(RecvTimeoutError::Timeout) => {
                 if sh.stop.load(Ordering::Relaxed) {

@@ -6,8 +6,9 @@
 //! opened, with a backoff of 1 s doubling to 30 s while opening fails. Every capture thread
 //! has its own cancel flag, so closing one never disturbs the others.
 
-use super::daemon::{capture_downstream, spawn, IgmpIn, RunError, Shared, TICK};
-use super::datapath::{capture_upstream, DownTx, Pool};
+use super::capture::capture_downstream;
+use super::datapath::{capture_upstream, Pool};
+use super::shared::{spawn, DownTx, IgmpIn, RunError, Shared, TICK};
 use super::{iface, sys};
 use crate::config::DownLink;
 use crate::core::IfaceId;

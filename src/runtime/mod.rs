@@ -1,11 +1,12 @@
 //! I/O: sockets, capture threads, the sender pool, the control socket and daemon wiring.
 
-pub mod classify;
+pub mod capture;
 pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod iface;
 pub mod links;
 pub mod privs;
+pub mod shared;
 pub mod stats;
 pub mod sys;

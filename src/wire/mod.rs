@@ -5,6 +5,7 @@
 //! never panics.
 
 pub mod checksum;
+pub mod classify;
 pub mod ethernet;
 pub mod igmp;
 pub mod ipv4;

@@ -1,6 +1,6 @@
 //! What the capture threads decide about each frame they read, as pure functions: the
-//! downstream capture (`cap-dn:IF`, daemon.rs) and the upstream capture (`cap-up:IF`,
-//! datapath.rs) call these and only count and hand on the result, so the unit tests below and
+//! downstream capture (`cap-dn:IF`, runtime/capture.rs) and the upstream capture (`cap-up:IF`,
+//! runtime/datapath.rs) call these and only count and hand on the result, so the unit tests below and
 //! the fuzz target `fuzz/fuzz_targets/capture_frame.rs` run exactly the code the threads run.
 
 use crate::wire::ipv6::{self, MldFrame};

@@ -1,0 +1,190 @@
+//! The downstream capture thread: reads IGMP and MLD from one downstream interface, judges
+//! each frame (`wire::classify`), counts it and hands what is valid to the control thread.
+
+use super::shared::{GroupMsg, IgmpIn, Shared, MAX_QUEUED_WEIGHT, TICK};
+use super::stats::{add, inc, Counters, RateLimit};
+use super::sys;
+use crate::core::IfaceId;
+use crate::wire::classify::{self, DownDrop, MldDrop};
+use crate::wire::igmp::Message;
+use crate::wire::{mld, MacAddr};
+use crossbeam_channel::{Sender, TrySendError};
+use log::{debug, warn};
+use socket2::Socket;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+static WARN_MALFORMED: RateLimit = RateLimit::new(Duration::from_secs(10));
+static WARN_CAPTURE: RateLimit = RateLimit::new(Duration::from_secs(10));
+
+/// The next captured frame, or None after a read timeout (so the caller can look at the stop
+/// flag) or an error (logged at a limited rate, then a pause).
+fn next_frame<'a>(
+    rx: &'a mut Box<dyn pnet_datalink::DataLinkReceiver>,
+    name: &str,
+) -> Option<&'a [u8]> {
+    match rx.next() {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => None,
+        Err(e) => {
+            if WARN_CAPTURE.allow(Instant::now()) {
+                warn!("{name}: capture error: {e}");
+            }
+            std::thread::sleep(TICK);
+            None
+        }
+    }
+}
+
+/// Downstream capture: read IGMP, check it, hand it to the control thread. Runs until `stop`
+/// or `cancel` (the interface went away). `stats` is the capture socket itself, for its
+/// drop count.
+pub(crate) fn capture_downstream(
+    sh: &Shared,
+    iface: IfaceId,
+    mut rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+    stats: &Socket,
+    tx: Sender<IgmpIn>,
+    cancel: &AtomicBool,
+) {
+    let name = &sh.cfg.downstreams[iface].name;
+    let c = &sh.counters;
+    let mut drops_read = Instant::now();
+    while !sh.stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
+        let frame = next_frame(&mut rx, name);
+        // 0. What the kernel dropped for us (a flood faster than we read), once a second.
+        let now = Instant::now();
+        if now.duration_since(drops_read) >= TICK {
+            drops_read = now;
+            if let Ok(d) = sys::take_drops(stats) {
+                add(&c.igmp_capture_drops, d);
+            }
+        }
+        let Some(frame) = frame else {
+            continue;
+        };
+        // 1. Parse and check: IGMP (classify::downstream) or MLD (classify::downstream_mld),
+        //    then count by type.
+        let (src_mac, msg) = if classify::is_ipv6_frame(frame) {
+            if !sh.cfg.ipv6 {
+                continue;
+            }
+            match accept_mld_frame(c, name, frame) {
+                Some(x) => x,
+                None => continue,
+            }
+        } else {
+            match accept_igmp_frame(c, name, frame) {
+                Some(x) => x,
+                None => continue,
+            }
+        };
+        // 2. Hand over; never block the capture on a slow control thread, and never queue
+        //    more than MAX_QUEUED_WEIGHT records and sources in all.
+        let weight = match &msg {
+            GroupMsg::Igmp(_, m) => m.weight(),
+            GroupMsg::Mld(_, m) => m.weight(),
+        };
+        if sh.queued_weight.fetch_add(weight, Ordering::AcqRel) + weight > MAX_QUEUED_WEIGHT {
+            sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
+            inc(&c.events_dropped);
+            continue;
+        }
+        match tx.try_send(IgmpIn {
+            iface,
+            src_mac,
+            msg,
+            weight,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
+                inc(&c.events_dropped)
+            }
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
+/// An IPv4 frame from a downstream capture: Ethernet, IPv4 (header length, checksum, total
+/// length), IGMP checksum, a unicast source MAC, then TTL 1 (RFC 3376 section 4 / RFC 2236
+/// section 2: anything else did not come from this link). Counted either way.
+fn accept_igmp_frame(c: &Counters, name: &str, frame: &[u8]) -> Option<(MacAddr, GroupMsg)> {
+    let f = match classify::downstream(frame) {
+        Ok(f) => f,
+        // RFC 3376 section 4: unrecognised message types are silently ignored. They are
+        // well-formed IGMP of other protocols (mtrace, DVMRP, PIMv1), not a broken host.
+        Err(DownDrop::Malformed(crate::wire::WireError::UnknownType(t))) => {
+            inc(&c.igmp_unknown_type);
+            debug!("{name}: ignored IGMP of unknown type 0x{t:02x}");
+            return None;
+        }
+        Err(DownDrop::BadTtl { ttl, src }) => {
+            inc(&c.igmp_bad_ttl);
+            debug!("{name}: ignored IGMP with TTL {ttl} from {src}");
+            return None;
+        }
+        Err(why) => {
+            inc(&c.igmp_malformed);
+            if WARN_MALFORMED.allow(Instant::now()) {
+                warn!("{name}: dropped malformed IGMP ({why}); further ones are counted, not logged, for 10 s");
+            }
+            return None;
+        }
+    };
+    match &f.message {
+        Message::Query(_) => inc(&c.queries_received),
+        Message::ReportV1 { .. } => inc(&c.reports_v1),
+        Message::ReportV2 { .. } => inc(&c.reports_v2),
+        Message::LeaveV2 { .. } => inc(&c.leaves_v2),
+        Message::ReportV3 { .. } => inc(&c.reports_v3),
+    }
+    debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
+    Some((f.src_mac, GroupMsg::Igmp(f.ip.src, f.message)))
+}
+
+/// An IPv6 frame from a downstream capture: an MLD message judged by
+/// [`classify::downstream_mld`] (well-formed, unicast source MAC, hop limit 1, link-local
+/// source, Router Alert). Other ICMPv6 (neighbour discovery) is passed over silently.
+fn accept_mld_frame(c: &Counters, name: &str, frame: &[u8]) -> Option<(MacAddr, GroupMsg)> {
+    let f = match classify::downstream_mld(frame) {
+        Ok(f) => f,
+        Err(MldDrop::NotMld) => return None,
+        Err(MldDrop::Malformed(crate::wire::WireError::UnknownType(t))) => {
+            inc(&c.mld_unknown_type);
+            debug!("{name}: ignored MLD of unknown type {t}");
+            return None;
+        }
+        Err(why @ MldDrop::BadHopLimit { .. }) => {
+            inc(&c.mld_bad_hop_limit);
+            debug!("{name}: ignored MLD: {why}");
+            return None;
+        }
+        Err(why @ MldDrop::BadSource { .. }) => {
+            inc(&c.mld_bad_source);
+            debug!("{name}: ignored MLD: {why}");
+            return None;
+        }
+        Err(why @ MldDrop::NoRouterAlert { .. }) => {
+            inc(&c.mld_no_router_alert);
+            debug!("{name}: ignored MLD: {why}");
+            return None;
+        }
+        Err(why) => {
+            inc(&c.mld_malformed);
+            if WARN_MALFORMED.allow(Instant::now()) {
+                warn!("{name}: dropped malformed MLD ({why}); further ones are counted, not logged, for 10 s");
+            }
+            return None;
+        }
+    };
+    match &f.message {
+        mld::Message::Query(_) => inc(&c.mld_queries_received),
+        mld::Message::ReportV1 { .. } => inc(&c.mld_reports_v1),
+        mld::Message::DoneV1 { .. } => inc(&c.mld_dones),
+        mld::Message::ReportV2 { .. } => inc(&c.mld_reports_v2),
+    }
+    debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
+    Some((f.src_mac, GroupMsg::Mld(f.ip.src, f.message)))
+}

@@ -1,0 +1,133 @@
+//! What the runtime's threads share, and the types they pass each other: every other runtime
+//! file may import this one, and it imports none of them but `stats`, `iface` and `sys`, so no runtime file imports another in a circle.
+
+use super::iface;
+use super::stats::Counters;
+use super::sys;
+use crate::config::{Config, DownLink};
+use crate::core::fib::Forwarding;
+use crate::core::membership::Table;
+use crate::core::querier::Querier;
+use crate::core::upstream::JoinPool;
+use crate::core::IfaceId;
+use crate::wire::igmp::Message;
+use crate::wire::{mld, MacAddr};
+use log::debug;
+use parking_lot::{Mutex, RwLock};
+use socket2::Socket;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long any blocking call may wait before looking at the stop flag: shutdown within
+/// about a second, and an idle daemon wakes each thread only about once a second.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Records and sources queued for the control thread, over all messages: 4096 reports of
+/// a few records each pass; 4096 jumbo reports of thousands of records each (gigabytes
+/// once parsed) do not. About 64 bytes each at most: a few MiB.
+pub(crate) const MAX_QUEUED_WEIGHT: usize = 1 << 16;
+
+/// Why the daemon could not run. Exit status 1.
+#[derive(Debug)]
+pub enum RunError {
+    /// Missing CAP_NET_RAW / CAP_NET_ADMIN.
+    Privilege(String),
+    Io(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Privilege(s) | RunError::Io(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A parsed IGMP or MLD message from a downstream host, for the control thread.
+pub struct IgmpIn {
+    pub(crate) iface: IfaceId,
+    pub(crate) src_mac: MacAddr,
+    pub(crate) msg: GroupMsg,
+    /// `msg.weight()`, counted in [`Shared::queued_weight`] while queued.
+    pub(crate) weight: usize,
+}
+
+/// The message with its IP source.
+pub(crate) enum GroupMsg {
+    Igmp(Ipv4Addr, Message),
+    Mld(Ipv6Addr, mld::Message),
+}
+
+/// Everything the control thread owns; the status thread reads it under the lock. One
+/// table, querier per interface and join pool per address family.
+pub(crate) struct State {
+    pub(crate) table: Table,
+    pub(crate) queriers: Vec<Querier>,
+    pub(crate) joins: JoinPool,
+    pub(crate) table6: Table<Ipv6Addr>,
+    pub(crate) queriers6: Vec<Querier<Ipv6Addr>>,
+    pub(crate) joins6: JoinPool<Ipv6Addr>,
+}
+
+/// A downstream interface's send side while it is there.
+pub struct DownTx {
+    pub sock: Socket,
+    pub link: DownLink,
+}
+
+/// What the threads share.
+pub struct Shared {
+    pub cfg: Config,
+    pub(crate) state: Mutex<State>,
+    /// The forwarding snapshot, swapped whole by the control thread.
+    pub fib: RwLock<Arc<Forwarding>>,
+    /// Bumped after each swap so readers refresh their copy only then.
+    pub fib_gen: AtomicU64,
+    /// Each downstream's send side; None while the interface is away.
+    pub down: Vec<RwLock<Option<Arc<DownTx>>>>,
+    /// Bumped whenever `down` changes.
+    pub links_gen: AtomicU64,
+    /// The upstream interface while it is open.
+    pub up_link: RwLock<Option<iface::IfaceInfo>>,
+    pub counters: Counters,
+    /// Total weight (records and sources, [`Message::weight`]) of the parsed IGMP queued
+    /// for the control thread: bounded by [`MAX_QUEUED_WEIGHT`] as well as by count.
+    pub(crate) queued_weight: AtomicUsize,
+    pub(crate) started: Instant,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Shared {
+    /// A copy of every downstream's send side, for a worker to cache.
+    pub fn down_links(&self) -> Vec<Option<Arc<DownTx>>> {
+        self.down.iter().map(|l| l.read().clone()).collect()
+    }
+}
+
+/// Nice value of the threads a packet waits for (captures, the table owner, senders): on a
+/// busy box other programs should not delay copies, joins or leaves by a scheduler slice.
+pub(crate) const PACKET_THREAD_NICE: i32 = -10;
+
+/// Start a named thread. `packet`: one a packet waits for, run at [`PACKET_THREAD_NICE`].
+/// It normally inherits that value from its creator (the main thread lowers itself while it
+/// still may, before dropping CAP_SYS_NICE; see `run`); otherwise it tries itself, which
+/// works only with CAP_SYS_NICE, and stays at its creator's value if not.
+pub fn spawn(
+    name: String,
+    packet: bool,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, RunError> {
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            if packet && sys::thread_nice().map_or(true, |n| n > PACKET_THREAD_NICE) {
+                if let Err(e) = sys::set_thread_nice(PACKET_THREAD_NICE) {
+                    debug!("thread priority left as it is ({e}; needs CAP_SYS_NICE)");
+                }
+            }
+            f()
+        })
+        .map_err(|e| RunError::Io(format!("thread {name}: {e}")))
+}
