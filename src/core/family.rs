@@ -3,7 +3,6 @@
 //! The membership table, the forwarding snapshot, the querier and the upstream join pool are
 //! written once, generic over [`GroupAddr`]; what differs between the families is here.
 
-use super::filter::GroupFilter;
 use crate::wire::MacAddr;
 use std::fmt::{Debug, Display};
 use std::hash::Hash;
@@ -27,8 +26,6 @@ pub trait GroupAddr:
     fn is_ssm(&self) -> bool;
     /// The Ethernet group address of the group (RFC 1112 section 6.4, RFC 2464 section 7).
     fn group_mac(&self) -> MacAddr;
-    /// Whether the `--allow`/`--deny` filter lets snoopcast handle this group.
-    fn admitted_by(&self, filter: &GroupFilter) -> bool;
     /// Whether an older-version host of `version` makes leaves ignored (RFC 3376 section
     /// 7.3.2: IGMPv1 hosts send no leave). No MLD version is like that (RFC 3810 section 8.3.2).
     fn ignores_leaves(version: u8) -> bool;
@@ -48,9 +45,6 @@ impl GroupAddr for Ipv4Addr {
     }
     fn group_mac(&self) -> MacAddr {
         MacAddr::for_ipv4_group(*self)
-    }
-    fn admitted_by(&self, filter: &GroupFilter) -> bool {
-        filter.admits_v4(*self)
     }
     fn ignores_leaves(version: u8) -> bool {
         version == 1
@@ -73,9 +67,6 @@ impl GroupAddr for Ipv6Addr {
     }
     fn group_mac(&self) -> MacAddr {
         MacAddr::for_ipv6_group(*self)
-    }
-    fn admitted_by(&self, filter: &GroupFilter) -> bool {
-        filter.admits_v6(*self)
     }
     fn ignores_leaves(_version: u8) -> bool {
         false

@@ -2,12 +2,27 @@
 //! upstream capture thread without touching the table.
 
 use super::family::GroupAddr;
-use super::membership::{FilterMode, MemberCounters};
 use super::IfaceId;
 use crate::wire::MacAddr;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+
+/// A host's source filter mode for one group (RFC 3376 section 3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FilterMode {
+    Include,
+    Exclude,
+}
+
+/// Per-member traffic counters, shared with the forwarding snapshot so the data path can
+/// count without touching the table.
+#[derive(Debug, Default)]
+pub struct MemberCounters {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+}
 
 /// One unicast receiver of a group.
 #[derive(Debug, Clone)]

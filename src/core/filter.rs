@@ -221,14 +221,17 @@ impl GroupFilter {
     }
 
     pub fn admits_v6(&self, group: Ipv6Addr) -> bool {
-        crate::core::family::is_routable_group_v6(group)
+        crate::wire::ipv6::is_forwardable_group(group)
             && self.allow6.iter().any(|c| c.contains(group))
             && !self.deny6.iter().any(|c| c.contains(group))
     }
 
     /// Whether this filter handles `group` (either family).
-    pub fn admits<A: crate::core::family::GroupAddr>(&self, group: A) -> bool {
-        group.admitted_by(self)
+    pub fn admits(&self, group: impl Into<std::net::IpAddr>) -> bool {
+        match group.into() {
+            std::net::IpAddr::V4(g) => self.admits_v4(g),
+            std::net::IpAddr::V6(g) => self.admits_v6(g),
+        }
     }
 
     pub fn allow(&self) -> &[Ipv4Cidr] {

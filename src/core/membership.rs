@@ -6,6 +6,8 @@
 //! host's current-state record (section 3 / 4.2.12) states its whole filter for that group.
 
 use super::family::GroupAddr;
+/// Defined beside the forwarding snapshot, which carries them to the data path.
+pub use super::fib::{FilterMode, MemberCounters};
 use super::filter::GroupFilter;
 use super::IfaceId;
 use crate::wire::igmp::{self, RecordType};
@@ -13,7 +15,6 @@ use crate::wire::mld;
 use crate::wire::MacAddr;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,20 +76,6 @@ impl Settings {
 pub struct HostKey {
     pub iface: IfaceId,
     pub mac: MacAddr,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FilterMode {
-    Include,
-    Exclude,
-}
-
-/// Per-member traffic counters, shared with the forwarding snapshot so the data path can
-/// count without touching the table.
-#[derive(Debug, Default)]
-pub struct MemberCounters {
-    pub packets: AtomicU64,
-    pub bytes: AtomicU64,
 }
 
 /// One host's membership of one group.

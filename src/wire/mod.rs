@@ -595,7 +595,7 @@ mod tests {
             if let Ok(d) = parse_data_packet(link, frame) {
                 match d.group {
                     IpAddr::V4(g) => assert!(g.is_multicast() && !ipv4::is_link_local_group(g)),
-                    IpAddr::V6(g) => assert!(crate::core::family::is_routable_group_v6(g)),
+                    IpAddr::V6(g) => assert!(crate::wire::ipv6::is_forwardable_group(g)),
                 }
                 assert!(d.ip.len() >= 20);
             }
