@@ -20,6 +20,11 @@ pub trait GroupAddr:
     /// The version of a current-state (source-filtering) report: IGMPv3, MLDv2.
     const FILTER_VERSION: u8;
 
+    /// Whether a query must come from a real address of the link: MLD queries from `::` are
+    /// discarded by hosts (RFC 3810 section 5.1.14); IGMP queries may come from 0.0.0.0 (RFC
+    /// 4541 section 2.1.1, a proxy querier).
+    const QUERIES_NEED_SOURCE: bool;
+
     fn is_unspecified(&self) -> bool;
     /// The source-specific multicast range: 232.0.0.0/8 (RFC 4607 section 1), FF3x::/96
     /// (RFC 4607 section 1, RFC 3306 section 6).
@@ -36,6 +41,7 @@ impl GroupAddr for Ipv4Addr {
     const MAX: Self = Ipv4Addr::BROADCAST;
     const PROTOCOL: &'static str = "IGMP";
     const FILTER_VERSION: u8 = 3;
+    const QUERIES_NEED_SOURCE: bool = false;
 
     fn is_unspecified(&self) -> bool {
         Ipv4Addr::is_unspecified(self)
@@ -58,6 +64,7 @@ impl GroupAddr for Ipv6Addr {
     );
     const PROTOCOL: &'static str = "MLD";
     const FILTER_VERSION: u8 = 2;
+    const QUERIES_NEED_SOURCE: bool = true;
 
     fn is_unspecified(&self) -> bool {
         Ipv6Addr::is_unspecified(self)

@@ -107,11 +107,12 @@ impl<A: GroupAddr> Fib<A> {
     }
 }
 
-/// The forwarding snapshot of both families, swapped whole by the control thread.
+/// The forwarding snapshot of both families, swapped whole by the control thread. Each
+/// family's part is rebuilt by its own snooper; the other one's is shared, not copied.
 #[derive(Debug, Clone, Default)]
 pub struct Forwarding {
-    pub v4: Fib<Ipv4Addr>,
-    pub v6: Fib<Ipv6Addr>,
+    pub v4: Arc<Fib<Ipv4Addr>>,
+    pub v6: Arc<Fib<Ipv6Addr>>,
 }
 
 impl Forwarding {

@@ -12,7 +12,7 @@ use super::filter::GroupFilter;
 use super::IfaceId;
 use crate::wire::igmp::{self, RecordType};
 use crate::wire::mld;
-use crate::wire::MacAddr;
+use crate::wire::{MacAddr, Record};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -858,29 +858,70 @@ impl<A: GroupAddr> Table<A> {
     }
 }
 
-impl Table<Ipv4Addr> {
-    /// Apply one IGMP report (v1, v2, v3) or v2 leave heard from `host` whose IP source is
-    /// `ip`. Queries are not handled here (the runtime gives them to the querier) and are
-    /// ignored. A host with no state that sends BLOCK is ignored; ALLOW creates INCLUDE.
-    pub fn accept_report(
-        &mut self,
-        host: HostKey,
-        ip: Ipv4Addr,
-        msg: &igmp::Message,
-        now: Instant,
-    ) -> Vec<Event> {
+/// A group message heard from a downstream host, in the terms both families share: IGMPv1/v2
+/// and MLDv1 reports are old-version reports, an IGMPv2 leave and an MLDv1 Done are leaves,
+/// IGMPv3 group records and MLDv2 address records are records (RFC 3810 section 8.3.2 and
+/// sections 5.2.12 and 6.4: the same state tables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard<A = Ipv4Addr> {
+    /// A query (general or specific): it goes to the querier election, not the table.
+    Query,
+    /// IGMPv1 (RFC 1112), IGMPv2 (RFC 2236) or MLDv1 (RFC 2710) report of `version`.
+    OldReport { version: u8, group: A },
+    /// IGMPv2 Leave Group or MLDv1 Done.
+    Leave { group: A },
+    /// IGMPv3 or MLDv2 current-state and state-change records.
+    Records(Vec<Record<A>>),
+}
+
+impl<A> Heard<A> {
+    /// Records and sources carried, plus one (the measure queues of parsed messages use).
+    pub fn weight(&self) -> usize {
+        1 + match self {
+            Heard::Records(r) => r.iter().map(|r| 1 + r.sources.len()).sum::<usize>(),
+            _ => 0,
+        }
+    }
+}
+
+impl From<igmp::Message> for Heard<Ipv4Addr> {
+    fn from(m: igmp::Message) -> Self {
         use igmp::Message;
+        match m {
+            Message::Query(_) => Heard::Query,
+            Message::ReportV1 { group } => Heard::OldReport { version: 1, group },
+            Message::ReportV2 { group } => Heard::OldReport { version: 2, group },
+            Message::LeaveV2 { group } => Heard::Leave { group },
+            Message::ReportV3 { records } => Heard::Records(records),
+        }
+    }
+}
+
+impl From<mld::Message> for Heard<Ipv6Addr> {
+    fn from(m: mld::Message) -> Self {
+        use mld::Message;
+        match m {
+            Message::Query(_) => Heard::Query,
+            Message::ReportV1 { group } => Heard::OldReport { version: 1, group },
+            Message::DoneV1 { group } => Heard::Leave { group },
+            Message::ReportV2 { records } => Heard::Records(records),
+        }
+    }
+}
+
+impl<A: GroupAddr> Table<A> {
+    /// Apply one report or leave heard from `host` whose IP source is `ip`. Queries are not
+    /// handled here (they go to the querier) and are ignored. A host with no state that sends
+    /// BLOCK is ignored; ALLOW creates INCLUDE.
+    pub fn accept(&mut self, host: HostKey, ip: A, msg: &Heard<A>, now: Instant) -> Vec<Event<A>> {
         let mut ev = Vec::new();
         match msg {
-            Message::Query(_) => {}
-            Message::ReportV1 { group } => {
-                self.accept_old_report(host, ip, *group, 1, now, &mut ev)
+            Heard::Query => {}
+            Heard::OldReport { version, group } => {
+                self.accept_old_report(host, ip, *group, *version, now, &mut ev)
             }
-            Message::ReportV2 { group } => {
-                self.accept_old_report(host, ip, *group, 2, now, &mut ev)
-            }
-            Message::LeaveV2 { group } => self.accept_leave(host, *group, now, &mut ev),
-            Message::ReportV3 { records } => {
+            Heard::Leave { group } => self.accept_leave(host, *group, now, &mut ev),
+            Heard::Records(records) => {
                 for r in records {
                     self.accept_record(host, ip, r.record_type, r.group, &r.sources, now, &mut ev);
                 }
@@ -890,11 +931,21 @@ impl Table<Ipv4Addr> {
     }
 }
 
+impl Table<Ipv4Addr> {
+    /// [`Table::accept`] of an IGMP message (v1, v2, v3 report or v2 leave).
+    pub fn accept_report(
+        &mut self,
+        host: HostKey,
+        ip: Ipv4Addr,
+        msg: &igmp::Message,
+        now: Instant,
+    ) -> Vec<Event> {
+        self.accept(host, ip, &Heard::from(msg.clone()), now)
+    }
+}
+
 impl Table<Ipv6Addr> {
-    /// Apply one MLD report (v1, v2) or MLDv1 Done heard from `host` whose IPv6 source is
-    /// `ip`, the same way as IGMP: an MLDv1 report is an IGMPv2 report (RFC 3810 section 8.3.2,
-    /// MLDv1 compatibility mode), a Done is a leave, MLDv2 records are IGMPv3 records (RFC 3810
-    /// sections 5.2.12 and 6.4, the same state tables). Queries are ignored here.
+    /// [`Table::accept`] of an MLD message (v1, v2 report or v1 Done).
     pub fn accept_mld(
         &mut self,
         host: HostKey,
@@ -902,21 +953,7 @@ impl Table<Ipv6Addr> {
         msg: &mld::Message,
         now: Instant,
     ) -> Vec<Event<Ipv6Addr>> {
-        use mld::Message;
-        let mut ev = Vec::new();
-        match msg {
-            Message::Query(_) => {}
-            Message::ReportV1 { group } => {
-                self.accept_old_report(host, ip, *group, 1, now, &mut ev)
-            }
-            Message::DoneV1 { group } => self.accept_leave(host, *group, now, &mut ev),
-            Message::ReportV2 { records } => {
-                for r in records {
-                    self.accept_record(host, ip, r.record_type, r.group, &r.sources, now, &mut ev);
-                }
-            }
-        }
-        ev
+        self.accept(host, ip, &Heard::from(msg.clone()), now)
     }
 }
 

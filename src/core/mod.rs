@@ -7,6 +7,7 @@ pub mod filter;
 pub mod membership;
 pub mod pacer;
 pub mod querier;
+pub mod snooper;
 pub mod upstream;
 
 /// Index of a downstream interface in the configured list. Stable for the daemon's life,

@@ -83,8 +83,8 @@ pub(crate) fn capture_downstream(
         // 2. Hand over; never block the capture on a slow control thread, and never queue
         //    more than MAX_QUEUED_WEIGHT records and sources in all.
         let weight = match &msg {
-            GroupMsg::Igmp(_, m) => m.weight(),
-            GroupMsg::Mld(_, m) => m.weight(),
+            GroupMsg::V4(_, m) => m.weight(),
+            GroupMsg::V6(_, m) => m.weight(),
         };
         if sh.queued_weight.fetch_add(weight, Ordering::AcqRel) + weight > MAX_QUEUED_WEIGHT {
             sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
@@ -141,7 +141,7 @@ fn accept_igmp_frame(c: &Counters, name: &str, frame: &[u8]) -> Option<(MacAddr,
         Message::ReportV3 { .. } => inc(&c.reports_v3),
     }
     debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
-    Some((f.src_mac, GroupMsg::Igmp(f.ip.src, f.message)))
+    Some((f.src_mac, GroupMsg::V4(f.ip.src, f.message.into())))
 }
 
 /// An IPv6 frame from a downstream capture: an MLD message judged by
@@ -186,5 +186,5 @@ fn accept_mld_frame(c: &Counters, name: &str, frame: &[u8]) -> Option<(MacAddr, 
         mld::Message::ReportV2 { .. } => inc(&c.mld_reports_v2),
     }
     debug!("{name}: from {} ({}): {:?}", f.src_mac, f.ip.src, f.message);
-    Some((f.src_mac, GroupMsg::Mld(f.ip.src, f.message)))
+    Some((f.src_mac, GroupMsg::V6(f.ip.src, f.message.into())))
 }

@@ -2,11 +2,15 @@
 
 pub mod capture;
 pub mod control;
+mod ctl;
 pub mod daemon;
 pub mod datapath;
+mod family_io;
 pub mod iface;
 pub mod links;
+mod notes;
 pub mod privs;
 pub mod shared;
+mod snapshot;
 pub mod stats;
 pub mod sys;

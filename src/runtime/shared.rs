@@ -6,12 +6,10 @@ use super::stats::Counters;
 use super::sys;
 use crate::config::{Config, DownLink};
 use crate::core::fib::Forwarding;
-use crate::core::membership::Table;
-use crate::core::querier::Querier;
-use crate::core::upstream::JoinPool;
+use crate::core::membership::Heard;
+use crate::core::snooper::Snooper;
 use crate::core::IfaceId;
-use crate::wire::igmp::Message;
-use crate::wire::{mld, MacAddr};
+use crate::wire::MacAddr;
 use log::debug;
 use parking_lot::{Mutex, RwLock};
 use socket2::Socket;
@@ -56,19 +54,15 @@ pub struct IgmpIn {
 
 /// The message with its IP source.
 pub(crate) enum GroupMsg {
-    Igmp(Ipv4Addr, Message),
-    Mld(Ipv6Addr, mld::Message),
+    V4(Ipv4Addr, Heard<Ipv4Addr>),
+    V6(Ipv6Addr, Heard<Ipv6Addr>),
 }
 
-/// Everything the control thread owns; the status thread reads it under the lock. One
-/// table, querier per interface and join pool per address family.
+/// Everything the control thread owns, one snooper per address family; the status thread
+/// reads it under the lock.
 pub(crate) struct State {
-    pub(crate) table: Table,
-    pub(crate) queriers: Vec<Querier>,
-    pub(crate) joins: JoinPool,
-    pub(crate) table6: Table<Ipv6Addr>,
-    pub(crate) queriers6: Vec<Querier<Ipv6Addr>>,
-    pub(crate) joins6: JoinPool<Ipv6Addr>,
+    pub(crate) v4: Snooper<Ipv4Addr>,
+    pub(crate) v6: Snooper<Ipv6Addr>,
 }
 
 /// A downstream interface's send side while it is there.
@@ -130,4 +124,9 @@ pub fn spawn(
             f()
         })
         .map_err(|e| RunError::Io(format!("thread {name}: {e}")))
+}
+
+/// A number from a sysctl file, if it is there and reads as one.
+pub(crate) fn read_sysctl(path: &str) -> Option<usize> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }

@@ -60,6 +60,8 @@ counters! {
     queries_received,
     /// Queries we sent.
     queries_sent,
+    /// IGMP and MLD queries that could not be sent (the downstream socket refused them).
+    query_send_errors,
     /// Reports ignored: the host had --max-groups-per-host groups.
     limit_groups_per_host,
     /// Reports ignored: the table had --max-members members.

@@ -92,12 +92,7 @@ impl From<RecordType> for u8 {
 
 /// One group record of a v3 report. Auxiliary data is skipped (its length is in 32-bit
 /// words, RFC 3376 section 4.2.6).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupRecord {
-    pub record_type: RecordType,
-    pub group: Ipv4Addr,
-    pub sources: Vec<Ipv4Addr>,
-}
+pub type GroupRecord = super::Record<Ipv4Addr>;
 
 /// A parsed, checksum-verified IGMP message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,9 @@
 //! RFC 3810 section 5.2.12 numbers them the same way.
 
 use super::checksum as inet;
-use super::igmp::{decode_code, RecordType};
+use super::igmp::decode_code;
+#[cfg(test)]
+use super::igmp::RecordType;
 use super::{Reader, Result, WireError};
 use std::net::Ipv6Addr;
 use std::time::Duration;
@@ -79,12 +81,7 @@ pub struct Query {
 
 /// One multicast address record of an MLDv2 report (RFC 3810 section 5.2.4). Auxiliary data
 /// is skipped; its length is in 32-bit words (section 5.2.6).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddressRecord {
-    pub record_type: RecordType,
-    pub group: Ipv6Addr,
-    pub sources: Vec<Ipv6Addr>,
-}
+pub type AddressRecord = super::Record<Ipv6Addr>;
 
 /// A parsed, checksum-verified MLD message.
 #[derive(Debug, Clone, PartialEq, Eq)]

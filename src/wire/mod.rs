@@ -17,6 +17,17 @@ use std::net::IpAddr;
 
 pub use ethernet::MacAddr;
 
+/// One record of a source-filtering report, either family: an IGMPv3 group record
+/// ([`igmp::GroupRecord`], RFC 3376 section 4.2.4) or an MLDv2 multicast address record
+/// ([`mld::AddressRecord`], RFC 3810 section 5.2.4). Both carry the same record types with the
+/// same meaning (RFC 3810 section 5.2.12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<A> {
+    pub record_type: igmp::RecordType,
+    pub group: A,
+    pub sources: Vec<A>,
+}
+
 /// Why a packet was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WireError {

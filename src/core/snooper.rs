@@ -1,0 +1,888 @@
+//! The snooper of one address family: the membership table, a querier per downstream
+//! interface, the upstream join planner, the rebuild pacer and their timers, driven by inputs
+//! and returning actions. No I/O and no clock of its own: `now` is always an argument (the one
+//! exception, [`Snooper::with_stopwatch`], only measures how long a rebuild took, for pacing).
+//!
+//! The runtime's control thread waits until [`Snooper::next_deadline`] or an input, calls
+//! [`Snooper::handle`] for each input and [`Snooper::poll`] once, and carries out the actions
+//! in order: sending queries, joining and leaving upstream, publishing the forwarding
+//! snapshot, logging and counting.
+
+use super::family::GroupAddr;
+use super::fib::Fib;
+use super::filter::GroupFilter;
+use super::membership::{
+    CompatFallback, Event, Heard, HostKey, IgnoreReason, LeaveReason, Settings, Table,
+};
+use super::pacer::Pacer;
+use super::querier::{Mode, Querier, QuerierConfig, RoleChange};
+use super::upstream::{JoinLimits, JoinOp, JoinPool};
+use super::IfaceId;
+use crate::wire::MacAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long after a refused upstream join or leave the joins are reconciled again.
+pub const JOIN_RETRY: Duration = Duration::from_secs(5);
+/// Pacing of the whole-table rebuilds (forwarding snapshot, upstream want set), see
+/// [`Pacer`]: the first change after a quiet spell at once, then at least REBUILD_FACTOR
+/// times the last rebuild's cost apart (rebuilding takes at most about a quarter of the
+/// control thread), between 1 ms and 50 ms.
+pub const REBUILD_MIN_GAP: Duration = Duration::from_millis(1);
+pub const REBUILD_FACTOR: u32 = 4;
+pub const REBUILD_MAX_GAP: Duration = Duration::from_millis(50);
+
+/// Everything a snooper is configured with; a reload hands it a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnooperConfig {
+    pub settings: Settings,
+    pub filter: GroupFilter,
+    /// Per downstream interface, indexed by [`IfaceId`]; its length is the number of
+    /// downstream interfaces.
+    pub fallback: Vec<CompatFallback>,
+    /// The querier of every downstream (mode Off when the family is off).
+    pub querier: QuerierConfig,
+    /// What one upstream join socket holds.
+    pub limits: JoinLimits,
+}
+
+/// What happened, for the snooper to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input<A> {
+    /// A group message from a downstream host, already parsed and checked.
+    Heard {
+        iface: IfaceId,
+        mac: MacAddr,
+        src: A,
+        msg: Heard<A>,
+    },
+    /// A downstream interface opened; `source` is its address to query from (IPv4: the
+    /// configured or first address; IPv6: its usable link-local address), if it has one.
+    DownOpened { iface: IfaceId, source: Option<A> },
+    /// A downstream that opened without a source address has one now.
+    DownAddress { iface: IfaceId, source: A },
+    /// A downstream interface went away, went down or was re-created.
+    DownClosed { iface: IfaceId },
+    /// The upstream interface opened: join what members want.
+    UpstreamOpened,
+    /// The upstream interface went away: the kernel dropped its memberships.
+    UpstreamClosed,
+    /// The runtime could not carry out this join or leave.
+    JoinFailed(JoinOp<A>),
+    /// A new configuration (a reload).
+    Reconfigure(Box<SnooperConfig>),
+    /// Shutting down: leave every upstream group, send nothing more.
+    Stop,
+}
+
+/// A query to send on a downstream: the querier's decision is taken, only the frame is left
+/// to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryOut<A> {
+    pub iface: IfaceId,
+    /// The IP source of the query.
+    pub source: A,
+    /// The group of a group-specific query; unspecified for a general query.
+    pub group: A,
+    /// Maximum response time it carries.
+    pub max_resp: Duration,
+    /// Version, robustness and query interval it carries.
+    pub querier: QuerierConfig,
+}
+
+impl<A: GroupAddr> QueryOut<A> {
+    pub fn is_general(&self) -> bool {
+        self.group.is_unspecified()
+    }
+}
+
+/// A counter a [`Note`] bumps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    MembersExpired,
+    MembersDroppedIface,
+    LimitGroupsPerHost,
+    LimitMembers,
+    IgnoredFiltered,
+    IgnoredSsm,
+}
+
+/// Something worth a log line (and perhaps a counter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note<A> {
+    /// A membership change or an ignored record.
+    Membership(Event<A>),
+    /// The querier of `iface` yielded or resumed.
+    Role {
+        iface: IfaceId,
+        change: RoleChange<A>,
+    },
+    /// A closed downstream took `count` members with it.
+    MembersDropped { iface: IfaceId, count: usize },
+    /// A downstream opened without the address queries must come from: its querier stays
+    /// silent until [`Input::DownAddress`].
+    NoQuerySource { iface: IfaceId },
+    /// The awaited query source address is there.
+    QuerySourceFound { iface: IfaceId, source: A },
+}
+
+impl<A> Note<A> {
+    /// The counter the note bumps, and by how much.
+    pub fn count(&self) -> Option<(Count, u64)> {
+        let k = match self {
+            Note::Membership(Event::Left {
+                reason: LeaveReason::Expired,
+                ..
+            }) => Count::MembersExpired,
+            Note::Membership(Event::Ignored { reason, .. }) => match reason {
+                IgnoreReason::GroupsPerHostLimit => Count::LimitGroupsPerHost,
+                IgnoreReason::MembersLimit => Count::LimitMembers,
+                IgnoreReason::GroupFiltered => Count::IgnoredFiltered,
+                IgnoreReason::SsmExclude => Count::IgnoredSsm,
+                IgnoreReason::UnknownRecord | IgnoreReason::SourcesLimit => return None,
+            },
+            Note::MembersDropped { count, .. } => {
+                return Some((Count::MembersDroppedIface, *count as u64))
+            }
+            _ => return None,
+        };
+        Some((k, 1))
+    }
+}
+
+/// What the runtime is to do, in order.
+#[derive(Debug, Clone)]
+pub enum Action<A> {
+    SendQuery(QueryOut<A>),
+    /// Join or leave upstream, on join socket `op.socket` (opened when first named).
+    Join(JoinOp<A>),
+    /// Close the join sockets from this number on (after the joins before it): they hold
+    /// nothing the plan still needs.
+    KeepSockets(usize),
+    /// Swap in this forwarding snapshot.
+    Publish(Arc<Fib<A>>),
+    Log(Note<A>),
+}
+
+/// One family's control plane.
+#[derive(Debug)]
+pub struct Snooper<A> {
+    cfg: SnooperConfig,
+    table: Table<A>,
+    queriers: Vec<Querier<A>>,
+    joins: JoinPool<A>,
+    pacer: Pacer,
+    down_open: Vec<bool>,
+    /// Open downstreams whose querier waits for a source address.
+    awaiting_source: Vec<bool>,
+    up_open: bool,
+    /// An interface opened or closed since the last reconcile: reconcile even without a
+    /// table change.
+    links_changed: bool,
+    retry_at: Option<Instant>,
+    stopping: bool,
+    stopwatch: fn() -> Instant,
+}
+
+impl<A: GroupAddr> Snooper<A> {
+    /// A snooper at daemon start: every interface closed; `sources[i]` is what downstream `i`
+    /// queries from until it opens (the configured address, if any).
+    pub fn new(cfg: SnooperConfig, sources: &[Option<A>], now: Instant) -> Self {
+        let n = cfg.fallback.len();
+        let queriers = (0..n)
+            .map(|i| querier(&cfg.querier, sources.get(i).copied().flatten(), now))
+            .collect();
+        Snooper {
+            table: Table::new(
+                cfg.settings.clone(),
+                cfg.filter.clone(),
+                cfg.fallback.clone(),
+            ),
+            joins: JoinPool::new(cfg.limits),
+            queriers,
+            pacer: Pacer::new(REBUILD_MIN_GAP, REBUILD_FACTOR, REBUILD_MAX_GAP),
+            down_open: vec![false; n],
+            awaiting_source: vec![false; n],
+            up_open: false,
+            links_changed: false,
+            retry_at: None,
+            stopping: false,
+            stopwatch: Instant::now,
+            cfg,
+        }
+    }
+
+    /// Measure rebuild costs (for pacing) with this clock instead of `Instant::now`.
+    pub fn with_stopwatch(mut self, stopwatch: fn() -> Instant) -> Self {
+        self.stopwatch = stopwatch;
+        self
+    }
+
+    pub fn table(&self) -> &Table<A> {
+        &self.table
+    }
+
+    pub fn queriers(&self) -> &[Querier<A>] {
+        &self.queriers
+    }
+
+    pub fn joins(&self) -> &JoinPool<A> {
+        &self.joins
+    }
+
+    pub fn config(&self) -> &SnooperConfig {
+        &self.cfg
+    }
+
+    /// Open downstreams waiting for an address to query from (the runtime looks for one).
+    pub fn awaiting_source(&self) -> impl Iterator<Item = IfaceId> + '_ {
+        (0..self.awaiting_source.len()).filter(|&i| self.awaiting_source[i])
+    }
+
+    /// The earliest instant [`Snooper::poll`] has work.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        self.table
+            .next_deadline()
+            .into_iter()
+            .chain(self.queriers.iter().filter_map(Querier::next_deadline))
+            .chain(self.pacer.next_deadline(now))
+            .chain(self.retry_at)
+            .min()
+    }
+
+    /// Take one input.
+    pub fn handle(&mut self, input: Input<A>, now: Instant) -> Vec<Action<A>> {
+        let mut out = Vec::new();
+        match input {
+            Input::Heard {
+                iface,
+                mac,
+                src,
+                msg,
+            } => {
+                // A message queued before its interface closed belongs to the old link.
+                if self.stopping || !self.down_open.get(iface).copied().unwrap_or(false) {
+                    return out;
+                }
+                if let Heard::Query = msg {
+                    if let Some(change) = self.queriers[iface].accept_query(src, now) {
+                        out.push(Action::Log(Note::Role { iface, change }));
+                    }
+                } else {
+                    let host = HostKey { iface, mac };
+                    let ev = self.table.accept(host, src, &msg, now);
+                    self.take_events(ev, &mut out);
+                }
+            }
+            Input::DownOpened { iface, source } => {
+                self.down_open[iface] = true;
+                self.links_changed = true;
+                // A new link: the querier starts up again (RFC 3376 section 8.7).
+                self.queriers[iface] = querier(&self.cfg.querier, source, now);
+                self.awaiting_source[iface] = A::QUERIES_NEED_SOURCE
+                    && source.is_none()
+                    && self.cfg.querier.mode != Mode::Off;
+                if self.awaiting_source[iface] {
+                    out.push(Action::Log(Note::NoQuerySource { iface }));
+                }
+            }
+            Input::DownAddress { iface, source } => {
+                if self.awaiting_source[iface] && self.down_open[iface] {
+                    self.awaiting_source[iface] = false;
+                    self.queriers[iface] = querier(&self.cfg.querier, Some(source), now);
+                    out.push(Action::Log(Note::QuerySourceFound { iface, source }));
+                }
+            }
+            Input::DownClosed { iface } => {
+                self.down_open[iface] = false;
+                self.awaiting_source[iface] = false;
+                self.links_changed = true;
+                let gone = self.table.remove_iface(iface);
+                let count = gone
+                    .iter()
+                    .filter(|e| matches!(e, Event::Left { .. }))
+                    .count();
+                out.push(Action::Log(Note::MembersDropped { iface, count }));
+                self.take_events(gone, &mut out);
+            }
+            Input::UpstreamOpened => {
+                self.up_open = true;
+                self.links_changed = true;
+            }
+            Input::UpstreamClosed => {
+                // The kernel drops a vanished device's memberships; closing the sockets
+                // drops the rest. Rejoin from scratch when it returns.
+                self.up_open = false;
+                self.joins = JoinPool::new(self.cfg.limits);
+                self.retry_at = None;
+                out.push(Action::KeepSockets(0));
+            }
+            Input::JoinFailed(op) => {
+                if !self.stopping {
+                    self.joins.undo(op);
+                    self.retry_at = Some(now + JOIN_RETRY);
+                    out.push(Action::KeepSockets(self.joins.socket_count()));
+                }
+            }
+            Input::Reconfigure(cfg) => self.reconfigure(*cfg, now),
+            Input::Stop => self.stopping = true,
+        }
+        out
+    }
+
+    /// Run what is due at `now`: membership timers, queriers, the paced rebuild of the
+    /// forwarding snapshot and the upstream joins.
+    pub fn poll(&mut self, now: Instant) -> Vec<Action<A>> {
+        let mut out = Vec::new();
+        let ev = self.table.poll(now);
+        self.take_events(ev, &mut out);
+        for i in 0..self.queriers.len() {
+            let (due, change) = self.queriers[i].poll(now);
+            if let Some(change) = change {
+                out.push(Action::Log(Note::Role { iface: i, change }));
+            }
+            if due {
+                let q = &self.queriers[i];
+                let general = QueryOut {
+                    iface: i,
+                    source: q.own_ip(),
+                    group: A::MIN,
+                    max_resp: q.config().query_response_interval,
+                    querier: q.config().clone(),
+                };
+                self.push_query(general, &mut out);
+            }
+        }
+        // The forwarding snapshot and the upstream want set are rebuilt from the whole
+        // table: paced, so a burst of changes costs one rebuild, not one per report.
+        let rebuild = self.pacer.due(now);
+        if rebuild {
+            let started = (self.stopwatch)();
+            out.push(Action::Publish(Arc::new(self.table.forwarding())));
+            let cost = (self.stopwatch)().saturating_duration_since(started);
+            self.pacer.done(now, cost);
+        }
+        let retry = self.retry_at.is_some_and(|t| now >= t);
+        if retry {
+            self.retry_at = None;
+        }
+        let ops = if self.stopping {
+            self.joins.leave_all()
+        } else if self.up_open && (rebuild || retry || self.links_changed) {
+            self.links_changed = false;
+            self.joins.reconcile(&self.table.upstream_wants())
+        } else {
+            Vec::new()
+        };
+        if !ops.is_empty() {
+            out.extend(ops.into_iter().map(Action::Join));
+            out.push(Action::KeepSockets(self.joins.socket_count()));
+        }
+        out
+    }
+
+    /// Log the events, mark the pacer for those that change who gets what, and turn
+    /// last-member query requests into queries.
+    fn take_events(&mut self, events: Vec<Event<A>>, out: &mut Vec<Action<A>>) {
+        for e in events {
+            if e.changes_state() {
+                self.pacer.mark();
+            }
+            if let Event::SendGroupQuery { iface, group } = e {
+                // RFC 3376 section 6.6.3.1, RFC 3810 section 7.6.3.1: a group-specific query
+                // to the group itself, Last Member Query Interval as its maximum response.
+                let q = &self.queriers[iface];
+                let query = QueryOut {
+                    iface,
+                    source: q.own_ip(),
+                    group,
+                    max_resp: self.cfg.settings.last_member_query_interval,
+                    querier: self.cfg.querier.clone(),
+                };
+                self.push_query(query, out);
+            }
+            out.push(Action::Log(Note::Membership(e)));
+        }
+    }
+
+    /// A query goes out only on an open link, never while stopping, and (MLD) never from
+    /// the unspecified address (RFC 3810 section 5.1.14).
+    fn push_query(&self, q: QueryOut<A>, out: &mut Vec<Action<A>>) {
+        if self.stopping || !self.down_open[q.iface] {
+            return;
+        }
+        if A::QUERIES_NEED_SOURCE && q.source.is_unspecified() {
+            return;
+        }
+        out.push(Action::SendQuery(q));
+    }
+
+    /// Take a new configuration: queriers whose configuration changed start up again, and
+    /// the join planner takes new socket limits at the next upstream open.
+    fn reconfigure(&mut self, cfg: SnooperConfig, now: Instant) {
+        if cfg.querier != self.cfg.querier {
+            for (i, q) in self.queriers.iter_mut().enumerate() {
+                let source = Some(q.own_ip()).filter(|a| !a.is_unspecified());
+                *q = querier(&cfg.querier, source, now);
+                self.awaiting_source[i] = self.down_open[i]
+                    && A::QUERIES_NEED_SOURCE
+                    && source.is_none()
+                    && cfg.querier.mode != Mode::Off;
+            }
+        }
+        self.cfg = cfg;
+    }
+}
+
+/// The querier of a downstream whose address is `source`: off when the family's queries need
+/// an address it does not have (RFC 3810 section 5.1.14).
+fn querier<A: GroupAddr>(cfg: &QuerierConfig, source: Option<A>, now: Instant) -> Querier<A> {
+    let mut cfg = cfg.clone();
+    if A::QUERIES_NEED_SOURCE && source.is_none() {
+        cfg.mode = Mode::Off;
+    }
+    Querier::new(cfg, source.unwrap_or(A::MIN), now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fib::Target;
+    use crate::core::upstream::JoinKind;
+    use crate::wire::igmp::RecordType;
+    use crate::wire::Record;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const G: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
+    const S: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+    const ME: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 5);
+    const OTHER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+    const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    /// Every rebuild costs nothing: the pacer's spacing is its minimum.
+    fn frozen() -> Instant {
+        thread_local!(static T: Instant = Instant::now());
+        T.with(|t| *t)
+    }
+
+    fn config(ifaces: usize, mode: Mode) -> SnooperConfig {
+        SnooperConfig {
+            settings: Settings {
+                robustness: 2,
+                query_interval: secs(10),
+                query_response_interval: secs(2),
+                last_member_query_interval: secs(1),
+                ..Settings::default()
+            },
+            filter: GroupFilter::default(),
+            fallback: vec![CompatFallback::Multicast; ifaces],
+            querier: QuerierConfig {
+                mode,
+                version: 3,
+                query_interval: secs(10),
+                query_response_interval: secs(2),
+                robustness: 2,
+            },
+            limits: JoinLimits::default(),
+        }
+    }
+
+    fn v4(ifaces: usize, mode: Mode, now: Instant) -> Snooper<Ipv4Addr> {
+        Snooper::new(config(ifaces, mode), &vec![Some(ME); ifaces], now).with_stopwatch(frozen)
+    }
+
+    fn open(s: &mut Snooper<Ipv4Addr>, iface: IfaceId, now: Instant) -> Vec<Action<Ipv4Addr>> {
+        s.handle(
+            Input::DownOpened {
+                iface,
+                source: Some(ME),
+            },
+            now,
+        )
+    }
+
+    /// A snooper with downstream 0 and the upstream open, its startup actions taken.
+    fn running(now: Instant) -> Snooper<Ipv4Addr> {
+        let mut s = v4(2, Mode::Auto, now);
+        open(&mut s, 0, now);
+        s.handle(Input::UpstreamOpened, now);
+        s.poll(now);
+        s
+    }
+
+    fn report(iface: IfaceId, msg: Heard<Ipv4Addr>) -> Input<Ipv4Addr> {
+        Input::Heard {
+            iface,
+            mac: MAC,
+            src: Ipv4Addr::new(192, 168, 1, 50),
+            msg,
+        }
+    }
+
+    fn join_any(g: Ipv4Addr) -> Heard<Ipv4Addr> {
+        Heard::Records(vec![Record {
+            record_type: RecordType::ChangeToExclude,
+            group: g,
+            sources: vec![],
+        }])
+    }
+
+    fn queries<A: GroupAddr>(a: &[Action<A>]) -> Vec<QueryOut<A>> {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::SendQuery(q) => Some(q.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn joins<A: GroupAddr>(a: &[Action<A>]) -> Vec<JoinKind<A>> {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::Join(op) => Some(op.kind),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn published<A: GroupAddr>(a: &[Action<A>]) -> Option<Arc<Fib<A>>> {
+        a.iter().rev().find_map(|a| match a {
+            Action::Publish(f) => Some(f.clone()),
+            _ => None,
+        })
+    }
+
+    fn notes<A: GroupAddr>(a: &[Action<A>]) -> Vec<Note<A>> {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::Log(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn targets(f: &Fib<Ipv4Addr>, g: Ipv4Addr) -> Vec<Target> {
+        let (mut out, mut c) = (Vec::new(), Vec::new());
+        f.targets(S, g, &mut out, &mut c);
+        out
+    }
+
+    #[test]
+    fn startup_queries_only_on_open_links_then_every_query_interval() {
+        let t0 = Instant::now();
+        let mut s = v4(2, Mode::Auto, t0);
+        assert!(queries(&s.poll(t0)).is_empty(), "nothing is open yet");
+        open(&mut s, 0, t0);
+        let q = queries(&s.poll(t0));
+        assert_eq!(q.len(), 1, "downstream 1 is still closed: {q:?}");
+        assert!(q[0].is_general() && q[0].iface == 0 && q[0].source == ME);
+        assert_eq!(q[0].max_resp, secs(2));
+        // RFC 3376 section 8.7: the second startup query a quarter interval later.
+        assert_eq!(s.next_deadline(t0), Some(t0 + secs(10) / 4));
+        assert!(queries(&s.poll(t0 + secs(2))).is_empty());
+        assert_eq!(queries(&s.poll(t0 + secs(10) / 4)).len(), 1);
+        let after = t0 + secs(10) / 4;
+        assert_eq!(s.next_deadline(after), Some(after + secs(10)));
+        assert_eq!(queries(&s.poll(after + secs(10))).len(), 1);
+    }
+
+    #[test]
+    fn a_lower_querier_silences_us_until_its_present_interval_ends() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        let a = s.handle(
+            Input::Heard {
+                iface: 0,
+                mac: MAC,
+                src: OTHER,
+                msg: Heard::Query,
+            },
+            t0,
+        );
+        assert_eq!(
+            notes(&a),
+            vec![Note::Role {
+                iface: 0,
+                change: RoleChange::Yielded { other: OTHER }
+            }]
+        );
+        assert!(queries(&s.poll(t0 + secs(20))).is_empty());
+        // Other Querier Present Interval: 2 x 10 s + 2 s / 2 = 21 s.
+        let a = s.poll(t0 + secs(21));
+        assert!(notes(&a).contains(&Note::Role {
+            iface: 0,
+            change: RoleChange::Resumed
+        }));
+        assert_eq!(queries(&a).len(), 1, "querying again at once");
+    }
+
+    #[test]
+    fn mld_waits_for_a_link_local_source_and_never_queries_from_unspecified() {
+        let t0 = Instant::now();
+        let mut cfg = config(1, Mode::Auto);
+        cfg.limits = JoinLimits::default();
+        let mut s: Snooper<Ipv6Addr> = Snooper::new(cfg, &[], t0).with_stopwatch(frozen);
+        let a = s.handle(
+            Input::DownOpened {
+                iface: 0,
+                source: None,
+            },
+            t0,
+        );
+        assert_eq!(notes(&a), vec![Note::NoQuerySource { iface: 0 }]);
+        assert_eq!(s.awaiting_source().collect::<Vec<_>>(), vec![0]);
+        assert!(queries(&s.poll(t0)).is_empty());
+        let ll: Ipv6Addr = "fe80::1".parse().unwrap();
+        let a = s.handle(
+            Input::DownAddress {
+                iface: 0,
+                source: ll,
+            },
+            t0 + secs(1),
+        );
+        assert_eq!(
+            notes(&a),
+            vec![Note::QuerySourceFound {
+                iface: 0,
+                source: ll
+            }]
+        );
+        assert_eq!(s.awaiting_source().count(), 0);
+        let q = queries(&s.poll(t0 + secs(1)));
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].source, ll);
+    }
+
+    #[test]
+    fn ipv4_queries_from_unspecified_when_the_link_has_no_address() {
+        let t0 = Instant::now();
+        let mut s = v4(1, Mode::Auto, t0);
+        let a = s.handle(
+            Input::DownOpened {
+                iface: 0,
+                source: Some(Ipv4Addr::UNSPECIFIED),
+            },
+            t0,
+        );
+        assert!(notes(&a).is_empty());
+        let q = queries(&s.poll(t0));
+        assert_eq!(q.len(), 1);
+        assert!(q[0].source.is_unspecified());
+    }
+
+    #[test]
+    fn querier_off_never_queries() {
+        let t0 = Instant::now();
+        let mut s = v4(1, Mode::Off, t0);
+        open(&mut s, 0, t0);
+        assert!(queries(&s.poll(t0)).is_empty());
+        assert_eq!(s.next_deadline(t0), None);
+    }
+
+    #[test]
+    fn a_report_publishes_and_joins_at_once_and_a_burst_is_paced() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        let a = s.handle(report(0, join_any(G)), t0);
+        assert!(matches!(
+            &notes(&a)[..],
+            [Note::Membership(Event::Joined { group: G, .. })]
+        ));
+        let a = s.poll(t0);
+        let fib = published(&a).expect("the first change after a quiet spell at once");
+        assert_eq!(targets(&fib, G), vec![Target { iface: 0, mac: MAC }]);
+        assert_eq!(joins(&a), vec![JoinKind::JoinAny(G)]);
+        assert!(matches!(a.last(), Some(Action::KeepSockets(1))));
+        // A second change right after waits for the pacer's gap (1 ms at zero cost).
+        let g2 = Ipv4Addr::new(239, 1, 1, 2);
+        s.handle(report(0, join_any(g2)), t0);
+        assert!(published(&s.poll(t0)).is_none());
+        assert_eq!(s.next_deadline(t0), Some(t0 + REBUILD_MIN_GAP));
+        let a = s.poll(t0 + REBUILD_MIN_GAP);
+        assert_eq!(targets(&published(&a).unwrap(), g2).len(), 1);
+        assert_eq!(joins(&a), vec![JoinKind::JoinAny(g2)]);
+    }
+
+    #[test]
+    fn messages_for_a_closed_interface_are_dropped() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        assert!(s.handle(report(1, join_any(G)), t0).is_empty());
+        assert_eq!(s.table().member_count(), 0);
+        assert!(published(&s.poll(t0)).is_none());
+    }
+
+    #[test]
+    fn no_joins_while_the_upstream_is_away_then_all_of_them_when_it_opens() {
+        let t0 = Instant::now();
+        let mut s = v4(1, Mode::Auto, t0);
+        open(&mut s, 0, t0);
+        s.handle(report(0, join_any(G)), t0);
+        let a = s.poll(t0);
+        assert!(
+            published(&a).is_some(),
+            "forwarding does not wait for the upstream"
+        );
+        assert!(joins(&a).is_empty());
+        s.handle(Input::UpstreamOpened, t0 + secs(1));
+        assert_eq!(joins(&s.poll(t0 + secs(1))), vec![JoinKind::JoinAny(G)]);
+        // It goes away: the sockets close, and it is joined again when it returns.
+        let a = s.handle(Input::UpstreamClosed, t0 + secs(2));
+        assert!(matches!(&a[..], [Action::KeepSockets(0)]));
+        assert!(s.joins().joined().is_empty());
+        assert!(joins(&s.poll(t0 + secs(2))).is_empty());
+        s.handle(Input::UpstreamOpened, t0 + secs(3));
+        assert_eq!(joins(&s.poll(t0 + secs(3))), vec![JoinKind::JoinAny(G)]);
+    }
+
+    #[test]
+    fn a_refused_join_is_undone_and_retried_after_join_retry() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        s.handle(report(0, join_any(G)), t0);
+        let a = s.poll(t0);
+        let op = a
+            .iter()
+            .find_map(|a| match a {
+                Action::Join(op) => Some(*op),
+                _ => None,
+            })
+            .unwrap();
+        let a = s.handle(Input::JoinFailed(op), t0);
+        assert!(matches!(&a[..], [Action::KeepSockets(0)]), "{a:?}");
+        assert!(s.joins().joined().is_empty());
+        assert!(
+            joins(&s.poll(t0 + secs(1))).is_empty(),
+            "not before the retry"
+        );
+        assert!(s.next_deadline(t0 + secs(1)).unwrap() <= t0 + JOIN_RETRY);
+        assert_eq!(joins(&s.poll(t0 + JOIN_RETRY)), vec![JoinKind::JoinAny(G)]);
+        assert!(joins(&s.poll(t0 + JOIN_RETRY * 2)).is_empty(), "joined now");
+    }
+
+    #[test]
+    fn a_closed_downstream_drops_its_members_and_their_upstream_joins() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        s.handle(report(0, join_any(G)), t0);
+        s.poll(t0);
+        let a = s.handle(Input::DownClosed { iface: 0 }, t0 + secs(1));
+        let n = notes(&a);
+        assert_eq!(n[0], Note::MembersDropped { iface: 0, count: 1 });
+        assert_eq!(n[0].count(), Some((Count::MembersDroppedIface, 1)));
+        assert!(matches!(
+            n[1],
+            Note::Membership(Event::Left {
+                reason: LeaveReason::InterfaceGone,
+                ..
+            })
+        ));
+        let a = s.poll(t0 + secs(1));
+        assert!(targets(&published(&a).unwrap(), G).is_empty());
+        assert_eq!(joins(&a), vec![JoinKind::LeaveAny(G)]);
+        assert!(
+            queries(&s.poll(t0 + secs(100))).is_empty(),
+            "closed: no queries"
+        );
+    }
+
+    #[test]
+    fn expiry_is_counted_and_leaves_upstream() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        s.handle(report(0, join_any(G)), t0);
+        s.poll(t0);
+        // Group Membership Interval: 2 x 10 s + 2 s.
+        let a = s.poll(t0 + secs(22));
+        let expired: Vec<_> = notes(&a)
+            .into_iter()
+            .filter(|n| n.count() == Some((Count::MembersExpired, 1)))
+            .collect();
+        assert_eq!(expired.len(), 1, "{a:?}");
+        assert_eq!(joins(&a), vec![JoinKind::LeaveAny(G)]);
+    }
+
+    #[test]
+    fn limits_and_filters_are_counted() {
+        let t0 = Instant::now();
+        let mut cfg = config(1, Mode::Auto);
+        cfg.settings.max_members = 1;
+        let mut s = Snooper::new(cfg, &[Some(ME)], t0).with_stopwatch(frozen);
+        open(&mut s, 0, t0);
+        s.handle(report(0, join_any(G)), t0);
+        let a = s.handle(report(0, join_any(Ipv4Addr::new(239, 1, 1, 2))), t0);
+        assert_eq!(notes(&a)[0].count(), Some((Count::LimitMembers, 1)));
+        let a = s.handle(report(0, join_any(Ipv4Addr::new(224, 0, 0, 5))), t0);
+        assert_eq!(notes(&a)[0].count(), Some((Count::IgnoredFiltered, 1)));
+        let a = s.handle(report(0, join_any(Ipv4Addr::new(232, 1, 1, 1))), t0);
+        assert_eq!(notes(&a)[0].count(), Some((Count::IgnoredSsm, 1)));
+    }
+
+    #[test]
+    fn a_v2_leave_in_compat_mode_sends_group_queries_on_open_links_only() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        s.handle(
+            report(
+                0,
+                Heard::OldReport {
+                    version: 2,
+                    group: G,
+                },
+            ),
+            t0,
+        );
+        s.poll(t0);
+        let a = s.handle(report(0, Heard::Leave { group: G }), t0 + secs(1));
+        let q = queries(&a);
+        assert_eq!(q.len(), 1, "{a:?}");
+        // RFC 3376 section 6.6.3.1: to the group, Last Member Query Interval to answer.
+        assert_eq!((q[0].group, q[0].max_resp, q[0].iface), (G, secs(1), 0));
+        // The second one a Last Member Query Interval later...
+        assert_eq!(queries(&s.poll(t0 + secs(2))).len(), 1);
+        // ...and none while stopping.
+        s.handle(report(0, join_any(G)), t0 + secs(3));
+        s.handle(Input::Stop, t0 + secs(3));
+        assert!(queries(&s.handle(report(0, Heard::Leave { group: G }), t0 + secs(3))).is_empty());
+    }
+
+    #[test]
+    fn stop_leaves_everything_and_sends_nothing() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        s.handle(report(0, join_any(G)), t0);
+        s.poll(t0);
+        s.handle(Input::Stop, t0 + secs(1));
+        let a = s.poll(t0 + secs(30));
+        assert_eq!(joins(&a), vec![JoinKind::LeaveAny(G)]);
+        assert!(queries(&a).is_empty());
+        assert!(matches!(a.last(), Some(Action::KeepSockets(0))));
+        // A leave the kernel refuses while stopping is not retried.
+        let op = JoinOp {
+            socket: 0,
+            kind: JoinKind::LeaveAny(G),
+        };
+        assert!(s.handle(Input::JoinFailed(op), t0 + secs(30)).is_empty());
+        assert!(s
+            .next_deadline(t0 + secs(30))
+            .is_none_or(|d| d > t0 + secs(31)));
+    }
+
+    #[test]
+    fn reconfigured_queriers_start_up_again() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        assert!(queries(&s.poll(t0 + secs(3))).len() == 1);
+        let mut cfg = s.config().clone();
+        cfg.querier.query_interval = secs(60);
+        s.handle(Input::Reconfigure(Box::new(cfg)), t0 + secs(4));
+        let q = queries(&s.poll(t0 + secs(4)));
+        assert_eq!(q.len(), 1, "a startup query at once");
+        assert_eq!(q[0].querier.query_interval, secs(60));
+        assert_eq!(s.next_deadline(t0 + secs(4)), Some(t0 + secs(4) + secs(15)));
+    }
+}

@@ -1,0 +1,206 @@
+//! The status snapshot: copied from both snoopers under the lock, formatted after it, for
+//! the status socket.
+
+use super::shared::Shared;
+use crate::config::Config;
+use crate::core::family::GroupAddr;
+use crate::core::membership::{CompatFallback, FilterMode, HostKey, UpstreamWant};
+use crate::core::querier::Role;
+use crate::core::snooper::Snooper;
+use crate::core::IfaceId;
+use crate::status::{
+    CompatStatus, GroupStatus, InterfaceStatus, JoinStatus, MemberStatus, Snapshot, UpstreamStatus,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+fn left_ms(t: Instant, now: Instant) -> u64 {
+    t.saturating_duration_since(now).as_millis() as u64
+}
+
+/// One family's part of a status snapshot, copied under the lock.
+struct FamilyCopy<A> {
+    members: Vec<(A, HostKey, crate::core::membership::Member<A>)>,
+    compat: Vec<(A, IfaceId, Instant)>,
+    joined: BTreeMap<A, UpstreamWant<A>>,
+    sockets: usize,
+    /// Each querier's role and source address.
+    roles: Vec<(Role<A>, A)>,
+}
+
+fn copy_family<A: GroupAddr>(s: &Snooper<A>, ifaces: usize) -> FamilyCopy<A> {
+    let (table, queriers, joins) = (s.table(), s.queriers(), s.joins());
+    let members: Vec<_> = table.members().map(|(g, h, m)| (g, h, m.clone())).collect();
+    let groups: BTreeSet<A> = members
+        .iter()
+        .map(|(g, _, _)| *g)
+        .chain(table.upstream_wants().into_keys())
+        .collect();
+    let mut compat = Vec::new();
+    for g in &groups {
+        for i in 0..ifaces {
+            if let Some(t) = table.compat_until(i, *g) {
+                compat.push((*g, i, t));
+            }
+        }
+    }
+    FamilyCopy {
+        members,
+        compat,
+        joined: joins.joined(),
+        sockets: joins.socket_count(),
+        roles: queriers.iter().map(|q| (q.role(), q.own_ip())).collect(),
+    }
+}
+
+/// Add one family's groups and joins to the snapshot being built.
+fn format_family<A: GroupAddr>(
+    cfg: &Config,
+    now: Instant,
+    f: FamilyCopy<A>,
+    groups: &mut BTreeMap<IpAddr, GroupStatus>,
+    joined: &mut Vec<JoinStatus>,
+) {
+    let ifname = |i: IfaceId| cfg.downstreams[i].name.clone();
+    let new_group = |g: A| GroupStatus {
+        group: g.to_string(),
+        multicast_on: vec![],
+        members: vec![],
+    };
+    let v6 = A::PROTOCOL == <Ipv6Addr as GroupAddr>::PROTOCOL;
+    for (g, h, m) in f.members {
+        groups
+            .entry(g.into())
+            .or_insert_with(|| new_group(g))
+            .members
+            .push(MemberStatus {
+                interface: ifname(h.iface),
+                mac: h.mac.to_string(),
+                ip: m.ip.to_string(),
+                mode: match m.mode {
+                    FilterMode::Include => "include".into(),
+                    FilterMode::Exclude => "exclude".into(),
+                },
+                sources: m.sources.iter().map(|s| s.to_string()).collect(),
+                igmp_version: (!v6).then_some(m.version),
+                mld_version: v6.then_some(m.version),
+                expires_in_ms: left_ms(m.expires, now),
+                packets: m.counters.packets.load(Ordering::Relaxed),
+                bytes: m.counters.bytes.load(Ordering::Relaxed),
+            });
+    }
+    for (g, i, t) in f.compat {
+        groups
+            .entry(g.into())
+            .or_insert_with(|| new_group(g))
+            .multicast_on
+            .push(CompatStatus {
+                interface: ifname(i),
+                delivery: match cfg.downstreams[i].compat_fallback {
+                    CompatFallback::Multicast => "multicast".into(),
+                    CompatFallback::Unicast => "unicast".into(),
+                },
+                expires_in_ms: left_ms(t, now),
+            });
+    }
+    joined.extend(f.joined.into_iter().map(|(g, w)| JoinStatus {
+        group: g.to_string(),
+        sources: match w {
+            UpstreamWant::AnySource => vec![],
+            UpstreamWant::Sources(s) => s.iter().map(|s| s.to_string()).collect(),
+        },
+    }));
+}
+
+fn role_text<A: GroupAddr>(r: Role<A>) -> (String, Option<String>) {
+    match r {
+        Role::Querier => ("querier".into(), None),
+        Role::NonQuerier { other, .. } => ("non-querier".into(), Some(other.to_string())),
+        Role::Disabled { other } => ("off".into(), other.map(|o| o.to_string())),
+    }
+}
+
+/// Build a status snapshot: copy under the lock, format after.
+pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
+    let now = Instant::now();
+    let cfg = &sh.cfg;
+    let n = cfg.downstreams.len();
+    let (v4, v6) = {
+        let st = sh.state.lock();
+        (copy_family(&st.v4, n), copy_family(&st.v6, n))
+    };
+    let sockets = v4.sockets + v6.sockets;
+    let roles: Vec<_> = v4
+        .roles
+        .iter()
+        .copied()
+        .zip(v6.roles.iter().copied())
+        .collect();
+    let mut groups: BTreeMap<IpAddr, GroupStatus> = BTreeMap::new();
+    let mut joined = Vec::new();
+    format_family(cfg, now, v4, &mut groups, &mut joined);
+    format_family(cfg, now, v6, &mut groups, &mut joined);
+    let interfaces = cfg
+        .downstreams
+        .iter()
+        .zip(roles)
+        .zip(&sh.down)
+        .map(|((d, ((r, _), (r6, src6))), link)| {
+            let link = link.read().clone();
+            let (querier, other) = role_text(r);
+            let (mld_querier, mld_other) = if cfg.ipv6 {
+                role_text(r6)
+            } else {
+                ("off (--no-ipv6)".into(), None)
+            };
+            InterfaceStatus {
+                name: d.name.clone(),
+                state: if link.is_some() {
+                    "up".into()
+                } else {
+                    "down".into()
+                },
+                query_source: link
+                    .as_ref()
+                    .map(|l| l.link.query_source)
+                    .or(d.query_source)
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED)
+                    .to_string(),
+                querier,
+                other_querier: other,
+                compat_fallback: match d.compat_fallback {
+                    CompatFallback::Multicast => "multicast".into(),
+                    CompatFallback::Unicast => "unicast".into(),
+                },
+                query_source6: (cfg.ipv6 && link.is_some() && !src6.is_unspecified())
+                    .then(|| src6.to_string()),
+                mld_querier,
+                mld_other_querier: mld_other,
+            }
+        })
+        .collect();
+    Snapshot {
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_ms: now.duration_since(sh.started).as_millis() as u64,
+        groups: groups.into_values().collect(),
+        upstream: UpstreamStatus {
+            interface: cfg.upstream.clone(),
+            state: if sh.up_link.read().is_some() {
+                "up".into()
+            } else {
+                "down".into()
+            },
+            joined,
+            sockets,
+        },
+        interfaces,
+        counters: sh
+            .counters
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    }
+}
