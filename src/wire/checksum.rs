@@ -32,6 +32,22 @@ pub fn verify(data: &[u8]) -> bool {
     sum(data) == 0xffff
 }
 
+/// Fill in the checksum of a whole UDP datagram `udp` (header and data, its length the UDP
+/// length) under the family's pseudo-header `pseudo` (RFC 768 for IPv4, RFC 8200 section
+/// 8.1 for IPv6). A computed zero is sent as all ones (RFC 768: zero means "no checksum",
+/// which IPv6 does not allow). The one implementation of UDP checksum completion behind
+/// `ipv4::complete_udp_checksum` and `ipv6::complete_udp_checksum`.
+pub fn fill_udp(pseudo: &[u8], udp: &mut [u8]) {
+    udp[6..8].fill(0);
+    let total = u32::from(sum(pseudo)) + u32::from(sum(udp));
+    let folded = ((total & 0xffff) + (total >> 16)) as u16;
+    let c = match !folded {
+        0 => 0xffff,
+        c => c,
+    };
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

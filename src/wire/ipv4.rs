@@ -517,21 +517,12 @@ pub fn complete_udp_checksum(packet: &mut [u8]) -> bool {
     if udp_len < 8 || udp_len > udp.len() {
         return false;
     }
-    let udp = &mut udp[..udp_len];
-    udp[6..8].fill(0);
     let mut pseudo = [0u8; 12];
     pseudo[0..4].copy_from_slice(&h.src.octets());
     pseudo[4..8].copy_from_slice(&h.dst.octets());
     pseudo[9] = PROTO_UDP;
     pseudo[10..12].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    let total = u32::from(super::checksum::sum(&pseudo)) + u32::from(super::checksum::sum(udp));
-    let folded = ((total & 0xffff) + (total >> 16)) as u16;
-    // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
-    let c = match !folded {
-        0 => 0xffff,
-        c => c,
-    };
-    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    super::checksum::fill_udp(&pseudo, &mut udp[..udp_len]);
     true
 }
 

@@ -75,7 +75,6 @@ mod field {
     pub const FRAGMENT_LEN: usize = 8;
     // Within a UDP header (RFC 768).
     pub const UDP_LEN: Field = 4..6;
-    pub const UDP_CHECKSUM: Field = 6..8;
     pub const UDP_HEADER_LEN: usize = 8;
 }
 
@@ -546,22 +545,13 @@ pub fn complete_udp_checksum(packet: &mut [u8]) -> bool {
     if udp_len < field::UDP_HEADER_LEN || udp_len > udp.len() {
         return false;
     }
-    let udp = &mut udp[..udp_len];
-    udp[field::UDP_CHECKSUM].fill(0);
     let mut pseudo = [0u8; 40];
     pseudo[0..16].copy_from_slice(&hdr.src.octets());
     pseudo[16..32].copy_from_slice(&hdr.dst.octets());
     pseudo[32..36].copy_from_slice(&(udp_len as u32).to_be_bytes());
     pseudo[39] = NEXT_HEADER_UDP;
-    let total = u32::from(super::checksum::sum(&pseudo)) + u32::from(super::checksum::sum(udp));
-    let folded = ((total & 0xffff) + (total >> 16)) as u16;
-    // RFC 8200 section 8.1: the UDP checksum is mandatory in IPv6; a computed zero is sent
-    // as all ones (RFC 768).
-    let c = match !folded {
-        0 => 0xffff,
-        c => c,
-    };
-    udp[field::UDP_CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    // RFC 8200 section 8.1: the UDP checksum is mandatory in IPv6.
+    super::checksum::fill_udp(&pseudo, &mut udp[..udp_len]);
     true
 }
 
