@@ -192,7 +192,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_unicast_mac(s: &str) -> Result<MacAddr, String> {
-    let m: MacAddr = s.parse().map_err(|e| format!("{e}"))?;
+    let m = crate::wire::ethernet::parse_mac(s).map_err(|e| format!("{e}"))?;
     if m.is_multicast() || m.is_zero() {
         return Err(format!("'{s}' is not a unicast MAC address"));
     }

@@ -242,7 +242,7 @@ mod tests {
         Some(IfaceInfo {
             name: name.into(),
             index: 7,
-            mac: Some(MacAddr([2, 0, 0, 0, 0, 7])),
+            mac: Some(MacAddr(2, 0, 0, 0, 0, 7)),
             ipv4,
             ipv6_link_local: None,
             link,
@@ -279,7 +279,7 @@ mod tests {
         assert_eq!(c.upstream, "tun0");
         assert_eq!(link(&c, 0).query_source, Ipv4Addr::UNSPECIFIED);
         assert_eq!(link(&c, 1).query_source, Ipv4Addr::new(10, 2, 0, 1));
-        assert_eq!(link(&c, 0).source_mac, MacAddr([2, 0, 0, 0, 0, 7]));
+        assert_eq!(link(&c, 0).source_mac, MacAddr(2, 0, 0, 0, 0, 7));
         assert_eq!(c.downstreams[0].compat_fallback, CompatFallback::Multicast);
         assert_eq!(c.settings.group_membership_interval().as_secs(), 260);
         let cores = std::thread::available_parallelism().unwrap().get();

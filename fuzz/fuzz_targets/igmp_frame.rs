@@ -11,8 +11,8 @@ fuzz_target!(|data: &[u8]| {
     };
 
     // The framing the parser reported is the framing in the bytes.
-    assert_eq!(f.dst_mac.0[..], data[0..6]);
-    assert_eq!(f.src_mac.0[..], data[6..12]);
+    assert_eq!(f.dst_mac.octets()[..], data[0..6]);
+    assert_eq!(f.src_mac.octets()[..], data[6..12]);
     assert_eq!(data[12..14], [0x08, 0x00]);
     let ip = &data[ethernet::HEADER_LEN..];
     assert!(f.ip.header_len >= ipv4::MIN_HEADER_LEN);
@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|e| panic!("built frame does not parse: {e:?} {frame:02x?}"));
         assert_eq!(g.message, f.message);
         assert_eq!(g.src_mac, f.src_mac);
-        assert_eq!(g.dst_mac, wire::MacAddr::for_ipv4_group(f.ip.dst));
+        assert_eq!(g.dst_mac, snoopcast::wire::ethernet::ipv4_group_mac(f.ip.dst));
         assert_eq!((g.ip.src, g.ip.dst), (f.ip.src, f.ip.dst));
         assert_eq!((g.ip.ttl, g.ip.router_alert), (1, true));
         assert_eq!(g.ip.header_len, ipv4::ROUTER_ALERT_HEADER_LEN);

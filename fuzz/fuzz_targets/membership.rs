@@ -73,7 +73,7 @@ fn source(i: u8) -> Ipv4Addr {
 fn host(iface: u8, h: u8) -> HostKey {
     HostKey {
         iface: usize::from(iface) % IFACES,
-        mac: MacAddr([2, 0, 0, 0, 0, 1 + h % HOSTS]),
+        mac: MacAddr(2, 0, 0, 0, 0, 1 + h % HOSTS),
     }
 }
 fn host_ip(h: u8) -> Ipv4Addr {
@@ -571,7 +571,7 @@ fn check_table(t: &Table, m: &Model, now: Instant, polled: bool) {
             got.sort();
             let mut exp: Vec<(IfaceId, MacAddr)> = mc
                 .iter()
-                .map(|&i| (i, MacAddr::for_ipv4_group(g)))
+                .map(|&i| (i, snoopcast::wire::ethernet::ipv4_group_mac(g)))
                 .collect();
             for &(mg, h, x) in &members {
                 if mg == g && !mc.contains(&h.iface) && x.admits(src) {

@@ -173,8 +173,8 @@ fn check_mld(frame: &[u8]) {
         return;
     };
     let w = candidate.expect("parse_mld_frame accepted what the model refuses");
-    assert_eq!(f.dst_mac.0, frame[0..6]);
-    assert_eq!(f.src_mac.0, frame[6..12]);
+    assert_eq!(f.dst_mac.octets(), frame[0..6]);
+    assert_eq!(f.src_mac.octets(), frame[6..12]);
     assert_eq!(Ok(f.ip), ipv6::parse_header(ip));
     assert_eq!(f.ip.hop_limit, ip[7]);
     assert_eq!(f.router_alert, w.router_alert == Ok(Some(0)));
@@ -183,14 +183,14 @@ fn check_mld(frame: &[u8]) {
         Ok(&f.message)
     );
     // Round trip through our own framing (RFC 3810 section 5).
-    let mac = MacAddr([0x02, 0, 0, 0, 0, 0x53]);
+    let mac = MacAddr(0x02, 0, 0, 0, 0, 0x53);
     let built = ipv6::build_mld_frame(mac, f.ip.src, f.ip.dst, &f.message);
     let back = ipv6::parse_mld_frame(&built)
         .unwrap_or_else(|e| panic!("re-parse failed: {e:?} {built:02x?}"));
     assert_eq!(back.message, f.message);
     assert_eq!((back.ip.src, back.ip.dst), (f.ip.src, f.ip.dst));
     assert_eq!(back.src_mac, mac);
-    assert_eq!(back.dst_mac, MacAddr::for_ipv6_group(f.ip.dst));
+    assert_eq!(back.dst_mac, snoopcast::wire::ethernet::ipv6_group_mac(f.ip.dst));
     assert_eq!(back.ip.hop_limit, 1);
     assert!(back.router_alert);
     assert!(ipv6::parse_data_packet(&built[14..]).is_err());

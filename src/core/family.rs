@@ -50,7 +50,7 @@ impl GroupAddr for Ipv4Addr {
         crate::wire::ipv4::is_ssm_group(*self)
     }
     fn group_mac(&self) -> MacAddr {
-        MacAddr::for_ipv4_group(*self)
+        crate::wire::ethernet::ipv4_group_mac(*self)
     }
     fn ignores_leaves(version: u8) -> bool {
         version == 1
@@ -73,7 +73,7 @@ impl GroupAddr for Ipv6Addr {
         crate::wire::ipv6::is_ssm_group(*self)
     }
     fn group_mac(&self) -> MacAddr {
-        MacAddr::for_ipv6_group(*self)
+        crate::wire::ethernet::ipv6_group_mac(*self)
     }
     fn ignores_leaves(_version: u8) -> bool {
         false
@@ -108,11 +108,11 @@ mod tests {
     fn group_macs() {
         assert_eq!(
             a("ff0e::1:8001:0203").group_mac(),
-            MacAddr([0x33, 0x33, 0x80, 0x01, 0x02, 0x03])
+            MacAddr(0x33, 0x33, 0x80, 0x01, 0x02, 0x03)
         );
         assert_eq!(
             Ipv4Addr::new(239, 129, 2, 3).group_mac(),
-            MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03])
+            MacAddr(0x01, 0x00, 0x5e, 0x01, 0x02, 0x03)
         );
     }
 

@@ -144,7 +144,7 @@ mod tests {
     fn member(iface: IfaceId, n: u8, mode: FilterMode, sources: &[u8]) -> FibMember {
         FibMember {
             iface,
-            mac: MacAddr([2, 0, 0, 0, 0, n]),
+            mac: MacAddr(2, 0, 0, 0, 0, n),
             mode,
             sources: sources.iter().map(|&s| src(s)).collect(),
             counters: Arc::default(),
@@ -181,7 +181,7 @@ mod tests {
         );
         let mut out = vec![Target {
             iface: 9,
-            mac: MacAddr::BROADCAST,
+            mac: MacAddr::broadcast(),
         }];
         let mut counters = vec![None];
         fib.targets(src(1), g, &mut out, &mut counters);
@@ -190,19 +190,19 @@ mod tests {
             vec![
                 Target {
                     iface: 9,
-                    mac: MacAddr::BROADCAST
+                    mac: MacAddr::broadcast()
                 },
                 Target {
                     iface: 2,
-                    mac: MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03])
+                    mac: MacAddr(0x01, 0x00, 0x5e, 0x01, 0x02, 0x03)
                 },
                 Target {
                     iface: 0,
-                    mac: MacAddr([2, 0, 0, 0, 0, 1])
+                    mac: MacAddr(2, 0, 0, 0, 0, 1)
                 },
                 Target {
                     iface: 1,
-                    mac: MacAddr([2, 0, 0, 0, 0, 3])
+                    mac: MacAddr(2, 0, 0, 0, 0, 3)
                 },
             ],
             "appends"

@@ -261,10 +261,10 @@ pub struct Table<A = Ipv4Addr> {
 fn iface_hosts(iface: IfaceId) -> std::ops::RangeInclusive<HostKey> {
     HostKey {
         iface,
-        mac: MacAddr([0; 6]),
+        mac: MacAddr(0, 0, 0, 0, 0, 0),
     }..=HostKey {
         iface,
-        mac: MacAddr([0xff; 6]),
+        mac: MacAddr(0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
     }
 }
 
@@ -976,7 +976,7 @@ mod tests {
     fn host(iface: IfaceId, n: u8) -> HostKey {
         HostKey {
             iface,
-            mac: MacAddr([2, 0, 0, 0, iface as u8, n]),
+            mac: MacAddr(2, 0, 0, 0, iface as u8, n),
         }
     }
     fn hip(n: u8) -> Ipv4Addr {
@@ -2261,7 +2261,7 @@ mod tests {
         );
         let group_mac = Target {
             iface: 0,
-            mac: MacAddr::for_ipv4_group(G),
+            mac: crate::wire::ethernet::ipv4_group_mac(G),
         };
         let uni = |h: HostKey| Target {
             iface: h.iface,
@@ -2320,7 +2320,7 @@ mod tests {
             targets(&fib, src(1), G),
             vec![Target {
                 iface: 0,
-                mac: MacAddr::for_ipv4_group(G)
+                mac: crate::wire::ethernet::ipv4_group_mac(G)
             }]
         );
     }
@@ -2387,7 +2387,7 @@ mod tests {
         for h in 0..1000u16 {
             let key = HostKey {
                 iface: usize::from(h % 4),
-                mac: MacAddr([2, 0, 0, 0, (h >> 8) as u8, h as u8]),
+                mac: MacAddr(2, 0, 0, 0, (h >> 8) as u8, h as u8),
             };
             let records = (0..10)
                 .map(|g| GroupRecord {
@@ -2506,9 +2506,9 @@ mod tests {
             let action = rng.below(10);
             let ev = match action {
                 0 => t.poll(now),
-                1 => t.accept_report(h, hip(h.mac.0[5]), &Message::ReportV2 { group: g }, now),
-                2 => t.accept_report(h, hip(h.mac.0[5]), &Message::ReportV1 { group: g }, now),
-                3 => t.accept_report(h, hip(h.mac.0[5]), &Message::LeaveV2 { group: g }, now),
+                1 => t.accept_report(h, hip(h.mac.5), &Message::ReportV2 { group: g }, now),
+                2 => t.accept_report(h, hip(h.mac.5), &Message::ReportV1 { group: g }, now),
+                3 => t.accept_report(h, hip(h.mac.5), &Message::LeaveV2 { group: g }, now),
                 4 if rng.below(50) == 0 => t.remove_iface(h.iface),
                 _ => {
                     let n = rng.below(6);
@@ -2522,7 +2522,7 @@ mod tests {
                     for r in &records {
                         reported.insert((h, r.group));
                     }
-                    t.accept_report(h, hip(h.mac.0[5]), &Message::ReportV3 { records }, now)
+                    t.accept_report(h, hip(h.mac.5), &Message::ReportV3 { records }, now)
                 }
             };
             reported.insert((h, g));

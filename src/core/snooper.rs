@@ -457,7 +457,7 @@ mod tests {
     const S: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
     const ME: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 5);
     const OTHER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
-    const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const MAC: MacAddr = MacAddr(2, 0, 0, 0, 0, 1);
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)

@@ -70,7 +70,7 @@ impl Outbox {
         if let Some(o) = self.ifaces.get_mut(t.iface) {
             // The source MAC is filled in at send time, from the interface's current link.
             let mut head = [0u8; ethernet::HEADER_LEN];
-            head[..6].copy_from_slice(&t.mac.0);
+            head[..6].copy_from_slice(&t.mac.octets());
             head[12..].copy_from_slice(&ethertype.to_be_bytes());
             o.copies.push(OutCopy { head, payload });
             o.counters.push(counter);
@@ -109,7 +109,7 @@ impl Pool {
     /// count: virtual MACs often differ only in the middle.
     fn worker_of(&self, mac: MacAddr) -> usize {
         let mut x = [0u8; 8];
-        x[..6].copy_from_slice(&mac.0);
+        x[..6].copy_from_slice(&mac.octets());
         let h = u64::from_le_bytes(x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         ((h >> 32) as usize) % self.txs.len()
     }
@@ -172,7 +172,7 @@ impl Emitter {
                 o.counters.clear();
                 continue;
             };
-            let src = tx.link.source_mac.0;
+            let src = tx.link.source_mac.octets();
             for copy in &mut o.copies {
                 copy.head[6..12].copy_from_slice(&src);
             }

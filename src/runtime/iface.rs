@@ -40,7 +40,7 @@ pub fn lookup(name: &str) -> Option<IfaceInfo> {
         LinkType::RawIp
     };
     let mac = sysfs(name, "address")
-        .and_then(|a| a.parse::<MacAddr>().ok())
+        .and_then(|a| crate::wire::ethernet::parse_mac(&a).ok())
         .filter(|m| !m.is_zero());
     let ipv4 = pnet_datalink::interfaces()
         .into_iter()

@@ -162,7 +162,7 @@ mod tests {
     use crate::wire::igmp::{self, Message};
     use crate::wire::MacAddr;
 
-    const HOST: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const HOST: MacAddr = MacAddr(2, 0, 0, 0, 0, 1);
     const G: Ipv4Addr = Ipv4Addr::new(239, 1, 2, 3);
     const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 
@@ -199,7 +199,7 @@ mod tests {
             downstream(&bad),
             Err(DownDrop::Malformed(WireError::BadChecksum))
         );
-        let mut f = report(MacAddr::BROADCAST);
+        let mut f = report(MacAddr::broadcast());
         assert_eq!(downstream(&f), Err(DownDrop::MulticastSource));
         // A multicast source is judged before the TTL.
         set_ttl(&mut f, 64);
@@ -229,7 +229,12 @@ mod tests {
             LinkType::RawIp => p,
             LinkType::Ethernet => {
                 let mut f = vec![0u8; ethernet::HEADER_LEN];
-                ethernet::write_header(&mut f, MacAddr::for_ipv4_group(G), HOST, 0x0800);
+                ethernet::write_header(
+                    &mut f,
+                    crate::wire::ethernet::ipv4_group_mac(G),
+                    HOST,
+                    0x0800,
+                );
                 f.extend_from_slice(&p);
                 f
             }

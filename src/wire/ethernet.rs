@@ -2,47 +2,26 @@
 
 use super::{Result, WireError};
 use std::fmt;
-use std::str::FromStr;
 
 pub const HEADER_LEN: usize = 14;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 
-/// A 48-bit MAC address. Displays and parses as `aa:bb:cc:dd:ee:ff`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct MacAddr(pub [u8; 6]);
+/// A 48-bit MAC address: pnet's, which displays as `aa:bb:cc:dd:ee:ff`. Parse with
+/// [`parse_mac`], which also takes `-` separators and says what it expected.
+pub use pnet::util::MacAddr;
 
-impl MacAddr {
-    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
-    /// Group bit set (multicast or broadcast).
-    pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 == 1
-    }
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 6]
-    }
-    /// The Ethernet group address of an IPv4 group: 01:00:5e + low 23 bits (RFC 1112 section 6.4).
-    pub fn for_ipv4_group(group: std::net::Ipv4Addr) -> MacAddr {
-        let o = group.octets();
-        MacAddr([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]])
-    }
-    /// The Ethernet group address of an IPv6 multicast address: 33:33 + its last four
-    /// octets (RFC 2464 section 7).
-    pub fn for_ipv6_group(group: std::net::Ipv6Addr) -> MacAddr {
-        let o = group.octets();
-        MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
-    }
+/// The Ethernet group address of an IPv4 group: 01:00:5e + low 23 bits (RFC 1112 section 6.4).
+pub fn ipv4_group_mac(group: std::net::Ipv4Addr) -> MacAddr {
+    let o = group.octets();
+    MacAddr(0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3])
 }
 
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
+/// The Ethernet group address of an IPv6 multicast address: 33:33 + its last four octets
+/// (RFC 2464 section 7).
+pub fn ipv6_group_mac(group: std::net::Ipv6Addr) -> MacAddr {
+    let o = group.octets();
+    MacAddr(0x33, 0x33, o[12], o[13], o[14], o[15])
 }
 
 /// Error from parsing a MAC address string.
@@ -60,10 +39,10 @@ impl fmt::Display for ParseMacError {
 }
 impl std::error::Error for ParseMacError {}
 
-impl FromStr for MacAddr {
-    type Err = ParseMacError;
-    /// Accepts `aa:bb:cc:dd:ee:ff` and `aa-bb-cc-dd-ee-ff`, any case.
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+/// A MAC address from `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff`, any case, two hex digits
+/// each.
+pub fn parse_mac(s: &str) -> std::result::Result<MacAddr, ParseMacError> {
+    {
         let err = || ParseMacError(s.to_string());
         let parts: Vec<&str> = s.split([':', '-']).collect();
         if parts.len() != 6 {
@@ -77,7 +56,7 @@ impl FromStr for MacAddr {
             }
             *b = u8::from_str_radix(p, 16).map_err(|_| err())?;
         }
-        Ok(MacAddr(m))
+        Ok(MacAddr::from(m))
     }
 }
 
@@ -100,7 +79,7 @@ mod field {
 fn mac_at(frame: &[u8], f: field::Field) -> MacAddr {
     let mut m = [0u8; 6];
     m.copy_from_slice(&frame[f]);
-    MacAddr(m)
+    MacAddr::from(m)
 }
 
 /// Parse the 14-byte header; the payload starts at `HEADER_LEN`.
@@ -118,8 +97,8 @@ pub fn parse(frame: &[u8]) -> Result<EthernetHeader> {
 
 /// Write an Ethernet II header into `buf[..14]`. Panics if `buf` is shorter (callers size it).
 pub fn write_header(buf: &mut [u8], dst: MacAddr, src: MacAddr, ethertype: u16) {
-    buf[field::DESTINATION].copy_from_slice(&dst.0);
-    buf[field::SOURCE].copy_from_slice(&src.0);
+    buf[field::DESTINATION].copy_from_slice(&dst.octets());
+    buf[field::SOURCE].copy_from_slice(&src.octets());
     buf[field::ETHERTYPE].copy_from_slice(&ethertype.to_be_bytes());
 }
 
@@ -128,8 +107,8 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    const DST: MacAddr = MacAddr([0x01, 0x00, 0x5e, 0x00, 0x00, 0x16]);
-    const SRC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+    const DST: MacAddr = MacAddr(0x01, 0x00, 0x5e, 0x00, 0x00, 0x16);
+    const SRC: MacAddr = MacAddr(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
 
     #[test]
     fn parse_real_header() {
@@ -166,9 +145,9 @@ mod tests {
     #[test]
     fn write_header_layout() {
         let mut buf = [0xaau8; 20];
-        write_header(&mut buf, MacAddr::BROADCAST, SRC, 0x0806);
+        write_header(&mut buf, MacAddr::broadcast(), SRC, 0x0806);
         assert_eq!(&buf[..6], &[0xff; 6]);
-        assert_eq!(&buf[6..12], &SRC.0);
+        assert_eq!(&buf[6..12], &SRC.octets());
         assert_eq!(&buf[12..14], &[0x08, 0x06]);
         // Bytes past the header are left alone.
         assert_eq!(&buf[14..], &[0xaa; 6]);
@@ -177,27 +156,27 @@ mod tests {
     #[test]
     fn mac_display_and_parse() {
         assert_eq!(SRC.to_string(), "52:54:00:12:34:56");
-        assert_eq!("52-54-00-12-34-56".parse::<MacAddr>().unwrap(), SRC);
-        assert!("52:54:00:12:34:5G".parse::<MacAddr>().is_err());
-        assert!("52:54:00:12:34".parse::<MacAddr>().is_err());
-        assert!("525:4:00:12:34:56".parse::<MacAddr>().is_err());
-        assert!("+f:54:00:12:34:56".parse::<MacAddr>().is_err());
-        assert!("52:54:00:12:34:56:".parse::<MacAddr>().is_err());
+        assert_eq!(parse_mac("52-54-00-12-34-56").unwrap(), SRC);
+        assert!(parse_mac("52:54:00:12:34:5G").is_err());
+        assert!(parse_mac("52:54:00:12:34").is_err());
+        assert!(parse_mac("525:4:00:12:34:56").is_err());
+        assert!(parse_mac("+f:54:00:12:34:56").is_err());
+        assert!(parse_mac("52:54:00:12:34:56:").is_err());
         assert_eq!(
-            "AA:bb:CC:dd:EE:ff".parse::<MacAddr>().unwrap().to_string(),
+            parse_mac("AA:bb:CC:dd:EE:ff").unwrap().to_string(),
             "aa:bb:cc:dd:ee:ff"
         );
         assert!(MacAddr::default().is_zero());
-        assert!(MacAddr::BROADCAST.is_multicast());
+        assert!(MacAddr::broadcast().is_multicast());
     }
 
     #[test]
     fn group_mac_keeps_low_23_bits() {
         // RFC 1112 section 6.4: the high bit of the second octet is dropped.
-        assert_eq!(MacAddr::for_ipv4_group(Ipv4Addr::new(224, 0, 0, 22)), DST);
+        assert_eq!(ipv4_group_mac(Ipv4Addr::new(224, 0, 0, 22)), DST);
         assert_eq!(
-            MacAddr::for_ipv4_group(Ipv4Addr::new(239, 129, 2, 3)),
-            MacAddr([0x01, 0x00, 0x5e, 0x01, 0x02, 0x03])
+            ipv4_group_mac(Ipv4Addr::new(239, 129, 2, 3)),
+            MacAddr(0x01, 0x00, 0x5e, 0x01, 0x02, 0x03)
         );
     }
 
@@ -205,13 +184,10 @@ mod tests {
     fn ipv6_group_mac_keeps_last_four_octets() {
         // RFC 2464 section 7: 33:33 followed by the last 32 bits of the address.
         let g: std::net::Ipv6Addr = "ff02::16".parse().unwrap();
-        assert_eq!(
-            MacAddr::for_ipv6_group(g),
-            MacAddr([0x33, 0x33, 0, 0, 0, 0x16])
-        );
+        assert_eq!(ipv6_group_mac(g), MacAddr(0x33, 0x33, 0, 0, 0, 0x16));
         let g: std::net::Ipv6Addr = "ff0e::8000:1:ff12:3456".parse().unwrap();
-        let m = MacAddr::for_ipv6_group(g);
-        assert_eq!(m, MacAddr([0x33, 0x33, 0xff, 0x12, 0x34, 0x56]));
+        let m = ipv6_group_mac(g);
+        assert_eq!(m, MacAddr(0x33, 0x33, 0xff, 0x12, 0x34, 0x56));
         assert!(m.is_multicast());
     }
 }

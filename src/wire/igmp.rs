@@ -378,7 +378,7 @@ pub fn build_frame(
     emit(msg, &mut frame);
     let igmp_len = frame.len() - IGMP_START;
     // RFC 1112 section 6.4: the group's Ethernet address.
-    let dst_mac = super::MacAddr::for_ipv4_group(dst_ip);
+    let dst_mac = crate::wire::ethernet::ipv4_group_mac(dst_ip);
     ethernet::write_header(&mut frame, dst_mac, src_mac, ethernet::ETHERTYPE_IPV4);
     ipv4::write_router_alert_header(&mut frame[IP_START..], src_ip, dst_ip, igmp_len);
     frame
@@ -1080,7 +1080,7 @@ mod tests {
 
     #[test]
     fn build_frame_layout_and_round_trip() {
-        let mac = MacAddr([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+        let mac = MacAddr(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
         let src = ip(192, 168, 1, 1);
         for msg in every_kind() {
             let dst = match &msg {
@@ -1094,15 +1094,18 @@ mod tests {
             let igmp = emitted(&msg);
             assert_eq!(frame.len(), 14 + 24 + igmp.len());
             assert_eq!(&frame[38..], &igmp[..]);
-            assert_eq!(&frame[0..6], &MacAddr::for_ipv4_group(dst).0);
-            assert_eq!(&frame[6..12], &mac.0);
+            assert_eq!(
+                &frame[0..6],
+                &crate::wire::ethernet::ipv4_group_mac(dst).octets()
+            );
+            assert_eq!(&frame[6..12], &mac.octets());
             assert_eq!(&frame[12..14], &[0x08, 0x00]);
             // Version 4, IHL 6, TOS 0xc0, Router Alert.
             assert_eq!(&frame[14..16], &[0x46, 0xc0]);
             assert_eq!(&frame[34..38], &[0x94, 0x04, 0x00, 0x00]);
             let f = crate::wire::parse_igmp_frame(&frame).unwrap();
             assert_eq!(f.src_mac, mac);
-            assert_eq!(f.dst_mac, MacAddr::for_ipv4_group(dst));
+            assert_eq!(f.dst_mac, crate::wire::ethernet::ipv4_group_mac(dst));
             assert_eq!((f.ip.src, f.ip.dst, f.ip.ttl), (src, dst, 1));
             assert_eq!((f.ip.header_len, f.ip.total_len), (24, 24 + igmp.len()));
             assert!(f.ip.router_alert);

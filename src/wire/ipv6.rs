@@ -455,7 +455,7 @@ pub fn build_mld_frame(
     let payload_len = u16::try_from(payload).unwrap_or(u16::MAX);
     ethernet::write_header(
         &mut frame,
-        MacAddr::for_ipv6_group(dst),
+        crate::wire::ethernet::ipv6_group_mac(dst),
         src_mac,
         ethernet::ETHERTYPE_IPV6,
     );
@@ -562,7 +562,7 @@ mod tests {
     use crate::wire::mld::{AddressRecord, Message, Query, QueryVersion};
     use std::time::Duration;
 
-    const HOST_MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+    const HOST_MAC: MacAddr = MacAddr(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
     const HOST: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x5054, 0xff, 0xfe12, 0x3456);
     const SOURCE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
     const GROUP: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0, 0x1234);
@@ -672,7 +672,7 @@ mod tests {
         let mut f = vec![0u8; ethernet::HEADER_LEN];
         ethernet::write_header(
             &mut f,
-            MacAddr::for_ipv6_group(dst),
+            crate::wire::ethernet::ipv6_group_mac(dst),
             HOST_MAC,
             ethernet::ETHERTYPE_IPV6,
         );
@@ -706,7 +706,10 @@ mod tests {
     fn parse_linux_mldv2_report_frame() {
         let f = parse_mld_frame(&LINUX_MLDV2_REPORT_FRAME).unwrap();
         assert_eq!(f.src_mac, HOST_MAC);
-        assert_eq!(f.dst_mac, MacAddr::for_ipv6_group(mld::ALL_MLDV2_ROUTERS));
+        assert_eq!(
+            f.dst_mac,
+            crate::wire::ethernet::ipv6_group_mac(mld::ALL_MLDV2_ROUTERS)
+        );
         assert_eq!(
             f.ip,
             Ipv6Header {
@@ -961,14 +964,17 @@ mod tests {
     #[test]
     fn build_then_parse_round_trips_every_message_kind() {
         let ours: Ipv6Addr = "fe80::1".parse().unwrap();
-        let our_mac = MacAddr([0x02, 0, 0, 0, 0, 1]);
+        let our_mac = MacAddr(0x02, 0, 0, 0, 0, 1);
         for msg in all_messages() {
             for dst in [mld::ALL_NODES, GROUP, mld::ALL_MLDV2_ROUTERS] {
                 let f = build_mld_frame(our_mac, ours, dst, &msg);
                 // The framing of RFC 3810 section 5: group MAC, hop limit 1, hop-by-hop
                 // header with Router Alert 0 and PadN, ICMPv6 behind it.
-                assert_eq!(&f[..6], &MacAddr::for_ipv6_group(dst).0);
-                assert_eq!(&f[6..12], &our_mac.0);
+                assert_eq!(
+                    &f[..6],
+                    &crate::wire::ethernet::ipv6_group_mac(dst).octets()
+                );
+                assert_eq!(&f[6..12], &our_mac.octets());
                 assert_eq!(&f[12..14], &[0x86, 0xdd]);
                 assert_eq!(&f[14..18], &[0x60, 0, 0, 0]);
                 assert_eq!(usize::from(be16(&f[18..20])), f.len() - 54);

@@ -307,7 +307,7 @@ mod tests {
     use crate::wire::igmp::{GroupRecord, Message, RecordType};
     use std::net::Ipv4Addr;
 
-    const HOST_MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+    const HOST_MAC: MacAddr = MacAddr(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
     const HOST_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
     const GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 2, 3);
 
@@ -346,7 +346,10 @@ mod tests {
     fn parse_linux_v3_report_frame() {
         let f = parse_igmp_frame(&LINUX_V3_REPORT_FRAME).unwrap();
         assert_eq!(f.src_mac, HOST_MAC);
-        assert_eq!(f.dst_mac, MacAddr::for_ipv4_group(igmp::ALL_V3_ROUTERS));
+        assert_eq!(
+            f.dst_mac,
+            crate::wire::ethernet::ipv4_group_mac(igmp::ALL_V3_ROUTERS)
+        );
         assert_eq!(f.ip.src, HOST_IP);
         assert_eq!(f.ip.dst, igmp::ALL_V3_ROUTERS);
         assert_eq!((f.ip.ttl, f.ip.header_len, f.ip.total_len), (1, 24, 56));
@@ -375,7 +378,7 @@ mod tests {
         let f = parse_igmp_frame(&LINUX_V2_REPORT_FRAME).unwrap();
         assert_eq!(f.message, Message::ReportV2 { group: GROUP });
         assert_eq!(f.ip.total_len, 32);
-        assert_eq!(f.dst_mac, MacAddr::for_ipv4_group(GROUP));
+        assert_eq!(f.dst_mac, crate::wire::ethernet::ipv4_group_mac(GROUP));
         // Non-zero padding would break the IGMP checksum (and the length) if it were not
         // trimmed by the IPv4 total length first.
         let mut padded = LINUX_V2_REPORT_FRAME;
@@ -467,7 +470,12 @@ mod tests {
 
     fn ether(ip: &[u8], pad_to: usize) -> Vec<u8> {
         let mut f = vec![0u8; ethernet::HEADER_LEN];
-        ethernet::write_header(&mut f, MacAddr::for_ipv4_group(GROUP), HOST_MAC, 0x0800);
+        ethernet::write_header(
+            &mut f,
+            crate::wire::ethernet::ipv4_group_mac(GROUP),
+            HOST_MAC,
+            0x0800,
+        );
         f.extend_from_slice(ip);
         while f.len() < pad_to {
             f.push(0xee);
