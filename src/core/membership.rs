@@ -113,6 +113,8 @@ pub enum LeaveReason {
     Expired,
     /// Its interface went away.
     InterfaceGone,
+    /// A new configuration no longer admits its group (`--allow`/`--deny` changed).
+    Filtered,
 }
 
 /// Why a report or record was ignored.
@@ -346,6 +348,47 @@ impl<A: GroupAddr> Table<A> {
         let hi = (iface, A::MAX);
         let compat: Vec<A> = self.compat.range(lo..=hi).map(|(&(_, g), _)| g).collect();
         for group in compat {
+            self.end_compat(iface, group, &mut ev);
+        }
+        ev
+    }
+
+    /// Take a new configuration (a reload). Members of groups the new filter no longer
+    /// admits leave at once (and compatibility state for them ends); every other member
+    /// keeps its filter and its timers, which take the new intervals at its next report.
+    /// Lowered limits stop new members; existing ones are kept.
+    pub fn reconfigure(
+        &mut self,
+        settings: Settings,
+        filter: GroupFilter,
+        fallback: Vec<CompatFallback>,
+    ) -> Vec<Event<A>> {
+        let mut ev = Vec::new();
+        self.settings = settings;
+        self.filter = filter;
+        self.fallback = fallback;
+        let gone: Vec<(A, HostKey)> = self
+            .members()
+            .filter(|(g, _, _)| !self.filter.admits(*g))
+            .map(|(g, h, _)| (g, h))
+            .collect();
+        for (group, host) in gone {
+            if let Some(m) = self.remove_member(group, host) {
+                ev.push(Event::Left {
+                    host,
+                    ip: m.ip,
+                    group,
+                    reason: LeaveReason::Filtered,
+                });
+            }
+        }
+        let compat: Vec<(IfaceId, A)> = self
+            .compat
+            .keys()
+            .filter(|(_, g)| !self.filter.admits(*g))
+            .copied()
+            .collect();
+        for (iface, group) in compat {
             self.end_compat(iface, group, &mut ev);
         }
         ev

@@ -324,7 +324,7 @@ impl<A: GroupAddr> Snooper<A> {
                     out.push(Action::KeepSockets(self.joins.socket_count()));
                 }
             }
-            Input::Reconfigure(cfg) => self.reconfigure(*cfg, now),
+            Input::Reconfigure(cfg) => self.reconfigure(*cfg, now, &mut out),
             Input::Stop => self.stopping = true,
         }
         out
@@ -417,9 +417,20 @@ impl<A: GroupAddr> Snooper<A> {
         out.push(Action::SendQuery(q));
     }
 
-    /// Take a new configuration: queriers whose configuration changed start up again, and
-    /// the join planner takes new socket limits at the next upstream open.
-    fn reconfigure(&mut self, cfg: SnooperConfig, now: Instant) {
+    /// Take a new configuration: the table drops members of groups no longer allowed and
+    /// keeps every other one; queriers whose configuration changed start up again; the
+    /// forwarding snapshot is rebuilt (the fallback of an interface may have changed) and
+    /// the joins reconciled. New join limits apply from the next time the upstream opens.
+    /// The number of downstream interfaces stays what it was.
+    fn reconfigure(&mut self, cfg: SnooperConfig, now: Instant, out: &mut Vec<Action<A>>) {
+        let ev = self.table.reconfigure(
+            cfg.settings.clone(),
+            cfg.filter.clone(),
+            cfg.fallback.clone(),
+        );
+        self.take_events(ev, out);
+        self.pacer.mark();
+        self.links_changed = true;
         if cfg.querier != self.cfg.querier {
             for (i, q) in self.queriers.iter_mut().enumerate() {
                 let source = Some(q.own_ip()).filter(|a| !a.is_unspecified());
@@ -884,5 +895,59 @@ mod tests {
         assert_eq!(q.len(), 1, "a startup query at once");
         assert_eq!(q[0].querier.query_interval, secs(60));
         assert_eq!(s.next_deadline(t0 + secs(4)), Some(t0 + secs(4) + secs(15)));
+    }
+    #[test]
+    fn a_narrower_filter_drops_only_the_members_outside_it() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        let g2 = Ipv4Addr::new(239, 2, 0, 1);
+        s.handle(report(0, join_any(G)), t0);
+        s.handle(report(0, join_any(g2)), t0);
+        s.poll(t0);
+        let host = HostKey { iface: 0, mac: MAC };
+        let expires = s.table().member(host, G).unwrap().expires;
+        let mut cfg = s.config().clone();
+        cfg.filter = GroupFilter::v4(vec!["239.1.0.0/16".parse().unwrap()], vec![]);
+        let a = s.handle(Input::Reconfigure(Box::new(cfg)), t0 + secs(1));
+        assert!(
+            matches!(
+                &notes(&a)[..],
+                [Note::Membership(Event::Left { group, reason: LeaveReason::Filtered, .. })] if *group == g2
+            ),
+            "{a:?}"
+        );
+        let m = s.table().member(host, G).expect("the other member stays");
+        assert_eq!(m.expires, expires, "and keeps its timer");
+        let a = s.poll(t0 + secs(1));
+        let fib = published(&a).unwrap();
+        assert_eq!(targets(&fib, G).len(), 1);
+        assert!(targets(&fib, g2).is_empty());
+        assert_eq!(joins(&a), vec![JoinKind::LeaveAny(g2)]);
+        // A report for the group now filtered is ignored and counted.
+        let a = s.handle(report(0, join_any(g2)), t0 + secs(2));
+        assert_eq!(notes(&a)[0].count(), Some((Count::IgnoredFiltered, 1)));
+    }
+
+    #[test]
+    fn a_new_compat_fallback_is_published_at_once() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        let v2 = Heard::OldReport {
+            version: 2,
+            group: G,
+        };
+        s.handle(report(0, v2), t0);
+        let fib = published(&s.poll(t0)).unwrap();
+        assert_eq!(
+            fib.groups[&G].multicast_ifaces,
+            vec![0],
+            "multicast fallback"
+        );
+        let mut cfg = s.config().clone();
+        cfg.fallback[0] = CompatFallback::Unicast;
+        s.handle(Input::Reconfigure(Box::new(cfg)), t0 + secs(1));
+        let fib = published(&s.poll(t0 + secs(1))).expect("rebuilt for the new fallback");
+        assert!(fib.groups[&G].multicast_ifaces.is_empty());
+        assert_eq!(targets(&fib, G), vec![Target { iface: 0, mac: MAC }]);
     }
 }

@@ -150,6 +150,7 @@ fn log_event<A: GroupAddr>(sh: &Shared, e: &Event<A>) {
                 LeaveReason::EmptyInclude => "leave (include{})",
                 LeaveReason::Expired => "expired",
                 LeaveReason::InterfaceGone => "interface gone",
+                LeaveReason::Filtered => "no longer allowed (--allow/--deny)",
             };
             log_change(format_args!(
                 "{why}: {group} by {} ({ip}) on {}",
