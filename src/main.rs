@@ -2,6 +2,7 @@
 //! 0 clean stop, 1 runtime failure (privilege, sockets, daemon not running), 2 bad usage.
 
 use clap::Parser;
+use parking_lot::Mutex;
 use snoopcast::cli::{Cli, Command, RunArgs, StatusArgs};
 use snoopcast::config::Config;
 use snoopcast::runtime::{control, daemon};
@@ -34,21 +35,38 @@ fn run(a: RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(2, e),
     };
-    if let Err(e) = init_logging(&cfg) {
-        return fail(1, e);
-    }
+    let log_file = match init_logging(&cfg) {
+        Ok(f) => f,
+        Err(e) => return fail(1, e),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
-    // Installed by `run` once privileges are dropped: ctrlc starts a thread, and
-    // capabilities are per thread.
-    // Until then SIGINT/SIGTERM are held pending (blocked on this thread, and so on the
-    // threads it starts), not fatal.
-    let held = block_stop_signals(true);
+    // Installed by `run` once privileges are dropped: ctrlc and signal-hook each start a
+    // thread, and capabilities are per thread. Until then SIGINT, SIGTERM and SIGHUP are
+    // held pending (blocked on this thread, and so on the threads it starts), not fatal.
+    let held = block_signals(true);
     let signals = move || {
-        ctrlc::set_handler(move || s.store(true, Ordering::Relaxed))
-            .map_err(|e| format!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
+        // Ctrl-C through ctrlc; SIGTERM (stop) and SIGHUP (never a stop: reopen the log
+        // file, the logrotate habit) through signal-hook, which tells them apart.
+        let s2 = s.clone();
+        ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
+            .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+        let mut sigs = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGHUP])
+            .map_err(|e| format!("cannot install the SIGTERM/SIGHUP handlers: {e}"))?;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for sig in sigs.forever() {
+                    if sig == libc::SIGHUP {
+                        on_hangup(log_file.as_deref());
+                    } else {
+                        s.store(true, Ordering::Relaxed);
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
         if held {
-            block_stop_signals(false);
+            block_signals(false);
         }
         Ok(())
     };
@@ -61,8 +79,22 @@ fn run(a: RunArgs) -> ExitCode {
     }
 }
 
-/// Block (or unblock) SIGINT and SIGTERM on the calling thread. True when it worked.
-fn block_stop_signals(block: bool) -> bool {
+/// SIGHUP: reopen `--log-file` (a rotated file is let go of, a new one created).
+fn on_hangup(log_file: Option<&LogFile>) {
+    match log_file {
+        Some(f) => match f.reopen() {
+            Ok(()) => log::info!("SIGHUP: log file {} reopened", f.path.display()),
+            Err(e) => log::error!(
+                "SIGHUP: cannot reopen the log file {}: {e}; logging goes on to the old one",
+                f.path.display()
+            ),
+        },
+        None => log::info!("SIGHUP: nothing to do (no --log-file to reopen); still running"),
+    }
+}
+
+/// Block (or unblock) SIGINT, SIGTERM and SIGHUP on the calling thread. True when it worked.
+fn block_signals(block: bool) -> bool {
     // SAFETY: sigset_t is plain old data filled by sigemptyset/sigaddset; pthread_sigmask
     // reads it and changes only this thread's mask.
     unsafe {
@@ -70,6 +102,7 @@ fn block_stop_signals(block: bool) -> bool {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         let how = if block {
             libc::SIG_BLOCK
         } else {
@@ -79,7 +112,40 @@ fn block_stop_signals(block: bool) -> bool {
     }
 }
 
-fn init_logging(cfg: &Config) -> Result<(), String> {
+/// `--log-file`, reopened by path on SIGHUP: the logger writes through this handle.
+struct LogFile {
+    path: std::path::PathBuf,
+    file: Mutex<std::fs::File>,
+}
+
+impl LogFile {
+    fn open(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    }
+
+    fn reopen(&self) -> std::io::Result<()> {
+        let f = Self::open(&self.path)?;
+        *self.file.lock() = f;
+        Ok(())
+    }
+}
+
+/// The logger's writer: the current file of a [`LogFile`].
+struct LogWriter(Arc<LogFile>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.file.lock().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.file.lock().flush()
+    }
+}
+
+fn init_logging(cfg: &Config) -> Result<Option<Arc<LogFile>>, String> {
     use simplelog::{
         ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode,
         WriteLogger,
@@ -94,15 +160,18 @@ fn init_logging(cfg: &Config) -> Result<(), String> {
         TerminalMode::Stderr,
         ColorChoice::Never,
     )];
+    let mut log_file = None;
     if let Some(p) = &cfg.log_file {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .map_err(|e| format!("--log-file {}: {e}", p.display()))?;
-        loggers.push(WriteLogger::new(cfg.log_level, lc, f));
+        let file = LogFile::open(p).map_err(|e| format!("--log-file {}: {e}", p.display()))?;
+        let f = Arc::new(LogFile {
+            path: p.clone(),
+            file: Mutex::new(file),
+        });
+        loggers.push(WriteLogger::new(cfg.log_level, lc, LogWriter(f.clone())));
+        log_file = Some(f);
     }
-    CombinedLogger::init(loggers).map_err(|e| e.to_string())
+    CombinedLogger::init(loggers).map_err(|e| e.to_string())?;
+    Ok(log_file)
 }
 
 fn status(a: StatusArgs) -> ExitCode {

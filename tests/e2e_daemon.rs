@@ -171,3 +171,43 @@ while time.time() < end:
         daemon.stop_ok();
     }
 }
+
+/// SIGHUP never stops the daemon (the smcroute and logrotate habit): it reopens --log-file,
+/// so a rotated file is let go of and a new one created; status keeps answering, the pid
+/// stays the same, and SIGTERM still stops it cleanly.
+#[test]
+fn sighup_reopens_the_log_file_and_never_stops_the_daemon() {
+    require_root!();
+    let lan = Lan::builder("dhup").hosts(1).build();
+    let log = lan.dir.join("daemon.log");
+    let rotated = lan.dir.join("daemon.log.1");
+    let mut args = TIMERS.to_vec();
+    args.extend_from_slice(&["--log-file", log.to_str().unwrap()]);
+    let mut daemon = start_snoopcast(&lan, &args);
+    let pid = daemon.pid();
+    std::fs::rename(&log, &rotated).unwrap();
+    for round in 1..=2 {
+        // SAFETY: kill(2) with a pid we started and still hold.
+        assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGHUP) }, 0);
+        let reopened = wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("SIGHUP: log file"))
+        });
+        assert!(
+            reopened,
+            "round {round}: no new log file with the reopen line"
+        );
+        assert!(
+            daemon.is_running(),
+            "round {round}: SIGHUP stopped the daemon"
+        );
+        assert!(
+            lan.try_status_json().is_ok(),
+            "round {round}: status no longer answers"
+        );
+        assert_eq!(daemon.pid(), pid);
+        std::fs::rename(&log, &rotated).unwrap();
+    }
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains("SIGHUP: log file"), "rotated file: {old}");
+    daemon.stop_ok();
+}
