@@ -394,6 +394,11 @@ impl<A: GroupAddr> Table<A> {
         ev
     }
 
+    /// Number of groups with at least one member.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
     /// Number of (host, group) members.
     pub fn member_count(&self) -> usize {
         self.count

@@ -7,7 +7,7 @@ use super::links::{LinkChange, Links};
 use super::notes::{log_join, log_note};
 use super::shared::{GroupMsg, IgmpIn, Shared};
 use super::stats::{inc, RateLimit};
-use super::{iface, sys};
+use super::{iface, notify, sys};
 use crate::core::querier::Mode;
 use crate::core::snooper::{Action, Input, QueryOut, Snooper};
 use crate::core::upstream::JoinOp;
@@ -46,7 +46,18 @@ pub(crate) fn control_loop(
     let mut changes = opened;
     let mut inbox: Vec<IgmpIn> = Vec::new();
     let mut next_watch = Instant::now() + WATCH_INTERVAL;
+    let watchdog = notify::watchdog_period();
+    let mut next_ping = Instant::now();
+    let mut said = String::new();
     loop {
+        // 0. Tell systemd's watchdog this loop is alive (it is the thread that would hang).
+        if let Some(period) = watchdog {
+            let now = Instant::now();
+            if now >= next_ping {
+                notify::watchdog();
+                next_ping = now + period;
+            }
+        }
         // 1. Wait for a message or the earliest deadline, at most until the interface check.
         let now = Instant::now();
         let deadline = {
@@ -55,6 +66,10 @@ pub(crate) fn control_loop(
                 .into_iter()
                 .flatten()
                 .fold(next_watch, Instant::min)
+        };
+        let deadline = match watchdog {
+            Some(_) => deadline.min(next_ping),
+            None => deadline,
         };
         if let Ok(m) = rx.recv_deadline(deadline.max(now)) {
             inbox.push(m);
@@ -70,6 +85,11 @@ pub(crate) fn control_loop(
         if now >= next_watch && !stopping {
             changes.extend(links.watch(sh, now));
             next_watch = now + WATCH_INTERVAL;
+            let line = status_line(sh, links.upstream_index().is_some());
+            if line != said {
+                notify::status(&line);
+                said = line;
+            }
             let awaiting: Vec<_> = sh.state.lock().v6.awaiting_source().collect();
             for iface in awaiting {
                 let name = &sh.cfg.downstreams[iface].name;
@@ -107,6 +127,7 @@ pub(crate) fn control_loop(
             }
         }
         if stopping {
+            notify::stopping();
             inputs.v4.push(Input::Stop);
             inputs.v6.push(Input::Stop);
         }
@@ -126,6 +147,20 @@ pub(crate) fn control_loop(
             return;
         }
     }
+}
+
+/// The STATUS= line for systemd: members and groups of both families, and the upstream.
+fn status_line(sh: &Shared, upstream_open: bool) -> String {
+    let st = sh.state.lock();
+    let (t4, t6) = (st.v4.table(), st.v6.table());
+    let groups = t4.group_count() + t6.group_count();
+    format!(
+        "{} members in {} groups; upstream {} {}",
+        t4.member_count() + t6.member_count(),
+        groups,
+        sh.cfg.upstream,
+        if upstream_open { "up" } else { "down" }
+    )
 }
 
 /// Every input, then the timers.

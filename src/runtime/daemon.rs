@@ -18,7 +18,7 @@ use super::links::{open_err, Links, DATA_RCVBUF};
 use super::shared::{read_sysctl, spawn, IgmpIn, RunError, Shared, State, PACKET_THREAD_NICE};
 use super::snapshot::snapshot;
 use super::stats::Counters;
-use super::{control, privs, sys};
+use super::{control, notify, privs, sys};
 use crate::config::Config;
 use crate::core::fib::Forwarding;
 use crate::core::querier::Mode;
@@ -193,6 +193,18 @@ pub fn run(
         Ok(t) => threads.push(t),
         Err(e) => return Err(abort(&shared, threads, e)),
     }
+    // The control socket is bound and served, the packet threads run: ready.
+    notify::ready(&format!(
+        "running: upstream {}, downstream {}",
+        shared.cfg.upstream,
+        shared
+            .cfg
+            .downstreams
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     for t in threads {
         let _ = t.join();
     }

@@ -9,6 +9,7 @@ mod family_io;
 pub mod iface;
 pub mod links;
 mod notes;
+pub mod notify;
 pub mod privs;
 pub mod shared;
 mod snapshot;
