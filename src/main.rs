@@ -2,9 +2,9 @@
 //! 0 clean stop, 1 runtime failure (privilege, sockets, daemon not running), 2 bad usage.
 
 use clap::Parser;
-use parking_lot::Mutex;
 use snoopcast::cli::{Cli, Command, RunArgs, StatusArgs};
 use snoopcast::config::Config;
+use snoopcast::runtime::logging::{self, LogFile};
 use snoopcast::runtime::{control, daemon};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +35,7 @@ fn run(a: RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(2, e),
     };
-    let log_file = match init_logging(&cfg) {
+    let log_file = match logging::init(cfg.log_level, cfg.log_file.as_deref()) {
         Ok(f) => f,
         Err(e) => return fail(1, e),
     };
@@ -73,8 +73,9 @@ fn run(a: RunArgs) -> ExitCode {
     match daemon::run(cfg, stop, signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Once: the stderr logger prints it (and --log-file keeps it).
             log::error!("{e}");
-            fail(1, e)
+            ExitCode::from(1)
         }
     }
 }
@@ -110,68 +111,6 @@ fn block_signals(block: bool) -> bool {
         };
         libc::pthread_sigmask(how, &set, std::ptr::null_mut()) == 0
     }
-}
-
-/// `--log-file`, reopened by path on SIGHUP: the logger writes through this handle.
-struct LogFile {
-    path: std::path::PathBuf,
-    file: Mutex<std::fs::File>,
-}
-
-impl LogFile {
-    fn open(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-    }
-
-    fn reopen(&self) -> std::io::Result<()> {
-        let f = Self::open(&self.path)?;
-        *self.file.lock() = f;
-        Ok(())
-    }
-}
-
-/// The logger's writer: the current file of a [`LogFile`].
-struct LogWriter(Arc<LogFile>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.file.lock().write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.file.lock().flush()
-    }
-}
-
-fn init_logging(cfg: &Config) -> Result<Option<Arc<LogFile>>, String> {
-    use simplelog::{
-        ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode,
-        WriteLogger,
-    };
-    let lc = ConfigBuilder::new()
-        .set_thread_level(log::LevelFilter::Off)
-        .set_target_level(log::LevelFilter::Off)
-        .build();
-    let mut loggers: Vec<Box<dyn SharedLogger>> = vec![TermLogger::new(
-        cfg.log_level,
-        lc.clone(),
-        TerminalMode::Stderr,
-        ColorChoice::Never,
-    )];
-    let mut log_file = None;
-    if let Some(p) = &cfg.log_file {
-        let file = LogFile::open(p).map_err(|e| format!("--log-file {}: {e}", p.display()))?;
-        let f = Arc::new(LogFile {
-            path: p.clone(),
-            file: Mutex::new(file),
-        });
-        loggers.push(WriteLogger::new(cfg.log_level, lc, LogWriter(f.clone())));
-        log_file = Some(f);
-    }
-    CombinedLogger::init(loggers).map_err(|e| e.to_string())?;
-    Ok(log_file)
 }
 
 fn status(a: StatusArgs) -> ExitCode {

@@ -8,6 +8,7 @@ pub mod datapath;
 mod family_io;
 pub mod iface;
 pub mod links;
+pub mod logging;
 mod notes;
 pub mod notify;
 pub mod privs;
