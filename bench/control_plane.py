@@ -2,7 +2,7 @@
 """Control-plane benchmark of snoopcast: join/leave latency (against the kernel bridge), idle
 CPU with 100 members, and memory with 10,000 members.
 
-    sudo python3 tests/bench/control_plane.py --snoopcast PATH --json OUT [--joins N] [--quick]
+    sudo python3 bench/control_plane.py --snoopcast PATH --json OUT [--joins N] [--quick]
 
 Prints a table and writes OUT (JSON). Needs root, iproute2 and gcc (the multicast source is
 the C helper control_plane_src.c beside this file, compiled at start). Python standard library

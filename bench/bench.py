@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Throughput benchmark of snoopcast: unicast copies per second out of the box.
 
-Run it through tests/bench/run.sh (root, packages, builds). For every N (subscribers) it
+Run it through bench/run.sh (root, packages, builds). For every N (subscribers) it
 builds a virtual LAN in network namespaces:
 
    [scb-src] src0 ---- up0 [scb-box] dn0 ---- swup [scb-sw] br0 (dumb switch: no snooping)
@@ -14,8 +14,8 @@ and measures three systems in scb-box, one after the other on the same LAN:
   snoopcast  the daemon under test (upstream up0, downstream dn0);
   kernel     a Linux bridge brk over up0 and dn0 with IGMP snooping, its own querier and
              mcast_to_unicast on dn0 (the kernel's per-host multicast-to-unicast);
-  ceiling    tests/bench/ceiling.c sending the very frames snoopcast would emit, flat out.
-The source (tests/bench/mcgen.c) runs on CPU 0, everything of the box on CPU 1.
+  ceiling    bench/ceiling.c sending the very frames snoopcast would emit, flat out.
+The source (bench/mcgen.c) runs on CPU 0, everything of the box on CPU 1.
 
 Copies are counted at the switch (an nftables netdev ingress rule on swup counts and drops
 UDP: the box's own output capacity, the primary number) or at the hosts (rx_packets of the
@@ -46,7 +46,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
+REPO = os.path.dirname(HERE)
 
 PREFIX = "scb-"
 SRC, BOX, SW = "scb-src", "scb-box", "scb-sw"
@@ -687,9 +687,9 @@ def run_control_plane(args, path):
     """The control-plane benchmark (another script): its JSON, or an error entry."""
     script = os.path.join(HERE, "control_plane.py")
     if not os.path.exists(script):
-        log("--control-plane: tests/bench/control_plane.py does not exist (yet): skipped")
-        return {"error": "tests/bench/control_plane.py not found"}
-    log("control plane: running tests/bench/control_plane.py")
+        log("--control-plane: bench/control_plane.py does not exist (yet): skipped")
+        return {"error": "bench/control_plane.py not found"}
+    log("control plane: running bench/control_plane.py")
     argv = [sys.executable, script, "--json", path, "--snoopcast", args.snoopcast]
     if args.quick:
         argv.append("--quick")
@@ -802,12 +802,12 @@ def table(results):
 
 
 def control_plane_lines(cp):
-    """The control-plane summary (tests/bench/control_plane.py's JSON), if it ran."""
+    """The control-plane summary (bench/control_plane.py's JSON), if it ran."""
     if not cp:
         return []
     if "error" in cp:
         return ["", f"Control plane: {cp['error']}"]
-    lines = ["", f"Control plane (tests/bench/control_plane.py; source at "
+    lines = ["", f"Control plane (bench/control_plane.py; source at "
                  f"{cp['source']['rate_pps']} frames/s, resolution {cp['resolution_ms']} ms; "
                  f"ms on the host's wire, kernel timestamps)"]
     for what in ("join_latency_ms", "leave_latency_ms"):
@@ -895,7 +895,7 @@ def parse_args():
                    help="CPU for up0's receive work (RPS); default the box's CPU. The "
                         "source's CPU shows snoopcast without the receive softirq beside it")
     p.add_argument("--no-control-plane", dest="control_plane", action="store_false",
-                   help="skip tests/bench/control_plane.py (join/leave latency, idle CPU, "
+                   help="skip bench/control_plane.py (join/leave latency, idle CPU, "
                         "memory), which otherwise runs after the throughput cases")
     a = p.parse_args()
     if a.quick:
@@ -920,13 +920,13 @@ def main():
     args = parse_args()
     RPS_CPU = args.rps_cpu
     if os.geteuid() != 0:
-        print("bench.py: needs root (network namespaces); run sudo tests/bench/run.sh",
+        print("bench.py: needs root (network namespaces); run sudo bench/run.sh",
               file=sys.stderr)
         return 2
     for path in [args.snoopcast] * ("snoopcast" in args.systems) + \
             [os.path.join(args.helpers, h) for h in ("mcgen", "ceiling")]:
         if not os.access(path, os.X_OK):
-            print(f"bench.py: {path} is missing or not executable (tests/bench/run.sh builds "
+            print(f"bench.py: {path} is missing or not executable (bench/run.sh builds "
                   f"it)", file=sys.stderr)
             return 2
     if os.cpu_count() < 2:

@@ -3,14 +3,14 @@
 
 Wall-clock throughput on a small shared machine is noisy; instruction counts are not. This
 script runs two snoopcast binaries (typically the data path before and after a rewrite) under
-`valgrind --tool=callgrind` in the benchmark's virtual LAN (tests/bench/bench.py: N
+`valgrind --tool=callgrind` in the benchmark's virtual LAN (bench/bench.py: N
 subscribers behind a dumb switch, the switch's ingress counts and drops the copies) and reports
 how many user-space instructions (callgrind's Ir, all threads of the daemon) each forwarded
 copy costs:
 
   traffic run: start the daemon under callgrind, wait until every subscriber is a member,
                send FRAMES frames (--rate frames/s for --duration s, --size bytes of UDP
-               payload) with tests/bench/mcgen.c, wait, SIGTERM (callgrind writes its file);
+               payload) with bench/mcgen.c, wait, SIGTERM (callgrind writes its file);
   idle run:    the same, with a sleep of the same length instead of the traffic;
 
   Ir per copy = (Ir_traffic - Ir_idle) / copies_sent
@@ -30,7 +30,7 @@ x 16 subscribers is.
 Run as root from the repository (needs valgrind, gcc, and the benchmark's tools: ip, nft,
 ethtool, taskset):
 
-  sudo python3 tests/bench/callgrind.py --before BIN --after BIN
+  sudo python3 bench/callgrind.py --before BIN --after BIN
 
 e.g. with BIN built by `cargo build --release` of each commit (separate CARGO_TARGET_DIRs).
 Results: a table on stdout; callgrind files, annotations and results.json in --out (default
@@ -52,7 +52,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import bench  # noqa: E402  (tests/bench/bench.py: the virtual LAN and the Snoopcast driver)
+import bench  # noqa: E402  (bench/bench.py: the virtual LAN and the Snoopcast driver)
 from bench import BenchError, log  # noqa: E402
 
 START_TIMEOUT = 90  # s: snoopcast's start under valgrind (bench.py allows 10 s)
@@ -235,7 +235,7 @@ def main():
     p.add_argument("--before", required=True, help="snoopcast binary: before")
     p.add_argument("--after", required=True, help="snoopcast binary: after")
     p.add_argument("--mcgen", default="/tmp/cg/mcgen",
-                   help="compiled tests/bench/mcgen.c (built here with gcc if missing)")
+                   help="compiled bench/mcgen.c (built here with gcc if missing)")
     p.add_argument("--n", type=int, default=16, help="subscribers (16)")
     p.add_argument("--rate", type=int, default=300, help="input frames/s (300)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of traffic (10)")
