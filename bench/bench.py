@@ -30,9 +30,7 @@ stdout and in OUT/latest.txt, raw data in OUT/latest.json, a plot in OUT/through
 import argparse
 import atexit
 import contextlib
-import ctypes
 import datetime
-import fcntl
 import hashlib
 import json
 import os
@@ -45,17 +43,19 @@ import subprocess
 import sys
 import time
 
+import netns
+from netns import BenchError, in_netns, ns_sh, run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
-PREFIX = "scb-"
-SRC, BOX, SW = "scb-src", "scb-box", "scb-sw"
+CONTROL = "/tmp/scb-ctl.sock"
+NAMESPACES = netns.Namespaces("scb-", files=[CONTROL])  # bench.py's and callgrind.py's
+SRC, BOX, SW = (NAMESPACES.name(x) for x in ("src", "box", "sw"))
 GROUP, PORT, TTL = "239.77.0.1", 5000, 16
 SRC_IP, UP_IP, DN_IP = "10.78.0.1", "10.78.0.2", "10.77.0.1"
 SRC_MAC, UP_MAC, DN_MAC = "02:5c:0b:01:00:01", "02:5c:0b:01:00:02", "02:5c:0b:01:00:03"
-CONTROL = "/tmp/scb-ctl.sock"
 SNOOPCAST_LOG = "/tmp/scb-snoopcast.log"
-LOCK = "/tmp/snoopcast-e2e.lock"  # the e2e suite's lock: one virtual LAN at a time
 SRC_CPU, BOX_CPU = 0, 1
 LOSS_OK = 0.001  # "lossless": at most 0.1 % of the copies missing at the switch
 SETTLE = 0.3  # seconds after the source stops before counters are read (queues drain)
@@ -78,65 +78,14 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-class BenchError(Exception):
-    """A failed setup step or check: the run stops, after teardown."""
-
-
-def run(*argv, timeout=60, stdin=None):
-    """Runs argv, returns its stdout; raises BenchError with its stderr when it fails."""
-    p = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
-    if p.returncode != 0:
-        raise BenchError(f"{' '.join(argv)}: exit {p.returncode}: {p.stderr.strip()}")
-    return p.stdout
-
-
-def ns_sh(ns, script):
-    """Runs a shell script inside namespace ns."""
-    return run("ip", "netns", "exec", ns, "sh", "-ec", script)
-
-
-# --------------------------------------------------------------------------------------------
-# Namespaces: creation, teardown, entering one from this process
-
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-@contextlib.contextmanager
-def in_netns(name):
-    """Runs the body with this thread in network namespace `name` (sockets made there stay)."""
-    with open("/proc/self/ns/net") as home, open(f"/run/netns/{name}") as target:
-        if libc.setns(target.fileno(), CLONE_NEWNET) != 0:
-            raise BenchError(f"setns {name}: {os.strerror(ctypes.get_errno())}")
-        try:
-            yield
-        finally:
-            if libc.setns(home.fileno(), CLONE_NEWNET) != 0:
-                raise BenchError(f"setns back: {os.strerror(ctypes.get_errno())}")
-
-
-def our_namespaces():
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in out.splitlines() if line.startswith(PREFIX)]
-
-
-def delete_namespaces():
-    """SIGKILLs every process inside our namespaces, then deletes them (and their veths)."""
-    for ns in our_namespaces():
-        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
-        for pid in pids.split():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
-        subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(CONTROL)
+delete_namespaces = NAMESPACES.delete_all
 
 
 # --------------------------------------------------------------------------------------------
 # The virtual LAN
 
 def host_ns(i):
-    return f"{PREFIX}h{i}"
+    return NAMESPACES.name(f"h{i}")
 
 
 def host_mac(i):
@@ -158,22 +107,13 @@ class Lan:
         self.sockets = []  # the subscribers' joined sockets, held (and never read) here
 
     def build(self):
-        # Every namespace: lo up, IPv6 off (no MLD or router solicitations), rp_filter off.
-        for ns in [SRC, BOX, SW] + [host_ns(i) for i in self.hosts]:
-            run("ip", "netns", "add", ns)
-            ns_sh(ns, "ip link set lo up\n"
-                      "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6\n"
-                      "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6\n"
-                      "echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter\n"
-                      "echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter")
-        # veths are created directly inside the namespaces: nothing touches the root one.
-        run("ip", "link", "add", "src0", "netns", SRC, "address", SRC_MAC, "type", "veth",
-            "peer", "name", "up0", "netns", BOX, "address", UP_MAC)
-        run("ip", "link", "add", "dn0", "netns", BOX, "address", DN_MAC, "type", "veth",
-            "peer", "name", "swup", "netns", SW)
+        namespaces = [SRC, BOX, SW] + [host_ns(i) for i in self.hosts]
+        for ns in namespaces:
+            NAMESPACES.add(ns)
+        netns.veth(SRC, "src0", BOX, "up0", SRC_MAC, UP_MAC)
+        netns.veth(BOX, "dn0", SW, "swup", DN_MAC)
         for i in self.hosts:
-            run("ip", "link", "add", "eth0", "netns", host_ns(i), "address", host_mac(i),
-                "type", "veth", "peer", "name", f"sw{i}", "netns", SW)
+            netns.veth(host_ns(i), "eth0", SW, f"sw{i}", host_mac(i))
         ns_sh(SRC, f"ip addr add {SRC_IP}/24 dev src0\nip link set src0 up")
         # RPS: up0's receive work (bridge forwarding, snoopcast's capture) on the box CPU. GRO
         # off on the veths that receive floods, so every frame takes the plain backlog path.
@@ -181,12 +121,7 @@ class Lan:
                    f"echo {1 << RPS_CPU:x} > /sys/class/net/up0/queues/rx-0/rps_cpus\n"
                    f"ethtool -K up0 gro off\nethtool -K dn0 gro off")
         self.box_addresses(True)
-        # The dumb switch: a bridge that floods multicast (snooping off) and learns MACs.
-        lines = ["link add br0 type bridge mcast_snooping 0", "link set br0 up",
-                 "link set swup master br0", "link set swup up"]
-        for i in self.hosts:
-            lines += [f"link set sw{i} master br0", f"link set sw{i} up"]
-        run("ip", "-n", SW, "-batch", "-", stdin="\n".join(lines) + "\n")
+        netns.dumb_switch(SW, ["swup"] + [f"sw{i}" for i in self.hosts])
         ns_sh(SW, "ethtool -K swup gro off")
         for i in self.hosts:
             ns_sh(host_ns(i), f"ip addr add {host_ip(i)}/16 dev eth0\nip link set eth0 up")
@@ -195,21 +130,12 @@ class Lan:
         for i in self.others:
             run("ip", "netns", "exec", host_ns(i), "nft", "-f", "-",
                 stdin=nft_udp_counter("eth0", ""))
-        self.wait_links_up()
+        netns.wait_links_up(namespaces)
 
     def box_addresses(self, on):
         """Puts the box's addresses on up0 and dn0 (on) or takes them off (for the bridge)."""
         verb = "add" if on else "del"
         ns_sh(BOX, f"ip addr {verb} {UP_IP}/24 dev up0\nip addr {verb} {DN_IP}/16 dev dn0")
-
-    def wait_links_up(self, timeout=10):
-        deadline = time.monotonic() + timeout
-        for ns, dev in [(SRC, "src0"), (BOX, "up0"), (BOX, "dn0"), (SW, "swup")] + \
-                [(host_ns(i), "eth0") for i in self.hosts]:
-            while "LOWER_UP" not in run("ip", "-n", ns, "link", "show", dev):
-                if time.monotonic() > deadline:
-                    raise BenchError(f"{ns} {dev} is not up after {timeout} s")
-                time.sleep(0.05)
 
     def join(self):
         """Each subscriber's kernel joins GROUP through a real socket made in its namespace.
@@ -933,15 +859,10 @@ def main():
         print("bench.py: needs at least 2 CPUs (source on CPU 0, box on CPU 1)", file=sys.stderr)
         return 2
 
-    lock = open(LOCK, "w")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log(f"waiting for {LOCK} (an e2e test or another netns experiment is running)")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except KeyboardInterrupt:
-            return 130
+        lock = netns.take_lock(log)
+    except KeyboardInterrupt:
+        return 130
 
     # Teardown on every way out: normal end, exception, Ctrl-C, SIGTERM (turned into an
     # exception so the finally blocks run), and atexit as the last resort.
@@ -972,7 +893,7 @@ def main():
         return 130
     finally:
         delete_namespaces()
-        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
     results["wall_seconds"] = round(time.monotonic() - start, 1)
 
     os.makedirs(args.out, exist_ok=True)
