@@ -815,7 +815,9 @@ def parse_args():
     p.add_argument("--quick", action="store_true", help="N=16, 1316 B, 1 repetition")
     p.add_argument("--systems", default=",".join(SYSTEMS),
                    help="subset of snoopcast,kernel,ceiling")
-    p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
+    p.add_argument("--out", default=os.path.join(HERE, "results"),
+                   help="results directory (default bench/results/, which git ignores; the "
+                        "committed summary is bench/RESULTS.md)")
     p.add_argument("--no-plot", action="store_true", help="no throughput.png")
     p.add_argument("--rps-cpu", type=int, default=BOX_CPU, choices=(SRC_CPU, BOX_CPU),
                    help="CPU for up0's receive work (RPS); default the box's CPU. The "

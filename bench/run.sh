@@ -7,7 +7,8 @@
 #   sudo bench/run.sh --help          # every option of bench.py
 #
 # Installs missing Debian packages, builds snoopcast (release) and the C helpers, then runs
-# bench/bench.py with the arguments given here. Results go to bench/results/.
+# bench/bench.py with the arguments given here. Results go to bench/results/ (git ignores
+# it; the committed summary is bench/RESULTS.md).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
