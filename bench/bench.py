@@ -206,6 +206,9 @@ def nft_count(ns):
 # The systems in the box
 
 class Snoopcast:
+    START_TIMEOUT = 10  # s until the control socket answers
+    STOP_TIMEOUT = 5  # s from SIGTERM to exit, then SIGKILL
+
     def __init__(self, binary, extra_args, lan):
         self.binary, self.extra, self.lan = binary, extra_args, lan
         self.proc = None
@@ -221,14 +224,15 @@ class Snoopcast:
         with open(SNOOPCAST_LOG, "w") as logf:
             # ip netns exec and taskset exec in place: the pid is snoopcast's.
             self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + self.START_TIMEOUT
         while True:
             try:
                 self.status()
                 return
             except BenchError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError(f"snoopcast did not come up:\n{self.log_tail()}")
+                    raise BenchError(f"snoopcast did not come up within {self.START_TIMEOUT} "
+                                     f"s:\n{self.log_tail()}")
                 time.sleep(0.1)
 
     def status(self):
@@ -272,15 +276,18 @@ class Snoopcast:
             raise BenchError(f"snoopcast exited ({self.proc.returncode}):\n{self.log_tail()}")
 
     def stop(self):
+        """SIGTERM and wait STOP_TIMEOUT, then SIGKILL. Returns the exit status, None if it
+        had to be killed or was not running."""
         if self.proc is None or self.proc.poll() is not None:
-            return
+            return None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(5)
+            return self.proc.wait(self.STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            log("  snoopcast did not stop within 5 s of SIGTERM: killed")
+            log(f"  snoopcast did not stop within {self.STOP_TIMEOUT} s of SIGTERM: killed")
             self.proc.kill()
             self.proc.wait()
+            return None
 
     @staticmethod
     def log_tail():
