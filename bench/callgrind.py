@@ -36,8 +36,8 @@ e.g. with BIN built by `cargo build --release` of each commit (separate CARGO_TA
 or another checkout's target/release/snoopcast). Without --after only --before is measured;
 without --before too, this tree's release build ($CARGO_TARGET_DIR or target/). Results: a
 table on stdout; callgrind files, annotations, results.txt and results.json in --out
-(default bench/results/callgrind/, untracked). It holds /tmp/snoopcast-e2e.lock while its namespaces (scb-*) exist and
-deletes them on every way out.
+(default bench/results/callgrind/, untracked). It holds /tmp/snoopcast-e2e.lock while its
+namespaces (scb-*, bench/netns.py) exist and deletes them on every way out.
 """
 
 import argparse
