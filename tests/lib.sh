@@ -1,4 +1,4 @@
-# Shared by tests/run.sh, tests/soak.sh and tests/bench/run.sh (sourced, not run): installing the Debian
+# Shared by tests/run.sh, tests/soak.sh and bench/run.sh (sourced, not run): installing the Debian
 # packages they need and finding cargo under sudo.
 
 # install_missing WHO PKG...: install the packages named (none: nothing to do). The package

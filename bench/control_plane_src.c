@@ -1,5 +1,5 @@
 /*
- * control_plane_src: the steady multicast source of tests/bench/control_plane.py.
+ * control_plane_src: the steady multicast source of bench/control_plane.py.
  *
  *   control_plane_src IFACE SRC_MAC SRC_IP GROUP RATE
  *

@@ -3,14 +3,14 @@
 
 Wall-clock throughput on a small shared machine is noisy; instruction counts are not. This
 script runs two snoopcast binaries (typically the data path before and after a rewrite) under
-`valgrind --tool=callgrind` in the benchmark's virtual LAN (tests/bench/bench.py: N
+`valgrind --tool=callgrind` in the benchmark's virtual LAN (bench/bench.py: N
 subscribers behind a dumb switch, the switch's ingress counts and drops the copies) and reports
 how many user-space instructions (callgrind's Ir, all threads of the daemon) each forwarded
 copy costs:
 
   traffic run: start the daemon under callgrind, wait until every subscriber is a member,
                send FRAMES frames (--rate frames/s for --duration s, --size bytes of UDP
-               payload) with tests/bench/mcgen.c, wait, SIGTERM (callgrind writes its file);
+               payload) with bench/mcgen.c, wait, SIGTERM (callgrind writes its file);
   idle run:    the same, with a sleep of the same length instead of the traffic;
 
   Ir per copy = (Ir_traffic - Ir_idle) / copies_sent
@@ -30,17 +30,18 @@ x 16 subscribers is.
 Run as root from the repository (needs valgrind, gcc, and the benchmark's tools: ip, nft,
 ethtool, taskset):
 
-  sudo python3 tests/bench/callgrind.py --before BIN --after BIN
+  sudo python3 bench/callgrind.py --before BIN [--after BIN]
 
-e.g. with BIN built by `cargo build --release` of each commit (separate CARGO_TARGET_DIRs).
-Results: a table on stdout; callgrind files, annotations and results.json in --out (default
-/tmp/cg/results). It holds /tmp/snoopcast-e2e.lock while its namespaces (scb-*) exist and
-deletes them on every way out.
+e.g. with BIN built by `cargo build --release` of each commit (separate CARGO_TARGET_DIRs,
+or another checkout's target/release/snoopcast). Without --after only --before is measured;
+without --before too, this tree's release build ($CARGO_TARGET_DIR or target/). Results: a
+table on stdout; callgrind files, annotations, results.txt and results.json in --out
+(default bench/results/callgrind/, untracked). It holds /tmp/snoopcast-e2e.lock while its
+namespaces (scb-*, bench/netns.py) exist and deletes them on every way out.
 """
 
 import argparse
 import atexit
-import fcntl
 import json
 import os
 import re
@@ -52,8 +53,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import bench  # noqa: E402  (tests/bench/bench.py: the virtual LAN and the Snoopcast driver)
-from bench import BenchError, log  # noqa: E402
+import bench  # noqa: E402  (bench/bench.py: the virtual LAN and the Snoopcast driver)
+import netns  # noqa: E402
+from bench import log  # noqa: E402
+from netns import BenchError, run  # noqa: E402
 
 START_TIMEOUT = 90  # s: snoopcast's start under valgrind (bench.py allows 10 s)
 STOP_TIMEOUT = 60  # s: SIGTERM to exit, callgrind writing its file included
@@ -62,47 +65,20 @@ SETTLE = 2.0  # s after the traffic before the counters are read (valgrind is sl
 
 class CallgrindSnoopcast(bench.Snoopcast):
     """bench.Snoopcast whose `run` goes through a wrapper that execs valgrind, while `status`
-    (the control client) runs the real binary, natively."""
+    (the control client) runs the real binary, natively; longer timeouts (valgrind is slow to
+    start and writes its file at exit)."""
+
+    START_TIMEOUT = START_TIMEOUT
+    STOP_TIMEOUT = STOP_TIMEOUT
 
     def __init__(self, wrapper, real_binary, lan):
         super().__init__(wrapper, [], lan)
         self.real = real_binary
 
     def status(self):
-        out = bench.run("ip", "netns", "exec", bench.BOX, self.real, "status", "--json",
-                        "--control", bench.CONTROL, timeout=10)
+        out = run("ip", "netns", "exec", bench.BOX, self.real, "status", "--json",
+                  "--control", bench.CONTROL, timeout=10)
         return json.loads(out)
-
-    def start(self):
-        try:
-            super().start()  # waits up to 10 s for the control socket
-            return
-        except BenchError:
-            if self.proc is None or self.proc.poll() is not None:
-                raise
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                self.status()
-                return
-            except BenchError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError(f"snoopcast under valgrind did not come up:\n"
-                                     f"{self.log_tail()}")
-                time.sleep(0.2)
-
-    def stop(self):
-        """SIGTERM and wait (long: valgrind writes its file); SIGKILL only as a last resort."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            log(f"  snoopcast did not stop within {STOP_TIMEOUT} s of SIGTERM: killed")
-            self.proc.kill()
-            self.proc.wait()
-            return None
 
 
 def make_wrapper(path, binary, out_prefix):
@@ -147,7 +123,7 @@ def one_run(args, lan, name, binary, kind, rep):
                     "--source", bench.SRC_IP, "--group", bench.GROUP, "--size", str(args.size),
                     "--duration", str(args.duration), "--port", str(bench.PORT),
                     "--ttl", str(bench.TTL)]
-            out = bench.run(*argv, timeout=args.duration + 60)
+            out = run(*argv, timeout=args.duration + 60)
             gen = json.loads(out.strip().splitlines()[-1])
         else:
             time.sleep(args.duration)
@@ -231,23 +207,31 @@ def per_copy_table(traffic, idle, copies, inclusive, top):
 
 
 def main():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(bench.REPO, "target"))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--before", required=True, help="snoopcast binary: before")
-    p.add_argument("--after", required=True, help="snoopcast binary: after")
-    p.add_argument("--mcgen", default="/tmp/cg/mcgen",
-                   help="compiled tests/bench/mcgen.c (built here with gcc if missing)")
+    p.add_argument("--before", default=os.path.join(target, "release", "snoopcast"),
+                   help="snoopcast binary: before (default: this tree's release build, "
+                        "$CARGO_TARGET_DIR/release/snoopcast)")
+    p.add_argument("--after", help="snoopcast binary: after (default: none, only --before "
+                                   "is measured)")
+    p.add_argument("--mcgen", default=os.path.join(target, "bench", "mcgen"),
+                   help="compiled bench/mcgen.c (built here with gcc if missing)")
     p.add_argument("--n", type=int, default=16, help="subscribers (16)")
     p.add_argument("--rate", type=int, default=300, help="input frames/s (300)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of traffic (10)")
     p.add_argument("--size", type=int, default=1316, help="UDP payload bytes (1316)")
     p.add_argument("--reps", type=int, default=2, help="repetitions of each run (2)")
     p.add_argument("--top", type=int, default=10, help="functions listed (10)")
-    p.add_argument("--out", default="/tmp/cg/results", help="output directory")
+    p.add_argument("--out", default=os.path.join(HERE, "results", "callgrind"),
+                   help="output directory (default bench/results/callgrind, untracked)")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("callgrind.py: needs root (network namespaces)", file=sys.stderr)
         return 2
-    for b in (args.before, args.after):
+    binaries = {"before": args.before}
+    if args.after:
+        binaries["after"] = args.after
+    for b in binaries.values():
         if not os.access(b, os.X_OK):
             print(f"callgrind.py: {b} is not an executable", file=sys.stderr)
             return 2
@@ -256,14 +240,8 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(args.mcgen)), exist_ok=True)
         subprocess.run(["gcc", "-O2", "-o", args.mcgen, os.path.join(HERE, "mcgen.c")],
                        check=True)
-    binaries = {"before": args.before, "after": args.after}
 
-    lock = open(bench.LOCK, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log(f"waiting for {bench.LOCK}")
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = netns.take_lock(log)
     atexit.register(bench.delete_namespaces)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bench.delete_namespaces()  # leftovers of an earlier run killed outright
@@ -285,7 +263,7 @@ def main():
         return 1
     finally:
         lan.close()
-        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
 
     # Results ------------------------------------------------------------------------------
     lines = [f"snoopcast under callgrind: N={args.n}, {args.size} B payload, {args.rate} "
@@ -309,10 +287,11 @@ def main():
             lines.append(f"{name:<7} {rep:>3} {idle['ir']:>15,} {traf['ir']:>15,} {copies:>7} "
                          f"{diff / copies:>9.0f} {diff / frames:>9.0f}  {ok}")
         summary[name] = per
-    if all(summary.values()):
-        b = sum(summary["before"]) / len(summary["before"])
-        a = sum(summary["after"]) / len(summary["after"])
-        lines += ["", f"mean Ir per copy: before {b:.0f}, after {a:.0f} (after/before {a / b:.3f})"]
+    mean = {name: sum(per) / len(per) for name, per in summary.items() if per}
+    lines.append("")
+    lines.append("mean Ir per copy: " + ", ".join(f"{name} {v:.0f}" for name, v in mean.items())
+                 + (f" (after/before {mean['after'] / mean['before']:.3f})"
+                    if len(mean) == 2 else ""))
     for name in binaries:
         traf = next(r for r in runs if (r["binary"], r["kind"], r["rep"]) == (name, "traffic", 1))
         for inclusive in (False, True):

@@ -2,21 +2,22 @@
 # The one benchmark command of snoopcast: copies/s out of the box for snoopcast, the kernel
 # bridge's mcast_to_unicast and a raw-socket ceiling, on virtual LANs in network namespaces.
 #
-#   sudo tests/bench/run.sh                 # full run (about 15-25 minutes)
-#   sudo tests/bench/run.sh --quick         # N=16, 1316 B, 1 repetition (development)
-#   sudo tests/bench/run.sh --help          # every option of bench.py
+#   sudo bench/run.sh                 # full run (about 15-25 minutes)
+#   sudo bench/run.sh --quick         # N=16, 1316 B, 1 repetition (development)
+#   sudo bench/run.sh --help          # every option of bench.py
 #
 # Installs missing Debian packages, builds snoopcast (release) and the C helpers, then runs
-# tests/bench/bench.py with the arguments given here. Results go to tests/bench/results/.
+# bench/bench.py with the arguments given here. Results go to bench/results/ (git ignores
+# it; the committed summary is bench/RESULTS.md).
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=tests/lib.sh
 . tests/lib.sh
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "tests/bench/run.sh: the benchmark builds network namespaces, veth pairs, bridges and" >&2
-    echo "nftables rules, which needs root. Run: sudo tests/bench/run.sh" >&2
+    echo "bench/run.sh: the benchmark builds network namespaces, veth pairs, bridges and" >&2
+    echo "nftables rules, which needs root. Run: sudo bench/run.sh" >&2
     exit 2
 fi
 
@@ -29,17 +30,17 @@ command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
 { command -v ip && command -v bridge; } >/dev/null 2>&1 || missing+=(iproute2)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
-install_missing tests/bench/run.sh "${missing[@]}"
-find_cargo tests/bench/run.sh
+install_missing bench/run.sh "${missing[@]}"
+find_cargo bench/run.sh
 
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-echo "tests/bench/run.sh: cargo build --release (target dir $target_dir)"
+echo "bench/run.sh: cargo build --release (target dir $target_dir)"
 cargo build --release
 
-echo "tests/bench/run.sh: gcc -O2 tests/bench/{mcgen,ceiling}.c -> $target_dir/bench/"
+echo "bench/run.sh: gcc -O2 bench/{mcgen,ceiling}.c -> $target_dir/bench/"
 mkdir -p "$target_dir/bench"
 for helper in mcgen ceiling; do
-    gcc -O2 -Wall -Wextra -o "$target_dir/bench/$helper" "tests/bench/$helper.c"
+    gcc -O2 -Wall -Wextra -o "$target_dir/bench/$helper" "bench/$helper.c"
 done
 
 # The Debian interpreter: python3-matplotlib is installed for it, and a python3 found first
@@ -47,5 +48,5 @@ done
 python=python3
 [ -x /usr/bin/python3 ] && python=/usr/bin/python3
 export PYTHONUNBUFFERED=1
-exec "$python" tests/bench/bench.py --snoopcast "$target_dir/release/snoopcast" \
+exec "$python" bench/bench.py --snoopcast "$target_dir/release/snoopcast" \
     --helpers "$target_dir/bench" "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Throughput benchmark of snoopcast: unicast copies per second out of the box.
 
-Run it through tests/bench/run.sh (root, packages, builds). For every N (subscribers) it
+Run it through bench/run.sh (root, packages, builds). For every N (subscribers) it
 builds a virtual LAN in network namespaces:
 
    [scb-src] src0 ---- up0 [scb-box] dn0 ---- swup [scb-sw] br0 (dumb switch: no snooping)
@@ -14,8 +14,8 @@ and measures three systems in scb-box, one after the other on the same LAN:
   snoopcast  the daemon under test (upstream up0, downstream dn0);
   kernel     a Linux bridge brk over up0 and dn0 with IGMP snooping, its own querier and
              mcast_to_unicast on dn0 (the kernel's per-host multicast-to-unicast);
-  ceiling    tests/bench/ceiling.c sending the very frames snoopcast would emit, flat out.
-The source (tests/bench/mcgen.c) runs on CPU 0, everything of the box on CPU 1.
+  ceiling    bench/ceiling.c sending the very frames snoopcast would emit, flat out.
+The source (bench/mcgen.c) runs on CPU 0, everything of the box on CPU 1.
 
 Copies are counted at the switch (an nftables netdev ingress rule on swup counts and drops
 UDP: the box's own output capacity, the primary number) or at the hosts (rx_packets of the
@@ -30,9 +30,7 @@ stdout and in OUT/latest.txt, raw data in OUT/latest.json, a plot in OUT/through
 import argparse
 import atexit
 import contextlib
-import ctypes
 import datetime
-import fcntl
 import hashlib
 import json
 import os
@@ -45,17 +43,19 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
+import netns
+from netns import BenchError, in_netns, ns_sh, run
 
-PREFIX = "scb-"
-SRC, BOX, SW = "scb-src", "scb-box", "scb-sw"
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+CONTROL = "/tmp/scb-ctl.sock"
+NAMESPACES = netns.Namespaces("scb-", files=[CONTROL])  # bench.py's and callgrind.py's
+SRC, BOX, SW = (NAMESPACES.name(x) for x in ("src", "box", "sw"))
 GROUP, PORT, TTL = "239.77.0.1", 5000, 16
 SRC_IP, UP_IP, DN_IP = "10.78.0.1", "10.78.0.2", "10.77.0.1"
 SRC_MAC, UP_MAC, DN_MAC = "02:5c:0b:01:00:01", "02:5c:0b:01:00:02", "02:5c:0b:01:00:03"
-CONTROL = "/tmp/scb-ctl.sock"
 SNOOPCAST_LOG = "/tmp/scb-snoopcast.log"
-LOCK = "/tmp/snoopcast-e2e.lock"  # the e2e suite's lock: one virtual LAN at a time
 SRC_CPU, BOX_CPU = 0, 1
 LOSS_OK = 0.001  # "lossless": at most 0.1 % of the copies missing at the switch
 SETTLE = 0.3  # seconds after the source stops before counters are read (queues drain)
@@ -78,65 +78,14 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-class BenchError(Exception):
-    """A failed setup step or check: the run stops, after teardown."""
-
-
-def run(*argv, timeout=60, stdin=None):
-    """Runs argv, returns its stdout; raises BenchError with its stderr when it fails."""
-    p = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
-    if p.returncode != 0:
-        raise BenchError(f"{' '.join(argv)}: exit {p.returncode}: {p.stderr.strip()}")
-    return p.stdout
-
-
-def ns_sh(ns, script):
-    """Runs a shell script inside namespace ns."""
-    return run("ip", "netns", "exec", ns, "sh", "-ec", script)
-
-
-# --------------------------------------------------------------------------------------------
-# Namespaces: creation, teardown, entering one from this process
-
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-@contextlib.contextmanager
-def in_netns(name):
-    """Runs the body with this thread in network namespace `name` (sockets made there stay)."""
-    with open("/proc/self/ns/net") as home, open(f"/run/netns/{name}") as target:
-        if libc.setns(target.fileno(), CLONE_NEWNET) != 0:
-            raise BenchError(f"setns {name}: {os.strerror(ctypes.get_errno())}")
-        try:
-            yield
-        finally:
-            if libc.setns(home.fileno(), CLONE_NEWNET) != 0:
-                raise BenchError(f"setns back: {os.strerror(ctypes.get_errno())}")
-
-
-def our_namespaces():
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in out.splitlines() if line.startswith(PREFIX)]
-
-
-def delete_namespaces():
-    """SIGKILLs every process inside our namespaces, then deletes them (and their veths)."""
-    for ns in our_namespaces():
-        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
-        for pid in pids.split():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
-        subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(CONTROL)
+delete_namespaces = NAMESPACES.delete_all
 
 
 # --------------------------------------------------------------------------------------------
 # The virtual LAN
 
 def host_ns(i):
-    return f"{PREFIX}h{i}"
+    return NAMESPACES.name(f"h{i}")
 
 
 def host_mac(i):
@@ -158,22 +107,13 @@ class Lan:
         self.sockets = []  # the subscribers' joined sockets, held (and never read) here
 
     def build(self):
-        # Every namespace: lo up, IPv6 off (no MLD or router solicitations), rp_filter off.
-        for ns in [SRC, BOX, SW] + [host_ns(i) for i in self.hosts]:
-            run("ip", "netns", "add", ns)
-            ns_sh(ns, "ip link set lo up\n"
-                      "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6\n"
-                      "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6\n"
-                      "echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter\n"
-                      "echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter")
-        # veths are created directly inside the namespaces: nothing touches the root one.
-        run("ip", "link", "add", "src0", "netns", SRC, "address", SRC_MAC, "type", "veth",
-            "peer", "name", "up0", "netns", BOX, "address", UP_MAC)
-        run("ip", "link", "add", "dn0", "netns", BOX, "address", DN_MAC, "type", "veth",
-            "peer", "name", "swup", "netns", SW)
+        namespaces = [SRC, BOX, SW] + [host_ns(i) for i in self.hosts]
+        for ns in namespaces:
+            NAMESPACES.add(ns)
+        netns.veth(SRC, "src0", BOX, "up0", SRC_MAC, UP_MAC)
+        netns.veth(BOX, "dn0", SW, "swup", DN_MAC)
         for i in self.hosts:
-            run("ip", "link", "add", "eth0", "netns", host_ns(i), "address", host_mac(i),
-                "type", "veth", "peer", "name", f"sw{i}", "netns", SW)
+            netns.veth(host_ns(i), "eth0", SW, f"sw{i}", host_mac(i))
         ns_sh(SRC, f"ip addr add {SRC_IP}/24 dev src0\nip link set src0 up")
         # RPS: up0's receive work (bridge forwarding, snoopcast's capture) on the box CPU. GRO
         # off on the veths that receive floods, so every frame takes the plain backlog path.
@@ -181,12 +121,7 @@ class Lan:
                    f"echo {1 << RPS_CPU:x} > /sys/class/net/up0/queues/rx-0/rps_cpus\n"
                    f"ethtool -K up0 gro off\nethtool -K dn0 gro off")
         self.box_addresses(True)
-        # The dumb switch: a bridge that floods multicast (snooping off) and learns MACs.
-        lines = ["link add br0 type bridge mcast_snooping 0", "link set br0 up",
-                 "link set swup master br0", "link set swup up"]
-        for i in self.hosts:
-            lines += [f"link set sw{i} master br0", f"link set sw{i} up"]
-        run("ip", "-n", SW, "-batch", "-", stdin="\n".join(lines) + "\n")
+        netns.dumb_switch(SW, ["swup"] + [f"sw{i}" for i in self.hosts])
         ns_sh(SW, "ethtool -K swup gro off")
         for i in self.hosts:
             ns_sh(host_ns(i), f"ip addr add {host_ip(i)}/16 dev eth0\nip link set eth0 up")
@@ -195,21 +130,12 @@ class Lan:
         for i in self.others:
             run("ip", "netns", "exec", host_ns(i), "nft", "-f", "-",
                 stdin=nft_udp_counter("eth0", ""))
-        self.wait_links_up()
+        netns.wait_links_up(namespaces)
 
     def box_addresses(self, on):
         """Puts the box's addresses on up0 and dn0 (on) or takes them off (for the bridge)."""
         verb = "add" if on else "del"
         ns_sh(BOX, f"ip addr {verb} {UP_IP}/24 dev up0\nip addr {verb} {DN_IP}/16 dev dn0")
-
-    def wait_links_up(self, timeout=10):
-        deadline = time.monotonic() + timeout
-        for ns, dev in [(SRC, "src0"), (BOX, "up0"), (BOX, "dn0"), (SW, "swup")] + \
-                [(host_ns(i), "eth0") for i in self.hosts]:
-            while "LOWER_UP" not in run("ip", "-n", ns, "link", "show", dev):
-                if time.monotonic() > deadline:
-                    raise BenchError(f"{ns} {dev} is not up after {timeout} s")
-                time.sleep(0.05)
 
     def join(self):
         """Each subscriber's kernel joins GROUP through a real socket made in its namespace.
@@ -280,6 +206,9 @@ def nft_count(ns):
 # The systems in the box
 
 class Snoopcast:
+    START_TIMEOUT = 10  # s until the control socket answers
+    STOP_TIMEOUT = 5  # s from SIGTERM to exit, then SIGKILL
+
     def __init__(self, binary, extra_args, lan):
         self.binary, self.extra, self.lan = binary, extra_args, lan
         self.proc = None
@@ -295,14 +224,15 @@ class Snoopcast:
         with open(SNOOPCAST_LOG, "w") as logf:
             # ip netns exec and taskset exec in place: the pid is snoopcast's.
             self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + self.START_TIMEOUT
         while True:
             try:
                 self.status()
                 return
             except BenchError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError(f"snoopcast did not come up:\n{self.log_tail()}")
+                    raise BenchError(f"snoopcast did not come up within {self.START_TIMEOUT} "
+                                     f"s:\n{self.log_tail()}")
                 time.sleep(0.1)
 
     def status(self):
@@ -346,15 +276,18 @@ class Snoopcast:
             raise BenchError(f"snoopcast exited ({self.proc.returncode}):\n{self.log_tail()}")
 
     def stop(self):
+        """SIGTERM and wait STOP_TIMEOUT, then SIGKILL. Returns the exit status, None if it
+        had to be killed or was not running."""
         if self.proc is None or self.proc.poll() is not None:
-            return
+            return None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(5)
+            return self.proc.wait(self.STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            log("  snoopcast did not stop within 5 s of SIGTERM: killed")
+            log(f"  snoopcast did not stop within {self.STOP_TIMEOUT} s of SIGTERM: killed")
             self.proc.kill()
             self.proc.wait()
+            return None
 
     @staticmethod
     def log_tail():
@@ -687,9 +620,9 @@ def run_control_plane(args, path):
     """The control-plane benchmark (another script): its JSON, or an error entry."""
     script = os.path.join(HERE, "control_plane.py")
     if not os.path.exists(script):
-        log("--control-plane: tests/bench/control_plane.py does not exist (yet): skipped")
-        return {"error": "tests/bench/control_plane.py not found"}
-    log("control plane: running tests/bench/control_plane.py")
+        log("--control-plane: bench/control_plane.py does not exist (yet): skipped")
+        return {"error": "bench/control_plane.py not found"}
+    log("control plane: running bench/control_plane.py")
     argv = [sys.executable, script, "--json", path, "--snoopcast", args.snoopcast]
     if args.quick:
         argv.append("--quick")
@@ -802,12 +735,12 @@ def table(results):
 
 
 def control_plane_lines(cp):
-    """The control-plane summary (tests/bench/control_plane.py's JSON), if it ran."""
+    """The control-plane summary (bench/control_plane.py's JSON), if it ran."""
     if not cp:
         return []
     if "error" in cp:
         return ["", f"Control plane: {cp['error']}"]
-    lines = ["", f"Control plane (tests/bench/control_plane.py; source at "
+    lines = ["", f"Control plane (bench/control_plane.py; source at "
                  f"{cp['source']['rate_pps']} frames/s, resolution {cp['resolution_ms']} ms; "
                  f"ms on the host's wire, kernel timestamps)"]
     for what in ("join_latency_ms", "leave_latency_ms"):
@@ -889,13 +822,15 @@ def parse_args():
     p.add_argument("--quick", action="store_true", help="N=16, 1316 B, 1 repetition")
     p.add_argument("--systems", default=",".join(SYSTEMS),
                    help="subset of snoopcast,kernel,ceiling")
-    p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
+    p.add_argument("--out", default=os.path.join(HERE, "results"),
+                   help="results directory (default bench/results/, which git ignores; the "
+                        "committed summary is bench/RESULTS.md)")
     p.add_argument("--no-plot", action="store_true", help="no throughput.png")
     p.add_argument("--rps-cpu", type=int, default=BOX_CPU, choices=(SRC_CPU, BOX_CPU),
                    help="CPU for up0's receive work (RPS); default the box's CPU. The "
                         "source's CPU shows snoopcast without the receive softirq beside it")
     p.add_argument("--no-control-plane", dest="control_plane", action="store_false",
-                   help="skip tests/bench/control_plane.py (join/leave latency, idle CPU, "
+                   help="skip bench/control_plane.py (join/leave latency, idle CPU, "
                         "memory), which otherwise runs after the throughput cases")
     a = p.parse_args()
     if a.quick:
@@ -920,28 +855,23 @@ def main():
     args = parse_args()
     RPS_CPU = args.rps_cpu
     if os.geteuid() != 0:
-        print("bench.py: needs root (network namespaces); run sudo tests/bench/run.sh",
+        print("bench.py: needs root (network namespaces); run sudo bench/run.sh",
               file=sys.stderr)
         return 2
     for path in [args.snoopcast] * ("snoopcast" in args.systems) + \
             [os.path.join(args.helpers, h) for h in ("mcgen", "ceiling")]:
         if not os.access(path, os.X_OK):
-            print(f"bench.py: {path} is missing or not executable (tests/bench/run.sh builds "
+            print(f"bench.py: {path} is missing or not executable (bench/run.sh builds "
                   f"it)", file=sys.stderr)
             return 2
     if os.cpu_count() < 2:
         print("bench.py: needs at least 2 CPUs (source on CPU 0, box on CPU 1)", file=sys.stderr)
         return 2
 
-    lock = open(LOCK, "w")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log(f"waiting for {LOCK} (an e2e test or another netns experiment is running)")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except KeyboardInterrupt:
-            return 130
+        lock = netns.take_lock(log)
+    except KeyboardInterrupt:
+        return 130
 
     # Teardown on every way out: normal end, exception, Ctrl-C, SIGTERM (turned into an
     # exception so the finally blocks run), and atexit as the last resort.
@@ -972,7 +902,7 @@ def main():
         return 130
     finally:
         delete_namespaces()
-        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
     results["wall_seconds"] = round(time.monotonic() - start, 1)
 
     os.makedirs(args.out, exist_ok=True)

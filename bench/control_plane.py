@@ -2,7 +2,7 @@
 """Control-plane benchmark of snoopcast: join/leave latency (against the kernel bridge), idle
 CPU with 100 members, and memory with 10,000 members.
 
-    sudo python3 tests/bench/control_plane.py --snoopcast PATH --json OUT [--joins N] [--quick]
+    sudo python3 bench/control_plane.py --snoopcast PATH --json OUT [--joins N] [--quick]
 
 Prints a table and writes OUT (JSON). Needs root, iproute2 and gcc (the multicast source is
 the C helper control_plane_src.c beside this file, compiled at start). Python standard library
@@ -46,7 +46,6 @@ JSON, "ok" is false then), 1 on an error that stopped the run.
 import argparse
 import contextlib
 import ctypes
-import fcntl
 import json
 import math
 import os
@@ -60,6 +59,9 @@ import subprocess
 import sys
 import time
 
+from netns import (LOCK, BenchError, Namespaces, dumb_switch, in_netns, ip, run, take_lock,
+                   veth, wait_links_up)
+
 # ------------------------------------------------------------------------------------------
 # Parameters
 # ------------------------------------------------------------------------------------------
@@ -67,8 +69,8 @@ import time
 PREFIX = "scl-"
 NS_SRC, NS_BOX, NS_SW, NS_INJ = "scl-src", "scl-box", "scl-sw", "scl-inj"
 HOSTS = 4
-LOCK_PATH = "/tmp/snoopcast-e2e.lock"
 CONTROL = "/tmp/scl.sock"
+NAMESPACES = Namespaces(PREFIX, files=[CONTROL])
 WORKDIR = "/tmp/scl-bench"  # compiled source helper and daemon logs (kept after the run)
 
 SRC_MAC, UP_MAC, DN_MAC, INJ_MAC = (
@@ -111,11 +113,6 @@ SOL_PACKET = 263
 PACKET_STATISTICS = 6
 PACKET_OUTGOING = 4
 SKF_AD_PKTTYPE = (-0x1000 + 4) & 0xFFFFFFFF  # BPF ancillary load: skb->pkt_type
-CLONE_NEWNET = 0x40000000
-
-
-class BenchError(Exception):
-    """A failure that stops the benchmark."""
 
 
 class Interrupted(BaseException):
@@ -124,70 +121,6 @@ class Interrupted(BaseException):
 
 def log(msg):
     print(f"[control_plane] {msg}", file=sys.stderr, flush=True)
-
-
-# ------------------------------------------------------------------------------------------
-# Commands and namespaces
-# ------------------------------------------------------------------------------------------
-
-
-def run(argv, ns=None, timeout=30, check=True):
-    """Runs argv (inside namespace ns if given); returns stdout. Raises on failure."""
-    full = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
-    try:
-        p = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise BenchError(f"timed out after {timeout}s: {' '.join(full)}") from e
-    if check and p.returncode != 0:
-        raise BenchError(f"failed ({p.returncode}): {' '.join(full)}\n{p.stderr}{p.stdout}")
-    return p.stdout
-
-
-def ip(ns, *args):
-    run(["ip", "-n", ns, *args])
-
-
-def sysctl(ns, key, value):
-    run(["sh", "-c", 'echo "$1" > "$2"', "sh", value, "/proc/sys/" + key.replace(".", "/")], ns)
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-# This process's own namespace, to come back to after in_netns (the script is one thread).
-_HOME_NETNS = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-
-
-def _setns(fd):
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise BenchError(f"setns: {os.strerror(err)}")
-
-
-@contextlib.contextmanager
-def in_netns(name):
-    """Runs the body in namespace `name`: sockets created there belong to it for good."""
-    fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        _setns(fd)
-        try:
-            yield
-        finally:
-            _setns(_HOME_NETNS)
-    finally:
-        os.close(fd)
-
-
-def our_namespaces():
-    out = run(["ip", "netns", "list"])
-    return [line.split()[0] for line in out.splitlines() if line.startswith(PREFIX)]
-
-
-def delete_namespaces():
-    """Kills every process inside our namespaces (by pid) and deletes the namespaces."""
-    for ns in our_namespaces():
-        for pid in run(["ip", "netns", "pids", ns], check=False).split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-        run(["ip", "netns", "del", ns])
 
 
 # ------------------------------------------------------------------------------------------
@@ -208,66 +141,27 @@ class Host:
         self.last_cycle_end = 0.0  # time.monotonic() of the end of its last cycle
 
 
-def add_ns(name):
-    run(["ip", "netns", "add", name])
-    ip(name, "link", "set", "lo", "up")
-    # Before any veth exists, so none of them starts IPv6 (no MLD or RS noise).
-    sysctl(name, "net.ipv6.conf.all.disable_ipv6", "1")
-    sysctl(name, "net.ipv6.conf.default.disable_ipv6", "1")
-    sysctl(name, "net.ipv4.conf.all.rp_filter", "0")
-    sysctl(name, "net.ipv4.conf.default.rp_filter", "0")
-
-
-def veth(a_ns, a, b_ns, b):
-    """A veth pair created directly inside the two namespaces (nothing in the root one)."""
-    run(["ip", "link", "add", a, "netns", a_ns, "type", "veth", "peer", "name", b, "netns", b_ns])
-
-
 def build_topology(hosts):
-    for name in [NS_SRC, NS_BOX, NS_SW, NS_INJ] + [h.ns for h in hosts]:
-        add_ns(name)
-    veth(NS_SRC, "src0", NS_BOX, "up0")
-    ip(NS_SRC, "link", "set", "src0", "address", SRC_MAC)
+    namespaces = [NS_SRC, NS_BOX, NS_SW, NS_INJ] + [h.ns for h in hosts]
+    for name in namespaces:
+        NAMESPACES.add(name)
+    veth(NS_SRC, "src0", NS_BOX, "up0", SRC_MAC, UP_MAC)
     ip(NS_SRC, "addr", "add", f"{SRC_IP}/24", "dev", "src0")
     ip(NS_SRC, "link", "set", "src0", "up")
-    ip(NS_BOX, "link", "set", "up0", "address", UP_MAC)
     ip(NS_BOX, "link", "set", "up0", "up")
 
-    veth(NS_BOX, "dn0", NS_SW, "swup")
-    ip(NS_BOX, "link", "set", "dn0", "address", DN_MAC)
+    veth(NS_BOX, "dn0", NS_SW, "swup", DN_MAC)
     ip(NS_BOX, "link", "set", "dn0", "up")
-    ip(NS_SW, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
     for h in hosts:
-        veth(NS_SW, f"p{h.k}", h.ns, "eth0")
-        ip(h.ns, "link", "set", "eth0", "address", h.mac)
-        sysctl(h.ns, "net.ipv4.conf.eth0.rp_filter", "0")
+        veth(NS_SW, f"p{h.k}", h.ns, "eth0", None, h.mac)
+        run("sh", "-c", "echo 0 > /proc/sys/net/ipv4/conf/eth0/rp_filter", ns=h.ns)
         ip(h.ns, "addr", "add", f"{h.ip}/24", "dev", "eth0")
         ip(h.ns, "link", "set", "eth0", "up")
         ip(h.ns, "route", "add", "224.0.0.0/4", "dev", "eth0")
-    veth(NS_SW, "p9", NS_INJ, "eth0")
-    ip(NS_INJ, "link", "set", "eth0", "address", INJ_MAC)
+    veth(NS_SW, "p9", NS_INJ, "eth0", None, INJ_MAC)
     ip(NS_INJ, "link", "set", "eth0", "up")
-    for port in ["swup", "p9"] + [f"p{h.k}" for h in hosts]:
-        ip(NS_SW, "link", "set", port, "master", "br0")
-        ip(NS_SW, "link", "set", port, "up")
-    ip(NS_SW, "link", "set", "br0", "up")
-    wait_links_up([NS_SRC, NS_BOX, NS_SW, NS_INJ] + [h.ns for h in hosts])
-
-
-def wait_links_up(namespaces, timeout=10.0):
-    """Until every interface but lo is operationally UP (linkwatch applies carrier late)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        down = []
-        for ns in namespaces:
-            for link in json.loads(run(["ip", "-n", ns, "-j", "link", "show"])):
-                if link["ifname"] != "lo" and link.get("operstate") != "UP":
-                    down.append(f"{ns}/{link['ifname']}")
-        if not down:
-            return
-        if time.monotonic() > deadline:
-            raise BenchError(f"links not up after {timeout}s: {down}")
-        time.sleep(0.1)
+    dumb_switch(NS_SW, ["swup", "p9"] + [f"p{h.k}" for h in hosts])
+    wait_links_up(namespaces)
 
 
 def kernel_bridge_on():
@@ -279,8 +173,8 @@ def kernel_bridge_on():
        "mcast_querier", "1", "mcast_igmp_version", "3")
     ip(NS_BOX, "link", "set", "up0", "master", "br0")
     ip(NS_BOX, "link", "set", "dn0", "master", "br0")
-    run(["bridge", "link", "set", "dev", "dn0", "mcast_to_unicast", "on", "fastleave", "on"],
-        NS_BOX)
+    run("bridge", "link", "set", "dev", "dn0", "mcast_to_unicast", "on", "fastleave", "on",
+        ns=NS_BOX)
     ip(NS_BOX, "link", "set", "br0", "up")
     wait_links_up([NS_BOX])
 
@@ -296,7 +190,7 @@ def kernel_bridge_off():
 
 def kernel_mdb_has(group):
     """True if the box bridge's mdb has `group` on port dn0."""
-    for entry in json.loads(run(["bridge", "-j", "mdb", "show", "dev", "br0"], NS_BOX) or "[]"):
+    for entry in json.loads(run("bridge", "-j", "mdb", "show", "dev", "br0", ns=NS_BOX) or "[]"):
         for m in entry.get("mdb", []):
             if m.get("grp") == group and m.get("port") == "dn0":
                 return True
@@ -389,7 +283,7 @@ class Snoopcast:
         return self.proc.pid
 
     def status(self):
-        return json.loads(run([self.binary, "status", "--json", "--control", CONTROL],
+        return json.loads(run(self.binary, "status", "--json", "--control", CONTROL,
                               timeout=10))
 
     def members(self, group_prefix):
@@ -923,7 +817,7 @@ def compile_source():
         raise BenchError("gcc is needed to build control_plane_src.c (apt-get install gcc)")
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "control_plane_src.c")
     out = os.path.join(WORKDIR, "control_plane_src")
-    run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", out, src], timeout=60)
+    run("gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", out, src, timeout=60)
     return out
 
 
@@ -1037,18 +931,13 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
 
-    lock = open(LOCK_PATH, "a")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log(f"waiting for {LOCK_PATH} (e2e tests or another netns experiment running)")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except Interrupted as e:
-            sys.exit(f"interrupted ({e}) while waiting for {LOCK_PATH}; nothing to tear down")
+        lock = take_lock(log)
+    except Interrupted as e:
+        sys.exit(f"interrupted ({e}) while waiting for {LOCK}; nothing to tear down")
     status = 1
     try:
-        delete_namespaces()  # leftovers of an interrupted run
+        NAMESPACES.delete_all()  # leftovers of an interrupted run
         result = benchmark(args)
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
@@ -1065,9 +954,7 @@ def main():
             signal.signal(sig, signal.SIG_IGN)
         for p in STARTED:
             stop_process(p)
-        delete_namespaces()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(CONTROL)
+        NAMESPACES.delete_all()
         lock.close()
     sys.exit(status)
 
