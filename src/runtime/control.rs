@@ -273,11 +273,9 @@ mod tests {
         assert_eq!(read_reply(&b"12345"[..], 5).unwrap(), "12345");
         let e = read_reply(&b"123456"[..], 5).unwrap_err();
         assert!(matches!(e, ClientError::TooLarge(5)), "{e:?}");
-        assert!(
-            ClientError::TooLarge(MAX_REPLY)
-                .to_string()
-                .contains("larger than 64 MiB"),
-        );
+        assert!(ClientError::TooLarge(MAX_REPLY)
+            .to_string()
+            .contains("larger than 64 MiB"),);
         // A peer that never stops writing: reading ends at the limit.
         let p = tmp("endless");
         let l = UnixListener::bind(&p).unwrap();
