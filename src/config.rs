@@ -4,12 +4,72 @@ use crate::cli::{QuerierMode, RunArgs};
 use crate::core::filter::GroupFilter;
 use crate::core::membership::{CompatFallback, Settings};
 use crate::core::querier::{Mode, QuerierConfig};
-use crate::runtime::iface::{self, IfaceInfo};
-use crate::runtime::privs;
 use crate::wire::{LinkType, MacAddr};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+
+/// Facts about a present interface, as `runtime::iface::lookup` reads them from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceInfo {
+    pub name: String,
+    pub index: u32,
+    pub mac: Option<MacAddr>,
+    pub ipv4: Option<Ipv4Addr>,
+    /// The interface's IPv6 link-local address (fe80::/10), the source of our MLD queries.
+    pub ipv6_link_local: Option<Ipv6Addr>,
+    pub link: LinkType,
+    /// ARPHRD_* number, for messages.
+    pub arphrd: u32,
+}
+
+/// A `--control-group` value: a group name, or a numeric gid (which needs no group entry,
+/// as with chown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GroupSpec {
+    Gid(u32),
+    Name(String),
+}
+
+/// Parse a `--control-group` value. Pure.
+fn parse_group(s: &str) -> Result<GroupSpec, String> {
+    if s.is_empty() {
+        return Err("--control-group: empty group name".into());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return match s.parse::<u32>() {
+            // (gid_t)-1 means "unchanged" to chown.
+            Ok(g) if g != u32::MAX => Ok(GroupSpec::Gid(g)),
+            _ => Err(format!("--control-group {s}: not a valid group id")),
+        };
+    }
+    if s.contains(['\0', ':', '\n']) {
+        return Err(format!("--control-group {s:?}: not a valid group name"));
+    }
+    Ok(GroupSpec::Name(s.to_string()))
+}
+
+/// Resolve a parsed group with `by_name` (the real one is
+/// `runtime::privs::group_by_name`). Pure.
+fn resolve_group(spec: &GroupSpec, by_name: impl Fn(&str) -> Option<u32>) -> Result<u32, String> {
+    match spec {
+        GroupSpec::Gid(g) => Ok(*g),
+        GroupSpec::Name(n) => by_name(n).ok_or_else(|| {
+            format!(
+                "--control-group {n}: no such group (give an existing group name or a numeric gid)"
+            )
+        }),
+    }
+}
+
+/// What the configuration needs to know about the system, passed in so that this module does
+/// no I/O: the real one (in main) reads the kernel and the group database, tests pass a fake.
+pub trait Lookups {
+    /// The interface named `name`; None when it does not exist.
+    fn interface(&self, name: &str) -> Option<IfaceInfo>;
+    /// The gid of group `name`; None when there is no such group.
+    fn group_id(&self, name: &str) -> Option<u32>;
+}
 
 /// A downstream interface as configured (by name: it may come and go).
 #[derive(Debug, Clone)]
@@ -99,15 +159,11 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Check everything `run` was given. `lookup` finds interfaces (the real one reads the
-    /// kernel; tests pass a fake). Interfaces that exist are checked now; a missing one is an
-    /// error unless `--wait-for-interfaces`.
-    pub fn from_args(
-        a: &RunArgs,
-        lookup: impl Fn(&str) -> Option<IfaceInfo>,
-    ) -> Result<Config, ConfigError> {
+    /// Check everything `run` was given. `sys` finds interfaces and groups. Interfaces that
+    /// exist are checked now; a missing one is an error unless `--wait-for-interfaces`.
+    pub fn from_args(a: &RunArgs, sys: &dyn Lookups) -> Result<Config, ConfigError> {
         let err = |s: String| Err(ConfigError(s));
-        let present = |name: &str, opt: &str| match lookup(name) {
+        let present = |name: &str, opt: &str| match sys.interface(name) {
             Some(i) => Ok(Some(i)),
             None if a.wait_for_interfaces => Ok(None),
             None => Err(ConfigError(format!(
@@ -186,8 +242,8 @@ impl Config {
         // Unknown groups are a usage error, found before anything starts.
         let control_group = match &a.control_group {
             Some(g) => Some(
-                privs::parse_group(g)
-                    .and_then(|spec| privs::resolve_group(&spec, privs::group_by_name))
+                parse_group(g)
+                    .and_then(|spec| resolve_group(&spec, |n| sys.group_id(n)))
                     .map_err(ConfigError)?,
             ),
             None => None,
@@ -218,11 +274,6 @@ impl Config {
             log_file: a.log_file.clone(),
         })
     }
-
-    /// With the real interface lookup.
-    pub fn from_system(a: &RunArgs) -> Result<Config, ConfigError> {
-        Config::from_args(a, iface::lookup)
-    }
 }
 
 #[cfg(test)]
@@ -230,6 +281,22 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
+
+    /// The interfaces below, and groups root (0) and netops (1234).
+    struct Fake;
+
+    impl Lookups for Fake {
+        fn interface(&self, name: &str) -> Option<IfaceInfo> {
+            fake(name)
+        }
+        fn group_id(&self, name: &str) -> Option<u32> {
+            match name {
+                "root" => Some(0),
+                "netops" => Some(1234),
+                _ => None,
+            }
+        }
+    }
 
     fn fake(name: &str) -> Option<IfaceInfo> {
         let (link, arphrd, ipv4) = match name {
@@ -256,7 +323,7 @@ mod tests {
         let Command::Run(r) = Cli::try_parse_from(v).unwrap().command else {
             unreachable!()
         };
-        Config::from_args(&r, fake)
+        Config::from_args(&r, &Fake)
     }
 
     fn link(c: &Config, i: usize) -> DownLink {
@@ -297,6 +364,7 @@ mod tests {
         assert_eq!(cfg(&base).unwrap().control_group, None);
         assert_eq!(with("4242").unwrap().control_group, Some(4242));
         assert_eq!(with("root").unwrap().control_group, Some(0));
+        assert_eq!(with("netops").unwrap().control_group, Some(1234));
         let e = with("snoopcast-no-such-group").unwrap_err();
         assert!(
             e.0.contains("--control-group snoopcast-no-such-group")
@@ -414,5 +482,75 @@ mod tests {
         .unwrap();
         assert_eq!(link(&c, 0).query_source, Ipv4Addr::new(10, 2, 0, 99));
         assert_eq!(link(&c, 0).source_mac.to_string(), "02:11:22:33:44:55");
+    }
+
+    #[test]
+    fn group_values_parse_as_gid_or_name() {
+        assert_eq!(parse_group("0"), Ok(GroupSpec::Gid(0)));
+        assert_eq!(parse_group("4242"), Ok(GroupSpec::Gid(4242)));
+        assert_eq!(
+            parse_group("snoopcast"),
+            Ok(GroupSpec::Name("snoopcast".into()))
+        );
+        assert_eq!(
+            parse_group("net-admins"),
+            Ok(GroupSpec::Name("net-admins".into()))
+        );
+        assert!(parse_group("").is_err());
+        assert!(parse_group("4294967295").is_err(), "(gid_t)-1");
+        assert!(parse_group("99999999999").is_err());
+        assert!(parse_group("a:b").is_err());
+    }
+
+    #[test]
+    fn group_names_resolve_through_the_lookup_and_unknown_ones_are_named() {
+        let fake = |n: &str| (n == "netops").then_some(1234);
+        assert_eq!(
+            resolve_group(&GroupSpec::Name("netops".into()), fake),
+            Ok(1234)
+        );
+        assert_eq!(resolve_group(&GroupSpec::Gid(77), fake), Ok(77));
+        let e = resolve_group(&GroupSpec::Name("nosuch".into()), fake).unwrap_err();
+        assert!(e.contains("nosuch") && e.contains("no such group"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_interface_is_named_with_its_option_and_the_fix() {
+        let e = cfg(&["--upstream", "nope0", "--downstream", "dn0"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--upstream nope0: no such network interface (use --wait-for-interfaces to wait for it)"
+        );
+        let e = cfg(&["--upstream", "up0", "--downstream", "ghost9"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--downstream ghost9: no such network interface (use --wait-for-interfaces to wait for it)"
+        );
+    }
+
+    #[test]
+    fn a_missing_group_is_a_usage_error_and_a_gid_needs_no_group_entry() {
+        let base = [
+            "--upstream",
+            "up0",
+            "--downstream",
+            "dn0",
+            "--control-group",
+        ];
+        let with = |g: &str| {
+            let mut a = base.to_vec();
+            a.push(g);
+            cfg(&a)
+        };
+        assert_eq!(
+            with("staff").unwrap_err().to_string(),
+            "--control-group staff: no such group (give an existing group name or a numeric gid)"
+        );
+        // Not in the (fake) group database, and still fine: a gid is taken as it is.
+        assert_eq!(with("4242").unwrap().control_group, Some(4242));
+        assert!(with("a:b")
+            .unwrap_err()
+            .to_string()
+            .contains("not a valid group name"));
     }
 }

@@ -3,9 +3,9 @@
 
 use clap::Parser;
 use snoopcast::cli::{Cli, Command, RunArgs, StatusArgs};
-use snoopcast::config::Config;
+use snoopcast::config::{Config, IfaceInfo, Lookups};
 use snoopcast::runtime::logging::{self, LogFile};
-use snoopcast::runtime::{control, daemon};
+use snoopcast::runtime::{control, daemon, iface, privs};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,8 +30,20 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The configuration's lookups, from the kernel and the group database.
+struct System;
+
+impl Lookups for System {
+    fn interface(&self, name: &str) -> Option<IfaceInfo> {
+        iface::lookup(name)
+    }
+    fn group_id(&self, name: &str) -> Option<u32> {
+        privs::group_by_name(name)
+    }
+}
+
 fn run(a: RunArgs) -> ExitCode {
-    let cfg = match Config::from_system(&a) {
+    let cfg = match Config::from_args(&a, &System) {
         Ok(c) => c,
         Err(e) => return fail(2, e),
     };

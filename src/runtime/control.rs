@@ -131,6 +131,8 @@ pub enum ClientError {
     },
     Io(io::Error),
     BadReply(String),
+    /// The reply went past `MAX_REPLY` bytes; reading stopped there.
+    TooLarge(u64),
 }
 
 impl std::fmt::Display for ClientError {
@@ -160,13 +162,29 @@ impl std::fmt::Display for ClientError {
             }
             ClientError::Io(e) => write!(f, "reading status failed: {e}"),
             ClientError::BadReply(e) => write!(f, "the daemon sent an unreadable status: {e}"),
+            ClientError::TooLarge(limit) => write!(
+                f,
+                "the daemon's status is larger than {} MiB; not reading further \
+                 (is another program listening on the control socket?)",
+                limit >> 20
+            ),
         }
     }
 }
 
+/// Most bytes `fetch` reads. A member is about 300 bytes of JSON without sources, so the
+/// default --max-members 10000 makes a snapshot of about 3 MB; 64 MiB leaves a factor of
+/// twenty for source lists and raised limits, and keeps a reply that never ends (a wrong
+/// program on the socket) from filling the client's memory.
+pub const MAX_REPLY: u64 = 64 << 20;
+
 /// Fetch one snapshot as raw JSON text.
 pub fn fetch(path: &Path) -> Result<String, ClientError> {
-    let mut s = UnixStream::connect(path).map_err(|e| {
+    fetch_at_most(path, MAX_REPLY)
+}
+
+fn fetch_at_most(path: &Path, limit: u64) -> Result<String, ClientError> {
+    let s = UnixStream::connect(path).map_err(|e| {
         if e.kind() == io::ErrorKind::PermissionDenied {
             if let Ok(m) = std::fs::metadata(path) {
                 return ClientError::PermissionDenied {
@@ -181,8 +199,18 @@ pub fn fetch(path: &Path) -> Result<String, ClientError> {
     })?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(ClientError::Io)?;
+    read_reply(s, limit)
+}
+
+/// Read a whole reply of at most `limit` bytes.
+fn read_reply(r: impl Read, limit: u64) -> Result<String, ClientError> {
     let mut body = String::new();
-    s.read_to_string(&mut body).map_err(ClientError::Io)?;
+    r.take(limit + 1)
+        .read_to_string(&mut body)
+        .map_err(ClientError::Io)?;
+    if body.len() as u64 > limit {
+        return Err(ClientError::TooLarge(limit));
+    }
     Ok(body)
 }
 
@@ -238,6 +266,28 @@ mod tests {
         drop(bind(&p, None).unwrap());
         std::fs::remove_file(&p).unwrap();
         assert!(matches!(fetch(&p), Err(ClientError::NotRunning(..))));
+    }
+
+    #[test]
+    fn a_reply_over_the_limit_is_refused_with_a_clear_error() {
+        assert_eq!(read_reply(&b"12345"[..], 5).unwrap(), "12345");
+        let e = read_reply(&b"123456"[..], 5).unwrap_err();
+        assert!(matches!(e, ClientError::TooLarge(5)), "{e:?}");
+        assert!(ClientError::TooLarge(MAX_REPLY)
+            .to_string()
+            .contains("larger than 64 MiB"),);
+        // A peer that never stops writing: reading ends at the limit.
+        let p = tmp("endless");
+        let l = UnixListener::bind(&p).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let chunk = [b' '; 4096];
+            while c.write_all(&chunk).is_ok() {}
+        });
+        let e = fetch_at_most(&p, 1 << 20).unwrap_err();
+        assert!(matches!(e, ClientError::TooLarge(_)), "{e:?}");
+        t.join().unwrap();
+        std::fs::remove_file(&p).unwrap();
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!            5b. behind (the read came back full) and there is a pool: hand the burst to the
 //!                send-N workers, each host always to the same worker; a full queue drops
 //!                and counts
-//! send-N     6. send its share of a burst, one sendmmsg per interface
+//! send-N     6. send its share of a burst, one sendmmsg per interface, then return the
+//!               emptied job to its capture thread's free list
 //! ```
 //!
 //! Order per host: the capture thread sends itself only while no job is pending in the
@@ -24,7 +25,7 @@ use crate::core::fib::Target;
 use crate::core::membership::MemberCounters;
 use crate::wire::classify;
 use crate::wire::{ethernet, LinkType, MacAddr};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use log::warn;
 use socket2::Socket;
 use std::io;
@@ -80,12 +81,59 @@ impl Outbox {
     fn len(&self) -> usize {
         self.ifaces.iter().map(|o| o.copies.len()).sum()
     }
+
+    /// Empty every interface's list, keeping their capacity.
+    fn clear(&mut self) {
+        for o in &mut self.ifaces {
+            o.copies.clear();
+            o.counters.clear();
+        }
+    }
 }
 
+/// Room reserved in a new job's buffer: a burst of full-size (1500-byte) packets.
+const JOB_BUF: usize = BURST * 1500;
+/// A job whose buffer grew past this (a burst of jumbo packets) is freed, not recycled, so
+/// a free list never holds much more than steady traffic needs.
+const JOB_BUF_KEEP: usize = BURST * 9216;
+/// Emptied jobs a capture thread keeps per sender worker.
+const FREE_PER_WORKER: usize = 4;
+
 /// One burst's copies for one sender worker: the IP packets back to back in `buf`.
+///
+/// Jobs are recycled: the worker empties a sent job and returns it through `home` to the
+/// free list of the capture thread that made it, which takes it from there for a later
+/// burst. Offloading therefore allocates only until enough jobs circulate.
 pub struct Job {
     buf: Vec<u8>,
     out: Outbox,
+    home: Sender<Job>,
+}
+
+impl Job {
+    fn new(ifaces: usize, home: Sender<Job>) -> Self {
+        Job {
+            buf: Vec::with_capacity(JOB_BUF),
+            out: Outbox::new(ifaces),
+            home,
+        }
+    }
+
+    /// Empty the job and return it to its capture thread's free list. It is freed instead
+    /// when that list is full (the capture thread has enough), when the capture thread is
+    /// gone (the interface closed), or when its buffer grew past `JOB_BUF_KEEP`.
+    fn recycle(mut self) {
+        if self.buf.capacity() > JOB_BUF_KEEP {
+            return;
+        }
+        self.buf.clear();
+        self.out.clear();
+        let home = self.home.clone();
+        match home.try_send(self) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {}
+        }
+    }
 }
 
 /// The sender pool as the capture thread sees it.
@@ -238,6 +286,8 @@ pub fn capture_upstream(
     let mut outbox = Outbox::new(ifaces);
     let mut emitter = Emitter::new(sh);
     let mut jobs: Vec<Option<Job>> = (0..pool.txs.len()).map(|_| None).collect();
+    // Emptied jobs come back here from the workers (see `Job`).
+    let (free_tx, free) = bounded::<Job>(FREE_PER_WORKER * jobs.len().max(1));
     // Per worker: the frame whose packet was last appended to its job, and where it went.
     let mut appended: Vec<(usize, std::ops::Range<usize>)> = vec![(usize::MAX, 0..0); jobs.len()];
     let mut drops_read = Instant::now();
@@ -311,9 +361,9 @@ pub fn capture_upstream(
             }
             for (t, ctr) in targets.iter().zip(counters.drain(..)) {
                 let w = pool.worker_of(t.mac);
-                let job = jobs[w].get_or_insert_with(|| Job {
-                    buf: Vec::with_capacity(BURST * 1500),
-                    out: Outbox::new(ifaces),
+                let job = jobs[w].get_or_insert_with(|| {
+                    free.try_recv()
+                        .unwrap_or_else(|_| Job::new(ifaces, free_tx.clone()))
                 });
                 if appended[w].0 != i {
                     let at = job.buf.len();
@@ -341,7 +391,8 @@ pub fn capture_upstream(
             pool.pending.fetch_add(1, Ordering::AcqRel);
             match pool.txs[w].try_send(job) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
+                Err(TrySendError::Full(job)) => {
+                    job.recycle();
                     pool.pending.fetch_sub(1, Ordering::AcqRel);
                     add(&c.copies_dropped, copies);
                     if WARN_QUEUE.allow(Instant::now()) {
@@ -354,7 +405,7 @@ pub fn capture_upstream(
     }
 }
 
-/// A sender worker: send each job's copies, then mark it done.
+/// A sender worker: send each job's copies, mark it done and return it to its free list.
 pub fn sender(sh: &Shared, rx: Receiver<Job>, pending: Arc<AtomicUsize>) {
     let mut emitter = Emitter::new(sh);
     loop {
@@ -372,5 +423,45 @@ pub fn sender(sh: &Shared, rx: Receiver<Job>, pending: Arc<AtomicUsize>) {
         // 6. Send.
         emitter.flush(sh, &job.buf, &mut job.out);
         pending.fetch_sub(1, Ordering::AcqRel);
+        job.recycle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_job_comes_back_empty_with_its_buffer() {
+        let (home, free) = bounded::<Job>(1);
+        let mut job = Job::new(2, home.clone());
+        job.buf.extend_from_slice(&[1; 1500]);
+        let t = Target {
+            iface: 1,
+            mac: MacAddr(2, 0, 0, 0, 0, 1),
+        };
+        job.out.push(&t, None, 0x0800, 0..1500);
+        let ptr = job.buf.as_ptr();
+        job.recycle();
+        let back = free.try_recv().expect("returned to the free list");
+        assert!(back.buf.is_empty());
+        assert_eq!(back.buf.as_ptr(), ptr, "the same allocation");
+        assert_eq!(back.out.len(), 0);
+        assert_eq!(back.out.ifaces.len(), 2);
+    }
+
+    #[test]
+    fn a_job_is_freed_when_the_free_list_is_full_or_its_buffer_grew() {
+        let (home, free) = bounded::<Job>(1);
+        Job::new(1, home.clone()).recycle();
+        Job::new(1, home.clone()).recycle();
+        assert_eq!(free.len(), 1);
+        free.try_recv().unwrap();
+        let mut big = Job::new(1, home.clone());
+        big.buf.reserve(JOB_BUF_KEEP + 1);
+        big.recycle();
+        assert!(free.is_empty());
+        drop(free);
+        Job::new(1, home).recycle();
     }
 }

@@ -1,23 +1,12 @@
 //! Interface facts read from the kernel: index, MAC, IPv4 address, link type.
 
-use crate::wire::{LinkType, MacAddr};
-use std::net::{Ipv4Addr, Ipv6Addr};
+// The type lives with the configuration (pure); `iface::IfaceInfo` stays its name here.
+pub use crate::config::IfaceInfo;
+use crate::wire::LinkType;
+use std::net::Ipv6Addr;
 
 /// ARPHRD_ETHER, from /sys/class/net/IF/type.
 const ARPHRD_ETHER: u32 = 1;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IfaceInfo {
-    pub name: String,
-    pub index: u32,
-    pub mac: Option<MacAddr>,
-    pub ipv4: Option<Ipv4Addr>,
-    /// The interface's IPv6 link-local address (fe80::/10), the source of our MLD queries.
-    pub ipv6_link_local: Option<Ipv6Addr>,
-    pub link: LinkType,
-    /// ARPHRD_* number, for messages.
-    pub arphrd: u32,
-}
 
 fn sysfs(name: &str, attr: &str) -> Option<String> {
     std::fs::read_to_string(format!("/sys/class/net/{name}/{attr}"))

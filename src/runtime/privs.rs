@@ -347,47 +347,6 @@ pub fn reduce_to(keep: CapSet) -> io::Result<Dropped> {
     })
 }
 
-/// A `--control-group` value: a group name, or a numeric gid (which needs no group entry,
-/// as with chown).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupSpec {
-    Gid(u32),
-    Name(String),
-}
-
-/// Parse a `--control-group` value. Pure.
-pub fn parse_group(s: &str) -> Result<GroupSpec, String> {
-    if s.is_empty() {
-        return Err("--control-group: empty group name".into());
-    }
-    if s.bytes().all(|b| b.is_ascii_digit()) {
-        return match s.parse::<u32>() {
-            // (gid_t)-1 means "unchanged" to chown.
-            Ok(g) if g != u32::MAX => Ok(GroupSpec::Gid(g)),
-            _ => Err(format!("--control-group {s}: not a valid group id")),
-        };
-    }
-    if s.contains(['\0', ':', '\n']) {
-        return Err(format!("--control-group {s:?}: not a valid group name"));
-    }
-    Ok(GroupSpec::Name(s.to_string()))
-}
-
-/// Resolve a parsed group with `by_name` (the real one is [`group_by_name`]). Pure.
-pub fn resolve_group(
-    spec: &GroupSpec,
-    by_name: impl Fn(&str) -> Option<u32>,
-) -> Result<u32, String> {
-    match spec {
-        GroupSpec::Gid(g) => Ok(*g),
-        GroupSpec::Name(n) => by_name(n).ok_or_else(|| {
-            format!(
-                "--control-group {n}: no such group (give an existing group name or a numeric gid)"
-            )
-        }),
-    }
-}
-
 /// getgrnam_r / getgrgid_r with a buffer grown on ERANGE. Returns the group's (gid, name).
 fn group_entry(
     lookup: impl Fn(&mut libc::group, &mut [u8], &mut *mut libc::group) -> libc::c_int,
@@ -519,36 +478,6 @@ mod tests {
             0x3000,
             "bits 12 and 13, as in CapEff"
         );
-    }
-
-    #[test]
-    fn group_values_parse_as_gid_or_name() {
-        assert_eq!(parse_group("0"), Ok(GroupSpec::Gid(0)));
-        assert_eq!(parse_group("4242"), Ok(GroupSpec::Gid(4242)));
-        assert_eq!(
-            parse_group("snoopcast"),
-            Ok(GroupSpec::Name("snoopcast".into()))
-        );
-        assert_eq!(
-            parse_group("net-admins"),
-            Ok(GroupSpec::Name("net-admins".into()))
-        );
-        assert!(parse_group("").is_err());
-        assert!(parse_group("4294967295").is_err(), "(gid_t)-1");
-        assert!(parse_group("99999999999").is_err());
-        assert!(parse_group("a:b").is_err());
-    }
-
-    #[test]
-    fn group_names_resolve_through_the_lookup_and_unknown_ones_are_named() {
-        let fake = |n: &str| (n == "netops").then_some(1234);
-        assert_eq!(
-            resolve_group(&GroupSpec::Name("netops".into()), fake),
-            Ok(1234)
-        );
-        assert_eq!(resolve_group(&GroupSpec::Gid(77), fake), Ok(77));
-        let e = resolve_group(&GroupSpec::Name("nosuch".into()), fake).unwrap_err();
-        assert!(e.contains("nosuch") && e.contains("no such group"), "{e}");
     }
 
     #[test]

@@ -744,7 +744,10 @@ pub mod bpf {
 
     /// Run a program the way the kernel would (only the instructions built here), returning
     /// the accepted length. A and X start at 0; an out-of-bounds load returns 0 (drop), as
-    /// in the kernel; conditional jumps skip jt/jf instructions, `ja` skips k. For tests.
+    /// in the kernel; conditional jumps skip jt/jf instructions, `ja` skips k. For tests
+    /// and the fuzz targets only: built with `cfg(test)` or the `bpf-interpreter` feature
+    /// (which fuzz/Cargo.toml and the self dev-dependency in Cargo.toml turn on).
+    #[cfg(any(test, feature = "bpf-interpreter"))]
     pub fn run(prog: &[Insn_], pkt: &[u8]) -> u32 {
         let mut a: u32 = 0;
         let mut x: u32 = 0;
