@@ -1,51 +1,70 @@
-//! Structured fuzzing of the membership table, the upstream join pool and the querier.
+//! Structured fuzzing of the control plane of IPv4 (`core::snooper::Snooper<Ipv4Addr>`) and,
+//! through it, of the membership table, the upstream join pool and the querier.
 //!
-//! The input (derived with `arbitrary`) is a small configuration and a sequence of operations:
+//! The input (derived with `arbitrary`) is a small configuration and a sequence of operations,
+//! each fed to the snooper as an `Input` (then `poll` where the operation says so):
 //! IGMPv1/v2 reports, v2 leaves and v3 reports with records of every type (and unknown ones)
 //! from a few hosts on a few interfaces, about a few groups (one SSM, one link-local, one that
-//! may be denied, one not even multicast) and sources, so that collisions happen; queries;
-//! clock steps of every size; polls; interfaces going away; upstream reconciles that the
-//! "kernel" may refuse. Limits are drawn small so they bite.
+//! may be denied, one not even multicast) and sources, so that collisions happen, all as
+//! `Input::Heard`; queries (`Heard::Query`); clock steps of every size; polls; interfaces
+//! going away (`DownClosed` then `DownOpened`) or staying closed for a while; the upstream
+//! closing and opening; join operations that the "kernel" refuses (fed back as
+//! `Input::JoinFailed`, as the runtime does); settling (the clock moves past
+//! `REBUILD_MAX_GAP` and any pending `JOIN_RETRY`, then a poll). Limits are drawn small so
+//! they bite. The snooper's `Action::Join` operations are carried out on a model of the
+//! kernel's join sockets, and `Action::KeepSockets(n)` closes that model's sockets from `n` on.
 //!
-//! Next to the table runs a naive model written from the rules (RFC 3376 sections 3.2, 6.4,
-//! 7.3.2 and 8, RFC 2236 section 3, RFC 4604 section 2.2, per host as membership.rs
-//! documents). After every step:
+//! Next to the snooper runs a naive model of the table written from the rules (RFC 3376
+//! sections 3.2, 6.4, 7.3.2 and 8, RFC 2236 section 3, RFC 4604 section 2.2, per host as
+//! membership.rs documents). After every step, reading `snooper.table()`, `.joins()` and
+//! `.queriers()`:
 //! - no panic; member_count is the number of members and never above max_members; no host
 //!   has more than max_groups_per_host groups, no member more than max_sources_per_member
 //!   sources; no INCLUDE{} member, no EXCLUDE member of an SSM group, no filtered group;
 //! - a host is a member of a group only if it sent a report naming that group on that
-//!   interface and has not been removed with the interface since;
+//!   interface while it was open and has not been removed with the interface since; a
+//!   message heard on a closed interface yields no action at all;
 //! - every member (mode, sources, IP, version, expiry) and every compatibility timer is the
-//!   model's; `next_deadline` is the model's earliest timer, and after a poll it is in the
-//!   future;
+//!   model's; the table's `next_deadline` is the model's earliest timer, and after a poll it
+//!   and the snooper's `next_deadline` are in the future;
 //! - `upstream_wants()` is computed again from `members()` and the compatibility state: any
 //!   source where some member is EXCLUDE or an older host is present, else the union of the
 //!   INCLUDE sources;
 //! - `forwarding()` sends (source, group) to exactly the members admitting the source, except
 //!   on interfaces in multicast fallback, which get one group-MAC copy;
-//! - after `JoinPool::reconcile` the operations replayed on a model of the kernel (20 groups
-//!   per socket and 10 sources per group, here drawn smaller) never break its rules nor its
-//!   limits; what the pool says is joined is what the kernel holds; when no operation was
-//!   refused, that is exactly the want set;
+//! - the snooper's join operations, replayed on the kernel model (here 1-4 groups per socket
+//!   and 1-3 sources per group), never break its rules nor its limits unless the input
+//!   injected a refusal in that step; none comes while the upstream is closed; what the pool
+//!   says is joined is what the kernel holds after every step; after settling with no refusal
+//!   it is exactly the want set (nothing, and an empty kernel, while the upstream is closed);
 //! - after the clock moves a Group Membership Interval past the last input, a poll leaves
 //!   the table empty, with no timer and nothing wanted upstream;
 //! - the querier never yields to itself or to 0.0.0.0, never leaves `Off`, and after a poll
-//!   its next deadline is in the future.
+//!   its next deadline is in the future;
+//! - at the end, `Stop` and a poll leave the pool and the kernel empty.
 #![no_main]
 
+#[path = "common/kernel.rs"]
+mod kernel;
+
 use arbitrary::Arbitrary;
+use kernel::Kernel;
 use libfuzzer_sys::fuzz_target;
 use snoopcast::core::filter::{GroupFilter, Ipv4Cidr, ALL_MULTICAST};
 use snoopcast::core::membership::{
-    CompatFallback, FilterMode, HostKey, Settings, Table, UpstreamWant,
+    CompatFallback, FilterMode, Heard, HostKey, Settings, Table, UpstreamWant,
 };
 use snoopcast::core::querier::{Mode, Querier, QuerierConfig, Role};
-use snoopcast::core::upstream::{JoinKind, JoinLimits, JoinOp, JoinPool};
+use snoopcast::core::snooper::{
+    Action, Input as SInput, Note, Snooper, SnooperConfig, JOIN_RETRY, REBUILD_MAX_GAP,
+};
+use snoopcast::core::upstream::{JoinLimits, JoinOp};
 use snoopcast::core::IfaceId;
 use snoopcast::wire::igmp::{GroupRecord, Message, Query, QueryVersion, RecordType};
 use snoopcast::wire::MacAddr;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const IFACES: usize = 3;
@@ -148,15 +167,25 @@ enum Op {
     },
     Step(Step),
     Poll,
+    /// The interface goes away and comes back (`DownClosed`, `DownOpened`).
     RemoveIface(u8),
-    /// The kernel refuses the operations of the next reconcile whose index has its bit set.
+    /// The interface goes away and stays closed (messages on it are dropped).
+    CloseIface(u8),
+    /// The interface opens (again).
+    OpenIface(u8),
+    UpstreamClose,
+    UpstreamOpen,
+    /// The kernel refuses the join operations of the next step whose index has its bit set.
     FailNext(u32),
     /// The clock moves a Group Membership Interval on with no input: everything must go.
     Silence,
+    /// The clock moves past REBUILD_MAX_GAP and any pending JOIN_RETRY, then a poll: the
+    /// snooper has reconciled the joins with the want set.
+    Settle,
 }
 
 #[derive(Arbitrary, Debug)]
-struct Input {
+struct FuzzInput {
     cfg: Cfg,
     ops: Vec<Op>,
 }
@@ -385,87 +414,6 @@ impl Model {
     }
 }
 
-// ----- the model of the kernel's join sockets -----
-
-#[derive(Default)]
-struct Kernel {
-    /// Per socket: group -> None for (*, G), Some(sources) for (S, G).
-    socks: BTreeMap<usize, BTreeMap<Ipv4Addr, Option<BTreeSet<Ipv4Addr>>>>,
-}
-
-impl Kernel {
-    /// Carry out one operation as Linux would; Err is the errno it would return.
-    fn apply(&mut self, op: JoinOp, lim: JoinLimits) -> Result<(), &'static str> {
-        let s = self.socks.entry(op.socket).or_default();
-        match op.kind {
-            JoinKind::JoinAny(g) => {
-                if s.contains_key(&g) {
-                    return Err("EADDRINUSE/EINVAL: group already on the socket");
-                }
-                if s.len() >= lim.groups_per_socket {
-                    return Err("ENOBUFS: igmp_max_memberships");
-                }
-                s.insert(g, None);
-            }
-            JoinKind::LeaveAny(g) => match s.get(&g) {
-                Some(None) => {
-                    s.remove(&g);
-                }
-                _ => return Err("EADDRNOTAVAIL: no (*, G) to leave"),
-            },
-            JoinKind::JoinSource(g, x) => match s.get_mut(&g) {
-                Some(None) => return Err("EINVAL: (S, G) on a (*, G) membership"),
-                Some(Some(set)) => {
-                    if set.contains(&x) {
-                        return Err("EADDRNOTAVAIL: source already joined");
-                    }
-                    if set.len() >= lim.sources_per_group {
-                        return Err("ENOBUFS: igmp_max_msf");
-                    }
-                    set.insert(x);
-                }
-                None => {
-                    if s.len() >= lim.groups_per_socket {
-                        return Err("ENOBUFS: igmp_max_memberships");
-                    }
-                    s.insert(g, Some(BTreeSet::from([x])));
-                }
-            },
-            JoinKind::LeaveSource(g, x) => match s.get_mut(&g) {
-                Some(Some(set)) if set.contains(&x) => {
-                    set.remove(&x);
-                    if set.is_empty() {
-                        s.remove(&g);
-                    }
-                }
-                _ => return Err("EADDRNOTAVAIL: no (S, G) to leave"),
-            },
-        }
-        Ok(())
-    }
-
-    fn joined(&self) -> BTreeMap<Ipv4Addr, UpstreamWant> {
-        let mut out: BTreeMap<Ipv4Addr, UpstreamWant> = BTreeMap::new();
-        for s in self.socks.values() {
-            for (g, h) in s {
-                match h {
-                    None => {
-                        out.insert(*g, UpstreamWant::AnySource);
-                    }
-                    Some(set) => match out
-                        .entry(*g)
-                        .or_insert_with(|| UpstreamWant::Sources(BTreeSet::new()))
-                    {
-                        UpstreamWant::Sources(all) => all.extend(set),
-                        UpstreamWant::AnySource => {}
-                    },
-                }
-            }
-        }
-        out
-    }
-}
-
 // ----- checks -----
 
 fn check_table(t: &Table, m: &Model, now: Instant, polled: bool) {
@@ -610,46 +558,121 @@ fn check_queriers(qs: &[Querier], mode: Mode, own: &[Ipv4Addr], now: Instant, po
     }
 }
 
-fn reconcile(
-    pool: &mut JoinPool,
-    kernel: &mut Kernel,
+/// Rebuilds cost nothing (the pacer's spacing is its minimum), so a run is reproducible.
+fn frozen() -> Instant {
+    static T: OnceLock<Instant> = OnceLock::new();
+    *T.get_or_init(Instant::now)
+}
+
+/// The snooper, the kernel it drives, and what the harness knows about the links.
+struct Run {
+    s: Snooper<Ipv4Addr>,
+    kernel: Kernel<Ipv4Addr>,
     lim: JoinLimits,
-    want: &BTreeMap<Ipv4Addr, UpstreamWant>,
+    /// Refusal mask of the current step's join operations, and how many it has seen.
     fail: u32,
-) {
-    let before = pool.joined();
-    let ops = pool.reconcile(want);
-    let mut refused = false;
-    for (i, op) in ops.into_iter().enumerate() {
-        let r = if fail & (1 << (i % 32)) != 0 {
-            Err("injected")
-        } else {
-            kernel.apply(op, lim)
-        };
-        if let Err(e) = r {
-            // Only a refusal we injected (or one caused by it) may happen.
-            assert!(
-                fail != 0,
-                "{op:?} breaks the kernel's rules ({e}); joined before {before:?}, want {want:?}"
-            );
-            refused = true;
-            pool.undo(op);
+    join_index: u32,
+    /// Some operation was refused in the current step.
+    refused: bool,
+    /// The latest refusal, if its retry may still be pending.
+    refusal_pending: Option<Instant>,
+    up_open: bool,
+    open: [bool; IFACES],
+}
+
+impl Run {
+    /// Carry out actions as the runtime's `execute` does: joins on the kernel model, the
+    /// refused ones fed back as `JoinFailed` after the batch, and their actions in turn.
+    fn execute(&mut self, actions: Vec<Action<Ipv4Addr>>, now: Instant) {
+        let mut refused: Vec<JoinOp> = Vec::new();
+        for a in actions {
+            match a {
+                Action::Join(op) => {
+                    assert!(self.up_open, "{op:?} while the upstream is closed");
+                    let injected = self.fail & (1 << (self.join_index % 32)) != 0;
+                    self.join_index += 1;
+                    let r = if injected {
+                        Err("injected")
+                    } else {
+                        self.kernel.apply(op, self.lim)
+                    };
+                    if let Err(e) = r {
+                        // Only a refusal we injected (or one caused by it) may happen.
+                        assert!(
+                            self.fail != 0,
+                            "{op:?} breaks the kernel's rules ({e}); kernel {:?}, want {:?}",
+                            self.kernel.joined(),
+                            self.s.table().upstream_wants()
+                        );
+                        refused.push(op);
+                    }
+                }
+                Action::KeepSockets(n) => self.kernel.keep(n),
+                Action::SendQuery(q) => {
+                    assert!(self.open[q.iface], "query on closed {}", q.iface)
+                }
+                Action::Publish(_) | Action::Log(_) => {}
+            }
+        }
+        if !refused.is_empty() {
+            self.refused = true;
+            self.refusal_pending = Some(now);
+            let more: Vec<Action<Ipv4Addr>> = refused
+                .into_iter()
+                .flat_map(|op| self.s.handle(SInput::JoinFailed(op), now))
+                .collect();
+            self.execute(more, now);
         }
     }
-    assert_eq!(pool.joined(), kernel.joined(), "pool and kernel differ");
-    if !refused {
-        assert_eq!(&pool.joined(), want, "joined is not the want set");
+
+    fn handle(&mut self, input: SInput<Ipv4Addr>, now: Instant) -> Vec<Action<Ipv4Addr>> {
+        let a = self.s.handle(input, now);
+        self.execute(a.clone(), now);
+        a
     }
-    // No socket over the limits.
-    for s in kernel.socks.values() {
-        assert!(s.len() <= lim.groups_per_socket);
-        for set in s.values().flatten() {
-            assert!(set.len() <= lim.sources_per_group);
+
+    fn poll(&mut self, now: Instant) -> Vec<Action<Ipv4Addr>> {
+        let a = self.s.poll(now);
+        if self.refusal_pending.is_some_and(|t| now >= t + JOIN_RETRY) {
+            // The retry is due in this poll (a new refusal sets it again).
+            self.refusal_pending = None;
+        }
+        self.execute(a.clone(), now);
+        a
+    }
+
+    /// After every step: the pool is what the kernel holds, within the limits.
+    fn check_joins(&self) {
+        assert_eq!(
+            self.s.joins().joined(),
+            self.kernel.joined(),
+            "pool and kernel differ"
+        );
+        self.kernel.check_limits(self.lim);
+        if !self.up_open {
+            assert!(self.s.joins().joined().is_empty(), "joined while closed");
+            assert!(self.kernel.is_empty(), "kernel holds joins while closed");
         }
     }
 }
 
-fuzz_target!(|input: Input| {
+fn heard(iface: IfaceId, h: u8, src: Ipv4Addr, msg: Message) -> SInput<Ipv4Addr> {
+    SInput::Heard {
+        iface,
+        mac: host(iface as u8, h).mac,
+        src,
+        msg: Heard::from(msg),
+    }
+}
+
+/// Membership notes in actions (a query must yield none).
+fn membership_notes(a: &[Action<Ipv4Addr>]) -> usize {
+    a.iter()
+        .filter(|a| matches!(a, Action::Log(Note::Membership(_))))
+        .count()
+}
+
+fuzz_target!(|input: FuzzInput| {
     let c = &input.cfg;
     let qi = Duration::from_millis(100) * (1 + u32::from(c.qi_100ms % 30));
     let settings = Settings {
@@ -662,7 +685,7 @@ fuzz_target!(|input: Input| {
         max_members: usize::from(c.max_members % 12),
         max_sources_per_member: usize::from(c.max_sources % 5),
     };
-    let fallback: Vec<CompatFallback> = c
+    let mut fallback: Vec<CompatFallback> = c
         .fallback
         .iter()
         .take(IFACES)
@@ -674,6 +697,8 @@ fuzz_target!(|input: Input| {
             }
         })
         .collect();
+    // The snooper's fallback list is its number of interfaces.
+    fallback.resize(IFACES, CompatFallback::default());
     let deny = if c.deny {
         vec![Ipv4Cidr::new(Ipv4Addr::new(239, 255, 0, 0), 16)]
     } else {
@@ -711,7 +736,25 @@ fuzz_target!(|input: Input| {
     ];
 
     let mut now = Instant::now();
-    let mut table = Table::new(settings.clone(), filter, fallback.clone());
+    let cfg = SnooperConfig {
+        settings: settings.clone(),
+        filter,
+        fallback: fallback.clone(),
+        querier: qcfg,
+        limits: lim,
+    };
+    let sources: Vec<Option<Ipv4Addr>> = own.iter().copied().map(Some).collect();
+    let mut run = Run {
+        s: Snooper::new(cfg, &sources, now).with_stopwatch(frozen),
+        kernel: Kernel::default(),
+        lim,
+        fail: 0,
+        join_index: 0,
+        refused: false,
+        refusal_pending: None,
+        up_open: false,
+        open: [false; IFACES],
+    };
     let mut model = Model {
         s: settings.clone(),
         deny: c.deny,
@@ -720,17 +763,27 @@ fuzz_target!(|input: Input| {
         compat: BTreeMap::new(),
         named: BTreeSet::new(),
     };
-    let mut queriers: Vec<Querier> = own
-        .iter()
-        .map(|&ip| Querier::new(qcfg.clone(), ip, now))
-        .collect();
-    let mut pool = JoinPool::new(lim);
-    let mut kernel = Kernel::default();
-    let mut fail = 0u32;
     let gmi = model.gmi();
+    // Everything opens at daemon start.
+    for (i, &ip) in own.iter().enumerate() {
+        run.handle(
+            SInput::DownOpened {
+                iface: i,
+                source: Some(ip),
+            },
+            now,
+        );
+        run.open[i] = true;
+    }
+    run.up_open = true;
+    run.handle(SInput::UpstreamOpened, now);
+    run.poll(now);
+    run.check_joins();
 
     for op in input.ops.iter().take(256) {
         let mut polled = false;
+        run.refused = false;
+        run.join_index = 0;
         match op {
             Op::V1 {
                 iface,
@@ -749,8 +802,12 @@ fuzz_target!(|input: Input| {
                     Message::ReportV2 { group: group(*g) }
                 };
                 let k = host(*iface, *h);
-                table.accept_report(k, host_ip(*h), &msg, now);
-                model.old_report(k, host_ip(*h), group(*g), v, now);
+                let a = run.handle(heard(k.iface, *h, host_ip(*h), msg), now);
+                if run.open[k.iface] {
+                    model.old_report(k, host_ip(*h), group(*g), v, now);
+                } else {
+                    assert!(a.is_empty(), "a report on a closed link acted: {a:?}");
+                }
             }
             Op::Leave {
                 iface,
@@ -758,8 +815,13 @@ fuzz_target!(|input: Input| {
                 group: g,
             } => {
                 let k = host(*iface, *h);
-                table.accept_report(k, host_ip(*h), &Message::LeaveV2 { group: group(*g) }, now);
-                model.leave(k, group(*g), now);
+                let msg = Message::LeaveV2 { group: group(*g) };
+                let a = run.handle(heard(k.iface, *h, host_ip(*h), msg), now);
+                if run.open[k.iface] {
+                    model.leave(k, group(*g), now);
+                } else {
+                    assert!(a.is_empty(), "a leave on a closed link acted: {a:?}");
+                }
             }
             Op::V3 {
                 iface,
@@ -777,13 +839,16 @@ fuzz_target!(|input: Input| {
                     })
                     .collect();
                 let k = host(*iface, *h);
-                let msg = Message::ReportV3 { records };
-                table.accept_report(k, host_ip(*h), &msg, now);
-                let Message::ReportV3 { records } = &msg else {
-                    unreachable!()
+                let msg = Message::ReportV3 {
+                    records: records.clone(),
                 };
-                for r in records {
-                    model.record(k, host_ip(*h), r, now);
+                let a = run.handle(heard(k.iface, *h, host_ip(*h), msg), now);
+                if run.open[k.iface] {
+                    for r in &records {
+                        model.record(k, host_ip(*h), r, now);
+                    }
+                } else {
+                    assert!(a.is_empty(), "a report on a closed link acted: {a:?}");
                 }
             }
             Op::Query {
@@ -806,10 +871,12 @@ fuzz_target!(|input: Input| {
                     qqi: Duration::from_secs(125),
                     sources: vec![],
                 });
-                // The table ignores queries.
-                let ev = table.accept_report(host(*iface, 0), src, &q, now);
-                assert!(ev.is_empty(), "a query changed the table: {ev:?}");
-                queriers[i].accept_query(src, now);
+                // The table ignores queries; only the querier hears them.
+                let a = run.handle(heard(i, 0, src, q), now);
+                assert_eq!(membership_notes(&a), 0, "a query changed the table: {a:?}");
+                if !run.open[i] {
+                    assert!(a.is_empty(), "a query on a closed link acted: {a:?}");
+                }
             }
             Op::Step(s) => {
                 now += match s {
@@ -823,44 +890,109 @@ fuzz_target!(|input: Input| {
                 };
             }
             Op::Poll => {
-                table.poll(now);
+                run.poll(now);
                 model.poll(now);
-                for q in &mut queriers {
-                    q.poll(now);
-                }
                 polled = true;
             }
             Op::RemoveIface(i) => {
                 let i = usize::from(*i) % IFACES;
-                table.remove_iface(i);
+                run.handle(SInput::DownClosed { iface: i }, now);
+                run.open[i] = false;
                 model.remove_iface(i);
-                queriers[i].restart(now);
+                run.handle(
+                    SInput::DownOpened {
+                        iface: i,
+                        source: Some(own[i]),
+                    },
+                    now,
+                );
+                run.open[i] = true;
             }
-            Op::FailNext(mask) => fail = *mask,
+            Op::CloseIface(i) => {
+                let i = usize::from(*i) % IFACES;
+                run.handle(SInput::DownClosed { iface: i }, now);
+                run.open[i] = false;
+                model.remove_iface(i);
+            }
+            Op::OpenIface(i) => {
+                let i = usize::from(*i) % IFACES;
+                run.handle(
+                    SInput::DownOpened {
+                        iface: i,
+                        source: Some(own[i]),
+                    },
+                    now,
+                );
+                run.open[i] = true;
+            }
+            Op::UpstreamClose => {
+                run.up_open = false;
+                run.handle(SInput::UpstreamClosed, now);
+                // Nothing is pending upstream any more.
+                run.refusal_pending = None;
+            }
+            Op::UpstreamOpen => {
+                run.up_open = true;
+                run.handle(SInput::UpstreamOpened, now);
+            }
+            Op::FailNext(mask) => {
+                run.fail = *mask;
+                // The mask is for the next step's operations.
+                check_table(run.s.table(), &model, now, false);
+                run.check_joins();
+                continue;
+            }
             Op::Silence => {
                 now += gmi;
-                table.poll(now);
+                run.poll(now);
                 model.poll(now);
-                for q in &mut queriers {
-                    q.poll(now);
-                }
                 polled = true;
-                assert_eq!(table.member_count(), 0, "members outlived the GMI");
-                assert_eq!(table.next_deadline(), None, "timers outlived the GMI");
-                assert!(table.upstream_wants().is_empty());
+                let t = run.s.table();
+                assert_eq!(t.member_count(), 0, "members outlived the GMI");
+                assert_eq!(t.next_deadline(), None, "timers outlived the GMI");
+                assert!(t.upstream_wants().is_empty());
+            }
+            Op::Settle => {
+                let mut to = now + REBUILD_MAX_GAP;
+                if let Some(t) = run.refusal_pending {
+                    to = to.max(t + JOIN_RETRY);
+                }
+                now = to;
+                run.poll(now);
+                model.poll(now);
+                polled = true;
+                if !run.refused {
+                    assert_eq!(
+                        run.s.joins().joined(),
+                        if run.up_open {
+                            run.s.table().upstream_wants()
+                        } else {
+                            BTreeMap::new()
+                        },
+                        "settled, and joined is not the want set"
+                    );
+                }
             }
         }
-        check_table(&table, &model, now, polled);
-        check_queriers(&queriers, qmode, &own, now, polled);
-        reconcile(&mut pool, &mut kernel, lim, &table.upstream_wants(), fail);
-        fail = 0;
+        run.fail = 0;
+        check_table(run.s.table(), &model, now, polled);
+        check_queriers(run.s.queriers(), qmode, &own, now, polled);
+        run.check_joins();
+        if polled {
+            assert!(
+                run.s.next_deadline(now).is_none_or(|d| d > now),
+                "the snooper's deadline is due after a poll"
+            );
+        }
     }
     // Shutdown leaves everything.
-    let ops = pool.leave_all();
-    for op in ops {
-        kernel
-            .apply(op, lim)
-            .unwrap_or_else(|e| panic!("leave_all: {op:?}: {e}"));
-    }
-    assert!(pool.joined().is_empty() && kernel.joined().is_empty());
+    run.refused = false;
+    run.handle(SInput::Stop, now);
+    run.poll(now);
+    assert!(
+        run.s.joins().joined().is_empty() && run.kernel.is_empty(),
+        "Stop left joins: pool {:?}, kernel {:?}",
+        run.s.joins().joined(),
+        run.kernel.joined()
+    );
 });

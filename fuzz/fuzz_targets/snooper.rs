@@ -1,0 +1,975 @@
+//! Structured fuzzing of the actions of `core::snooper::Snooper`, for both families (the same
+//! input runs through a `Snooper<Ipv4Addr>` and a `Snooper<Ipv6Addr>`), against a naive model
+//! of the control decisions. The `membership` target checks the table, pool and querier
+//! state behind the snooper; this one checks what the snooper tells the runtime to do.
+//!
+//! The input is a small configuration (robustness 1-4, query interval 0.1-2 s, a rebuild
+//! cost 0-15 ms that the stopwatch reports, so the pacer's spacing varies between
+//! REBUILD_MIN_GAP and REBUILD_MAX_GAP) and up to 64 operations: old-version reports, leaves
+//! and records from three hosts on three interfaces; queries from several addresses (ours,
+//! lower, higher, unspecified); clock steps; polls (plain, just before `next_deadline`, at
+//! it); interfaces opening (with or without a query source), getting their address, closing;
+//! the upstream opening and closing; refusals of the next step's join operations (fed back
+//! as `JoinFailed` after the batch, as the runtime does); `Stop`. Joins and `KeepSockets`
+//! are carried out on a model of the kernel's join sockets.
+//!
+//! Checked on every action list:
+//! - `SendQuery` only for an open interface, never after `Stop`, never from the unspecified
+//!   address for IPv6; general queries only from `poll`, exactly when the model querier says
+//!   (startup: robustness queries a quarter query interval apart, then every query interval;
+//!   none while a lower querier is present, which only `auto` yields to, and never to itself
+//!   or the unspecified address; at most one per interface per poll), from the interface's
+//!   address, with the query response interval and the configured querier settings;
+//!   group-specific queries exactly for the `SendGroupQuery` events of the same list, with
+//!   the Last Member Query Interval;
+//! - `Role` notes exactly when the model yields or resumes; `NoQuerySource` when an MLD
+//!   interface opens without an address (querier not off), `QuerySourceFound` when it gets
+//!   one; a message on a closed interface or after `Stop` yields nothing;
+//! - every `Publish` (only from `poll`) is `table().forwarding()` at that moment, and a
+//!   forwarding change is published within REBUILD_MAX_GAP;
+//! - `Join` only while the upstream is open, only leaves after `Stop`; every operation obeys
+//!   the kernel model's rules unless a refusal was injected in that step; the pool's
+//!   `joined()` is the kernel's after every step; a want set that differs from what is
+//!   joined is reconciled within REBUILD_MAX_GAP (JOIN_RETRY after a refusal); an upstream
+//!   close is `KeepSockets(0)` and empties the pool; after `Stop` and a poll the pool and the
+//!   kernel hold nothing;
+//! - `next_deadline` is never in the past after a poll, never later than the table's or a
+//!   model querier's deadline, and a poll just before it yields no action at all;
+//! - every note's `count()` matches its event (Expired -> MembersExpired, the ignore reasons
+//!   -> their limits and filters, MembersDropped -> its count, which is the number of
+//!   InterfaceGone leaves of that interface and of members it had); a poll expires exactly
+//!   the members whose timer is due.
+#![no_main]
+
+#[path = "common/kernel.rs"]
+mod kernel;
+
+use arbitrary::Arbitrary;
+use kernel::Kernel;
+use libfuzzer_sys::fuzz_target;
+use snoopcast::core::family::GroupAddr;
+use snoopcast::core::fib::Fib;
+use snoopcast::core::filter::{GroupFilter, Ipv4Cidr, Ipv6Cidr, Prefix};
+use snoopcast::core::membership::{
+    CompatFallback, Event, FilterMode, Heard, IgnoreReason, LeaveReason, Settings,
+};
+use snoopcast::core::querier::{Mode, QuerierConfig, RoleChange};
+use snoopcast::core::snooper::{
+    Action, Count, Input as SInput, Note, Snooper, SnooperConfig, JOIN_RETRY, REBUILD_MAX_GAP,
+};
+use snoopcast::core::upstream::{JoinKind, JoinLimits, JoinOp};
+use snoopcast::core::IfaceId;
+use snoopcast::wire::igmp::RecordType;
+use snoopcast::wire::{MacAddr, Record};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+const IFACES: usize = 3;
+const HOSTS: u8 = 3;
+const MAX_OPS: usize = 64;
+
+/// What differs between the families in this harness.
+trait Fam: GroupAddr {
+    /// Two ordinary groups, one SSM, one that `deny` filters, one link-local, one unicast.
+    fn group(i: u8) -> Self;
+    fn source(i: u8) -> Self;
+    fn host_ip(h: u8) -> Self;
+    /// The address interface `i` queries from when it has one (IPv4's third: 0.0.0.0).
+    fn own(i: usize) -> Self;
+    /// Query sources: unspecified, ours on interface 0, between 0 and 1, ours on 1, high.
+    fn query_from(i: u8) -> Self;
+    fn filter(deny: bool) -> GroupFilter;
+    /// The version of the second kind of old report (IGMPv2; MLD has only v1).
+    const OLD2: u8;
+}
+
+impl Fam for Ipv4Addr {
+    fn group(i: u8) -> Self {
+        [
+            Ipv4Addr::new(239, 1, 1, 1),
+            Ipv4Addr::new(239, 1, 1, 2),
+            Ipv4Addr::new(232, 1, 1, 1),
+            Ipv4Addr::new(239, 255, 0, 1),
+            Ipv4Addr::new(224, 0, 0, 251),
+            Ipv4Addr::new(10, 1, 1, 1),
+        ][usize::from(i) % 6]
+    }
+    fn source(i: u8) -> Self {
+        Ipv4Addr::new(192, 0, 2, 1 + i % 4)
+    }
+    fn host_ip(h: u8) -> Self {
+        Ipv4Addr::new(10, 2, 0, 100 + h % HOSTS)
+    }
+    fn own(i: usize) -> Self {
+        [
+            Ipv4Addr::new(10, 2, 0, 1),
+            Ipv4Addr::new(10, 2, 0, 12),
+            Ipv4Addr::UNSPECIFIED,
+        ][i]
+    }
+    fn query_from(i: u8) -> Self {
+        [
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::new(10, 2, 0, 1),
+            Ipv4Addr::new(10, 2, 0, 11),
+            Ipv4Addr::new(10, 2, 0, 12),
+            Ipv4Addr::new(10, 2, 0, 200),
+        ][usize::from(i) % 5]
+    }
+    fn filter(deny: bool) -> GroupFilter {
+        let deny = if deny {
+            vec![Ipv4Cidr::new(Ipv4Addr::new(239, 255, 0, 0), 16)]
+        } else {
+            vec![]
+        };
+        GroupFilter::v4(vec![], deny)
+    }
+    const OLD2: u8 = 2;
+}
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+impl Fam for Ipv6Addr {
+    fn group(i: u8) -> Self {
+        v6([
+            "ff0e::1",
+            "ff0e::2",
+            "ff3e::8000:1",
+            "ff05::1",
+            "ff02::fb",
+            "2001:db8::1",
+        ][usize::from(i) % 6])
+    }
+    fn source(i: u8) -> Self {
+        Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1 + u16::from(i % 4))
+    }
+    fn host_ip(h: u8) -> Self {
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x100 + u16::from(h % HOSTS))
+    }
+    fn own(i: usize) -> Self {
+        v6(["fe80::1", "fe80::12", "fe80::20"][i])
+    }
+    fn query_from(i: u8) -> Self {
+        v6(["::", "fe80::1", "fe80::11", "fe80::12", "fe80::200"][usize::from(i) % 5])
+    }
+    fn filter(deny: bool) -> GroupFilter {
+        let deny = if deny {
+            vec![Prefix::V6(Ipv6Cidr::new(v6("ff05::"), 16))]
+        } else {
+            vec![]
+        };
+        GroupFilter::new(vec![], deny)
+    }
+    const OLD2: u8 = 1;
+}
+
+fn mac(h: u8) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 0, 1 + h % HOSTS])
+}
+
+#[derive(Arbitrary, Debug)]
+struct Cfg {
+    robustness: u8,
+    qi_100ms: u8,
+    qri_tenths: u8,
+    lmqi_10ms: u8,
+    max_groups_per_host: u8,
+    max_members: u8,
+    max_sources: u8,
+    fallback: Vec<bool>,
+    deny: bool,
+    groups_per_socket: u8,
+    sources_per_group: u8,
+    querier_mode: u8,
+    querier_new: bool,
+    /// What one rebuild costs by the stopwatch, in ms.
+    cost_ms: u8,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Rec {
+    kind: u8,
+    group: u8,
+    sources: Vec<u8>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Msg {
+    Old1(u8),
+    Old2(u8),
+    Leave(u8),
+    Records(Vec<Rec>),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Step {
+    Ms(u8),
+    QuarterQi,
+    Qi,
+    Lmqi,
+    Gmi,
+    MaxGap,
+    Retry,
+    ToDeadline,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Heard {
+        iface: u8,
+        host: u8,
+        msg: Msg,
+    },
+    Query {
+        iface: u8,
+        from: u8,
+    },
+    Step(Step),
+    Poll,
+    /// Poll, then poll again just before the deadline it leaves: nothing may happen.
+    PollEarly,
+    DownOpen {
+        iface: u8,
+        addr: bool,
+    },
+    DownAddress(u8),
+    DownClose(u8),
+    UpOpen,
+    UpClose,
+    /// The kernel refuses the next step's join operations whose index has its bit set.
+    FailNext(u32),
+    Stop,
+}
+
+#[derive(Arbitrary, Debug)]
+struct FuzzInput {
+    cfg: Cfg,
+    ops: Vec<Op>,
+}
+
+// ----- the stopwatch: each reading moves on by the configured rebuild cost -----
+
+thread_local! {
+    static WATCH: Cell<Option<Instant>> = const { Cell::new(None) };
+    static COST: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+fn stopwatch() -> Instant {
+    let t = WATCH.with(|w| w.get()).unwrap_or_else(Instant::now) + COST.with(Cell::get);
+    WATCH.with(|w| w.set(Some(t)));
+    t
+}
+
+// ----- the model of a querier (RFC 3376 sections 6.6 and 8, RFC 3810 section 7.6) -----
+
+#[derive(Debug, Clone)]
+struct MQuerier<A> {
+    /// Queries at all: not off, and (MLD) has an address.
+    enabled: bool,
+    mode: Mode,
+    own: A,
+    /// The lower querier heard and until when it is taken as present.
+    other: Option<(A, Instant)>,
+    startup_left: u32,
+    next: Instant,
+}
+
+impl<A: Fam> MQuerier<A> {
+    fn new(c: &QuerierConfig, source: Option<A>, now: Instant) -> Self {
+        MQuerier {
+            enabled: c.mode != Mode::Off && !(A::QUERIES_NEED_SOURCE && source.is_none()),
+            mode: c.mode,
+            own: source.unwrap_or(A::MIN),
+            other: None,
+            startup_left: c.robustness,
+            next: now,
+        }
+    }
+
+    /// A query from `src`: whether we yield to it now.
+    fn query(&mut self, c: &QuerierConfig, src: A, now: Instant) -> bool {
+        // Lowest address wins; never ourselves nor the unspecified address; without an
+        // address any addressed querier wins.
+        let beats = src != self.own
+            && !src.is_unspecified()
+            && (self.own.is_unspecified() || src < self.own);
+        if !self.enabled || !beats || self.mode == Mode::On {
+            return false;
+        }
+        let until = now + c.query_interval * c.robustness + c.query_response_interval / 2;
+        match self.other {
+            Some((o, _)) => {
+                self.other = Some((o.min(src), until));
+                false
+            }
+            None => {
+                self.other = Some((src, until));
+                true
+            }
+        }
+    }
+
+    /// (a general query is due, the other querier's time ran out).
+    fn poll(&mut self, c: &QuerierConfig, now: Instant) -> (bool, bool) {
+        let mut resumed = false;
+        if let Some((_, until)) = self.other {
+            if now < until {
+                return (false, false);
+            }
+            self.other = None;
+            self.next = now;
+            resumed = true;
+        }
+        if !self.enabled || now < self.next {
+            return (false, resumed);
+        }
+        self.startup_left = self.startup_left.saturating_sub(1);
+        self.next = now
+            + if self.startup_left > 0 {
+                c.query_interval / 4
+            } else {
+                c.query_interval
+            };
+        (true, resumed)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self.other {
+            Some((_, until)) => Some(until),
+            None if self.enabled => Some(self.next),
+            None => None,
+        }
+    }
+}
+
+// ----- the forwarding snapshot in a comparable form -----
+
+type FibMembers<A> = Vec<(IfaceId, MacAddr, bool, Vec<A>)>;
+type Canon<A> = BTreeMap<A, (Vec<IfaceId>, FibMembers<A>)>;
+
+fn canon<A: GroupAddr>(f: &Fib<A>) -> Canon<A> {
+    f.groups
+        .iter()
+        .filter(|(_, fwd)| !fwd.multicast_ifaces.is_empty() || !fwd.members.is_empty())
+        .map(|(g, fwd)| {
+            let mut mc = fwd.multicast_ifaces.clone();
+            mc.sort();
+            let mut ms: FibMembers<A> = fwd
+                .members
+                .iter()
+                .map(|m| {
+                    (
+                        m.iface,
+                        m.mac,
+                        m.mode == FilterMode::Include,
+                        m.sources.to_vec(),
+                    )
+                })
+                .collect();
+            ms.sort();
+            (*g, (mc, ms))
+        })
+        .collect()
+}
+
+// ----- the run -----
+
+struct Run<A: Fam> {
+    s: Snooper<A>,
+    cfg: SnooperConfig,
+    kernel: Kernel<A>,
+    open: [bool; IFACES],
+    awaiting: [bool; IFACES],
+    up_open: bool,
+    stopped: bool,
+    q: Vec<MQuerier<A>>,
+    /// What the runtime forwards with: the last published snapshot.
+    published: Canon<A>,
+    /// Since when `table().forwarding()` differs from `published`.
+    fib_stale_since: Option<Instant>,
+    /// Since when the want set differs from what is joined (upstream open, not stopping).
+    wants_stale_since: Option<Instant>,
+    last_refusal: Option<Instant>,
+    /// Refusal mask of this step's join operations, and their count so far.
+    fail: u32,
+    join_index: u32,
+    refused: bool,
+}
+
+fn notes<A: Clone>(a: &[Action<A>]) -> Vec<Note<A>> {
+    a.iter()
+        .filter_map(|a| match a {
+            Action::Log(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The counter a note must bump, written from the event.
+fn expected_count<A>(n: &Note<A>) -> Option<(Count, u64)> {
+    match n {
+        Note::Membership(Event::Left {
+            reason: LeaveReason::Expired,
+            ..
+        }) => Some((Count::MembersExpired, 1)),
+        Note::Membership(Event::Ignored { reason, .. }) => match reason {
+            IgnoreReason::GroupsPerHostLimit => Some((Count::LimitGroupsPerHost, 1)),
+            IgnoreReason::MembersLimit => Some((Count::LimitMembers, 1)),
+            IgnoreReason::GroupFiltered => Some((Count::IgnoredFiltered, 1)),
+            IgnoreReason::SsmExclude => Some((Count::IgnoredSsm, 1)),
+            IgnoreReason::UnknownRecord | IgnoreReason::SourcesLimit => None,
+        },
+        Note::MembersDropped { count, .. } => Some((Count::MembersDroppedIface, *count as u64)),
+        _ => None,
+    }
+}
+
+impl<A: Fam> Run<A> {
+    fn qc(&self) -> &QuerierConfig {
+        &self.cfg.querier
+    }
+
+    /// Carry out and check one list of actions (from `poll` when `in_poll`).
+    fn execute(&mut self, acts: &[Action<A>], now: Instant, in_poll: bool) {
+        let mut refused: Vec<JoinOp<A>> = Vec::new();
+        let mut last_join = None;
+        let mut last_keep = None;
+        for (i, a) in acts.iter().enumerate() {
+            match a {
+                Action::SendQuery(q) => {
+                    assert!(
+                        q.iface < IFACES && self.open[q.iface],
+                        "query on closed: {q:?}"
+                    );
+                    assert!(!self.stopped, "query after Stop: {q:?}");
+                    assert!(
+                        !(A::QUERIES_NEED_SOURCE && q.source.is_unspecified()),
+                        "MLD query from :: {q:?}"
+                    );
+                    assert_eq!(q.source, self.q[q.iface].own, "query source");
+                    assert_eq!(&q.querier, self.qc(), "query settings");
+                    if q.is_general() {
+                        assert!(in_poll, "general query outside poll");
+                        assert_eq!(q.max_resp, self.qc().query_response_interval);
+                    } else {
+                        assert_eq!(q.max_resp, self.cfg.settings.last_member_query_interval);
+                    }
+                }
+                Action::Join(op) => {
+                    assert!(in_poll, "join outside poll: {op:?}");
+                    assert!(self.up_open, "{op:?} while the upstream is closed");
+                    if self.stopped {
+                        assert!(
+                            matches!(op.kind, JoinKind::LeaveAny(_) | JoinKind::LeaveSource(..)),
+                            "{op:?} after Stop"
+                        );
+                    }
+                    last_join = Some(i);
+                    let injected = self.fail & (1 << (self.join_index % 32)) != 0;
+                    self.join_index += 1;
+                    let r = if injected {
+                        Err("injected")
+                    } else {
+                        self.kernel.apply(*op, self.cfg.limits)
+                    };
+                    if let Err(e) = r {
+                        assert!(self.fail != 0, "{op:?} breaks the kernel's rules ({e})");
+                        refused.push(*op);
+                    }
+                }
+                Action::KeepSockets(n) => {
+                    last_keep = Some(i);
+                    self.kernel.keep(*n);
+                }
+                Action::Publish(fib) => {
+                    assert!(in_poll, "publish outside poll");
+                    let got = canon(fib);
+                    assert_eq!(
+                        got,
+                        canon(&self.s.table().forwarding()),
+                        "published snapshot is not the table's"
+                    );
+                    self.published = got;
+                }
+                Action::Log(n) => {
+                    assert_eq!(n.count(), expected_count(n), "count of {n:?}");
+                    if let Note::Membership(e) = n {
+                        match e {
+                            Event::Ignored {
+                                group,
+                                reason: IgnoreReason::GroupFiltered,
+                                ..
+                            } => assert!(!self.cfg.filter.admits(*group), "{e:?}"),
+                            Event::Ignored {
+                                group,
+                                reason: IgnoreReason::SsmExclude,
+                                ..
+                            } => assert!(group.is_ssm(), "{e:?}"),
+                            Event::Joined { group, .. } | Event::Changed { group, .. } => {
+                                assert!(self.cfg.filter.admits(*group), "{e:?}")
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(j) = last_join {
+            assert!(
+                last_keep.is_some_and(|k| k > j),
+                "no KeepSockets after the joins"
+            );
+        }
+        // Group-specific queries: exactly one for each SendGroupQuery that may go out.
+        let mut asked: Vec<(IfaceId, A)> = notes(acts)
+            .into_iter()
+            .filter_map(|n| match n {
+                Note::Membership(Event::SendGroupQuery { iface, group }) => Some((iface, group)),
+                _ => None,
+            })
+            .filter(|&(i, _)| {
+                self.open[i]
+                    && !self.stopped
+                    && !(A::QUERIES_NEED_SOURCE && self.q[i].own.is_unspecified())
+            })
+            .collect();
+        let mut sent: Vec<(IfaceId, A)> = acts
+            .iter()
+            .filter_map(|a| match a {
+                Action::SendQuery(q) if !q.is_general() => Some((q.iface, q.group)),
+                _ => None,
+            })
+            .collect();
+        asked.sort();
+        sent.sort();
+        assert_eq!(sent, asked, "group-specific queries");
+        if !refused.is_empty() {
+            self.refused = true;
+            self.last_refusal = Some(now);
+            for op in refused {
+                let more = self.s.handle(SInput::JoinFailed(op), now);
+                if self.stopped {
+                    assert!(more.is_empty(), "JoinFailed after Stop acted: {more:?}");
+                } else {
+                    assert!(
+                        matches!(&more[..], [Action::KeepSockets(n)] if *n == self.s.joins().socket_count()),
+                        "JoinFailed: {more:?}"
+                    );
+                }
+                self.execute(&more, now, false);
+            }
+        }
+    }
+
+    fn handle(&mut self, input: SInput<A>, now: Instant) -> Vec<Action<A>> {
+        let a = self.s.handle(input, now);
+        self.execute(&a, now, false);
+        a
+    }
+
+    fn poll(&mut self, now: Instant) {
+        let expiring: usize = self
+            .s
+            .table()
+            .members()
+            .filter(|(_, _, m)| m.expires <= now)
+            .count();
+        let a = self.s.poll(now);
+        self.execute(&a, now, true);
+        // General queries and role changes: the model's.
+        let mut want_q = Vec::new();
+        let mut want_resumed = Vec::new();
+        let qc = self.cfg.querier.clone();
+        for i in 0..IFACES {
+            let (due, resumed) = self.q[i].poll(&qc, now);
+            let may = self.open[i]
+                && !self.stopped
+                && !(A::QUERIES_NEED_SOURCE && self.q[i].own.is_unspecified());
+            if due && may {
+                want_q.push(i);
+            }
+            if resumed {
+                want_resumed.push(i);
+            }
+        }
+        let got_q: Vec<IfaceId> = a
+            .iter()
+            .filter_map(|a| match a {
+                Action::SendQuery(q) if q.is_general() => Some(q.iface),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got_q, want_q, "general queries at {now:?}");
+        let n = notes(&a);
+        let got_resumed: Vec<IfaceId> = n
+            .iter()
+            .filter_map(|n| match n {
+                Note::Role {
+                    iface,
+                    change: RoleChange::Resumed,
+                } => Some(*iface),
+                Note::Role { change, .. } => panic!("{change:?} in poll"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got_resumed, want_resumed, "Resumed notes");
+        let expired = n
+            .iter()
+            .filter(|n| {
+                matches!(
+                    n,
+                    Note::Membership(Event::Left {
+                        reason: LeaveReason::Expired,
+                        ..
+                    })
+                )
+            })
+            .count();
+        assert_eq!(expired, expiring, "members expired in the poll");
+        if self.stopped {
+            assert!(
+                self.s.joins().joined().is_empty() && self.kernel.is_empty(),
+                "joins left after Stop and a poll"
+            );
+        }
+        // The deadline.
+        let d = self.s.next_deadline(now);
+        assert!(d.is_none_or(|d| d > now), "next_deadline due after a poll");
+        let mut lower = self.s.table().next_deadline();
+        for q in &self.q {
+            lower = match (lower, q.deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if let Some(l) = lower {
+            assert!(d.is_some_and(|d| d <= l), "next_deadline {d:?} after {l:?}");
+        }
+    }
+
+    /// After every operation: the pool is the kernel, the publications and the joins keep
+    /// up with the table.
+    fn after(&mut self, now: Instant, polled: bool) {
+        assert_eq!(
+            self.s.joins().joined(),
+            self.kernel.joined(),
+            "pool and kernel differ"
+        );
+        self.kernel.check_limits(self.cfg.limits);
+        if !self.up_open {
+            assert!(self.kernel.is_empty() && self.s.joins().joined().is_empty());
+        }
+        let fib = canon(&self.s.table().forwarding());
+        if fib == self.published {
+            self.fib_stale_since = None;
+        } else if self.fib_stale_since.is_none() {
+            self.fib_stale_since = Some(now);
+        }
+        let stale = self.up_open
+            && !self.stopped
+            && self.s.table().upstream_wants() != self.s.joins().joined();
+        if !stale {
+            self.wants_stale_since = None;
+        } else if self.wants_stale_since.is_none() {
+            self.wants_stale_since = Some(now);
+        }
+        if polled {
+            if let Some(p) = self.fib_stale_since {
+                assert!(
+                    now < p + REBUILD_MAX_GAP,
+                    "a change at {p:?} unpublished at {now:?}"
+                );
+            }
+            if let Some(p) = self.wants_stale_since {
+                let retry_due = self.last_refusal.is_none_or(|r| now >= r + JOIN_RETRY);
+                assert!(
+                    now < p + REBUILD_MAX_GAP || !retry_due,
+                    "wants {:?} differ from joined {:?} since {p:?}, at {now:?}",
+                    self.s.table().upstream_wants(),
+                    self.s.joins().joined()
+                );
+            }
+        }
+    }
+}
+
+fn run<A: Fam>(input: &FuzzInput) {
+    let c = &input.cfg;
+    let qi = Duration::from_millis(100) * (1 + u32::from(c.qi_100ms % 20));
+    let robustness = 1 + u32::from(c.robustness % 4);
+    let settings = Settings {
+        robustness,
+        query_interval: qi,
+        query_response_interval: qi * u32::from(c.qri_tenths % 10) / 10,
+        last_member_query_interval: Duration::from_millis(10) * (1 + u32::from(c.lmqi_10ms % 30)),
+        max_groups_per_host: usize::from(c.max_groups_per_host % 5),
+        max_members: usize::from(c.max_members % 8),
+        max_sources_per_member: usize::from(c.max_sources % 4),
+    };
+    let mut fallback: Vec<CompatFallback> = c
+        .fallback
+        .iter()
+        .take(IFACES)
+        .map(|&m| {
+            if m {
+                CompatFallback::Multicast
+            } else {
+                CompatFallback::Unicast
+            }
+        })
+        .collect();
+    fallback.resize(IFACES, CompatFallback::default());
+    let mode = match c.querier_mode % 3 {
+        0 => Mode::Auto,
+        1 => Mode::On,
+        _ => Mode::Off,
+    };
+    let querier = QuerierConfig {
+        mode,
+        version: if c.querier_new {
+            A::FILTER_VERSION
+        } else {
+            A::FILTER_VERSION - 1
+        },
+        query_interval: qi,
+        query_response_interval: settings.query_response_interval,
+        robustness,
+    };
+    let cfg = SnooperConfig {
+        settings: settings.clone(),
+        filter: A::filter(c.deny),
+        fallback,
+        querier: querier.clone(),
+        limits: JoinLimits {
+            groups_per_socket: 1 + usize::from(c.groups_per_socket % 3),
+            sources_per_group: 1 + usize::from(c.sources_per_group % 3),
+        },
+    };
+    COST.with(|k| k.set(Duration::from_millis(u64::from(c.cost_ms % 16))));
+    let mut now = Instant::now();
+    let sources: Vec<Option<A>> = (0..IFACES).map(|i| Some(A::own(i))).collect();
+    let mut r = Run {
+        s: Snooper::new(cfg.clone(), &sources, now).with_stopwatch(stopwatch),
+        q: sources
+            .iter()
+            .map(|&s| MQuerier::new(&querier, s, now))
+            .collect(),
+        cfg,
+        kernel: Kernel::default(),
+        open: [false; IFACES],
+        awaiting: [false; IFACES],
+        up_open: false,
+        stopped: false,
+        published: Canon::new(),
+        fib_stale_since: None,
+        wants_stale_since: None,
+        last_refusal: None,
+        fail: 0,
+        join_index: 0,
+        refused: false,
+    };
+    let gmi = settings.group_membership_interval();
+
+    for op in input.ops.iter().take(MAX_OPS) {
+        let mut polled = false;
+        r.refused = false;
+        r.join_index = 0;
+        match op {
+            Op::Heard { iface, host, msg } => {
+                let i = usize::from(*iface) % IFACES;
+                let heard = match msg {
+                    Msg::Old1(g) => Heard::OldReport {
+                        version: 1,
+                        group: A::group(*g),
+                    },
+                    Msg::Old2(g) => Heard::OldReport {
+                        version: A::OLD2,
+                        group: A::group(*g),
+                    },
+                    Msg::Leave(g) => Heard::Leave {
+                        group: A::group(*g),
+                    },
+                    Msg::Records(rs) => Heard::Records(
+                        rs.iter()
+                            .take(4)
+                            .map(|x| Record {
+                                record_type: RecordType::from(x.kind % 8),
+                                group: A::group(x.group),
+                                sources: x.sources.iter().take(6).map(|&s| A::source(s)).collect(),
+                            })
+                            .collect(),
+                    ),
+                };
+                let before: usize = r.s.table().member_count();
+                let a = r.handle(
+                    SInput::Heard {
+                        iface: i,
+                        mac: mac(*host),
+                        src: A::host_ip(*host),
+                        msg: heard,
+                    },
+                    now,
+                );
+                if !r.open[i] || r.stopped {
+                    assert!(a.is_empty(), "heard on a closed link or after Stop: {a:?}");
+                    assert_eq!(r.s.table().member_count(), before);
+                }
+                assert!(notes(&a).iter().all(|n| matches!(n, Note::Membership(_))));
+            }
+            Op::Query { iface, from } => {
+                let i = usize::from(*iface) % IFACES;
+                let src = A::query_from(*from);
+                let a = r.handle(
+                    SInput::Heard {
+                        iface: i,
+                        mac: mac(0),
+                        src,
+                        msg: Heard::Query,
+                    },
+                    now,
+                );
+                let qc = r.cfg.querier.clone();
+                let yielded = r.open[i] && !r.stopped && r.q[i].query(&qc, src, now);
+                let want: Vec<Action<A>> = if yielded {
+                    vec![Action::Log(Note::Role {
+                        iface: i,
+                        change: RoleChange::Yielded { other: src },
+                    })]
+                } else {
+                    vec![]
+                };
+                assert_eq!(format!("{a:?}"), format!("{want:?}"), "query from {src}");
+            }
+            Op::Step(s) => {
+                now += match s {
+                    Step::Ms(n) => Duration::from_millis(u64::from(*n)),
+                    Step::QuarterQi => qi / 4,
+                    Step::Qi => qi,
+                    Step::Lmqi => settings.last_member_query_interval,
+                    Step::Gmi => gmi,
+                    Step::MaxGap => REBUILD_MAX_GAP,
+                    Step::Retry => JOIN_RETRY,
+                    Step::ToDeadline => {
+                        r.s.next_deadline(now)
+                            .map_or(Duration::ZERO, |d| d.saturating_duration_since(now))
+                    }
+                };
+            }
+            Op::Poll => {
+                r.poll(now);
+                polled = true;
+            }
+            Op::PollEarly => {
+                r.poll(now);
+                r.after(now, true);
+                let t = match r.s.next_deadline(now) {
+                    Some(d) => d - Duration::from_nanos(1),
+                    None => now + Duration::from_secs(3600),
+                };
+                if t > now {
+                    now = t;
+                    let a = r.s.poll(now);
+                    assert!(a.is_empty(), "a poll before next_deadline acted: {a:?}");
+                    let qc = r.cfg.querier.clone();
+                    for q in &mut r.q {
+                        assert_eq!(q.poll(&qc, now), (false, false), "model querier due early");
+                    }
+                }
+                polled = true;
+            }
+            Op::DownOpen { iface, addr } => {
+                let i = usize::from(*iface) % IFACES;
+                let source = addr.then(|| A::own(i));
+                let a = r.handle(SInput::DownOpened { iface: i, source }, now);
+                r.open[i] = true;
+                r.q[i] = MQuerier::new(&querier, source, now);
+                r.awaiting[i] = A::QUERIES_NEED_SOURCE && source.is_none() && mode != Mode::Off;
+                let want: Vec<Action<A>> = if r.awaiting[i] {
+                    vec![Action::Log(Note::NoQuerySource { iface: i })]
+                } else {
+                    vec![]
+                };
+                assert_eq!(format!("{a:?}"), format!("{want:?}"), "DownOpened");
+            }
+            Op::DownAddress(iface) => {
+                let i = usize::from(*iface) % IFACES;
+                let source = A::own(i);
+                let a = r.handle(SInput::DownAddress { iface: i, source }, now);
+                let want: Vec<Action<A>> = if r.awaiting[i] && r.open[i] {
+                    r.awaiting[i] = false;
+                    r.q[i] = MQuerier::new(&querier, Some(source), now);
+                    vec![Action::Log(Note::QuerySourceFound { iface: i, source })]
+                } else {
+                    vec![]
+                };
+                assert_eq!(format!("{a:?}"), format!("{want:?}"), "DownAddress");
+            }
+            Op::DownClose(iface) => {
+                let i = usize::from(*iface) % IFACES;
+                let had =
+                    r.s.table()
+                        .members()
+                        .filter(|(_, h, _)| h.iface == i)
+                        .count();
+                let a = r.handle(SInput::DownClosed { iface: i }, now);
+                r.open[i] = false;
+                r.awaiting[i] = false;
+                let n = notes(&a);
+                assert!(
+                    matches!(n.first(), Some(Note::MembersDropped { iface, count }) if *iface == i && *count == had),
+                    "DownClosed with {had} members: {n:?}"
+                );
+                let gone = n
+                    .iter()
+                    .filter(|n| matches!(n, Note::Membership(Event::Left { host, reason: LeaveReason::InterfaceGone, .. }) if host.iface == i))
+                    .count();
+                let left = n
+                    .iter()
+                    .filter(|n| matches!(n, Note::Membership(Event::Left { .. })))
+                    .count();
+                assert_eq!((gone, left), (had, had), "InterfaceGone leaves");
+                assert_eq!(a.len(), n.len(), "DownClosed acts: {a:?}");
+            }
+            Op::UpOpen => {
+                r.up_open = true;
+                let a = r.handle(SInput::UpstreamOpened, now);
+                assert!(a.is_empty(), "UpstreamOpened: {a:?}");
+            }
+            Op::UpClose => {
+                r.up_open = false;
+                let a = r.handle(SInput::UpstreamClosed, now);
+                assert!(
+                    matches!(&a[..], [Action::KeepSockets(0)]),
+                    "UpstreamClosed: {a:?}"
+                );
+                r.last_refusal = None;
+            }
+            Op::FailNext(mask) => {
+                r.fail = *mask;
+                continue;
+            }
+            Op::Stop => {
+                r.stopped = true;
+                let a = r.handle(SInput::Stop, now);
+                assert!(a.is_empty(), "Stop: {a:?}");
+            }
+        }
+        r.fail = 0;
+        r.after(now, polled);
+    }
+    // Shutdown: Stop and a poll leave nothing joined.
+    r.stopped = true;
+    r.handle(SInput::Stop, now);
+    r.poll(now);
+    assert!(r.kernel.is_empty() && r.s.joins().joined().is_empty());
+}
+
+fuzz_target!(|input: FuzzInput| {
+    WATCH.with(|w| w.set(None));
+    run::<Ipv4Addr>(&input);
+    run::<Ipv6Addr>(&input);
+});
