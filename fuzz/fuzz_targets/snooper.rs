@@ -168,7 +168,7 @@ impl Fam for Ipv6Addr {
 }
 
 fn mac(h: u8) -> MacAddr {
-    MacAddr([2, 0, 0, 0, 0, 1 + h % HOSTS])
+    MacAddr(2, 0, 0, 0, 0, 1 + h % HOSTS)
 }
 
 #[derive(Arbitrary, Debug)]
