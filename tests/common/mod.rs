@@ -26,6 +26,7 @@ mod daemon;
 mod lan;
 mod links;
 mod procs;
+mod root;
 mod status;
 
 // Not every test binary uses every module.
@@ -36,7 +37,11 @@ pub use daemon::*;
 #[allow(unused_imports)]
 pub use lan::*;
 #[allow(unused_imports)]
+pub use links::*;
+#[allow(unused_imports)]
 pub use procs::*;
+#[allow(unused_imports)]
+pub use root::*;
 #[allow(unused_imports)]
 pub use status::*;
 
@@ -60,30 +65,6 @@ pub const CMD_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Fraction of sent datagrams that must arrive for a stream to count as delivered.
 pub const DELIVERY: f64 = 0.98;
-
-/// Skips (returns from) the test when not root; under CI=true it fails instead.
-#[macro_export]
-macro_rules! require_root {
-    () => {
-        if !$crate::common::have_root() {
-            return;
-        }
-    };
-}
-
-/// True when running as root. Otherwise: panics under `CI=true` (CI must not skip
-/// silently), else prints "skipped: needs root" and returns false.
-pub fn have_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
-        panic!("e2e tests need root (network namespaces, veth, bridges); CI=true, so this fails");
-    }
-    println!("skipped: needs root");
-    false
-}
 
 /// The python3 that runs the helpers: Debian's /usr/bin/python3 when present.
 pub fn python() -> &'static str {
