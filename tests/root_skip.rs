@@ -12,7 +12,11 @@ use root::{root_check, RootCheck};
 fn root_runs_whatever_the_environment() {
     for ci in [None, Some("true"), Some("false")] {
         for skip in [None, Some("1"), Some("0")] {
-            assert_eq!(root_check(true, ci, skip), RootCheck::Run, "CI={ci:?} skip={skip:?}");
+            assert_eq!(
+                root_check(true, ci, skip),
+                RootCheck::Run,
+                "CI={ci:?} skip={skip:?}"
+            );
         }
     }
 }
@@ -25,8 +29,14 @@ fn not_root_fails_by_default() {
             other => panic!("CI={ci:?}: {other:?}"),
         }
     }
-    assert!(matches!(root_check(false, None, Some("0")), RootCheck::Fail(_)));
-    assert!(matches!(root_check(false, None, Some("yes")), RootCheck::Fail(_)));
+    assert!(matches!(
+        root_check(false, None, Some("0")),
+        RootCheck::Fail(_)
+    ));
+    assert!(matches!(
+        root_check(false, None, Some("yes")),
+        RootCheck::Fail(_)
+    ));
 }
 
 #[test]

@@ -150,7 +150,7 @@ pub fn needed_after_start(has: CapSet, rmem_max: Option<usize>, largest_rcvbuf: 
         keep.why
             .push("CAP_NET_RAW to reopen packet sockets when an interface comes back");
     }
-    if has.contains(CAP_NET_ADMIN) && rmem_max.map_or(true, |m| m < largest_rcvbuf) {
+    if has.contains(CAP_NET_ADMIN) && rmem_max.is_none_or(|m| m < largest_rcvbuf) {
         keep.caps.0 |= 1 << CAP_NET_ADMIN;
         keep.why.push(
             "CAP_NET_ADMIN for SO_RCVBUFFORCE on reopened sockets (net.core.rmem_max is below the buffer wanted)",

@@ -1120,7 +1120,7 @@ mod tests {
         let pad = 8 * (1 + usize::from(ext_len)) - h.len();
         h.push(1);
         h.push((pad - 2) as u8);
-        h.extend(std::iter::repeat(0).take(pad - 2));
+        h.extend(std::iter::repeat_n(0, pad - 2));
         h.extend_from_slice(inner);
         h
     }

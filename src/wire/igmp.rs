@@ -904,7 +904,7 @@ mod tests {
         // Aux len 1 word but only 1..=3 octets follow: not enough.
         for have in 0..4 {
             let mut rec = vec![0x01, 0x01, 0x00, 0x00, 239, 1, 2, 3];
-            rec.extend(std::iter::repeat(0xaa).take(have));
+            rec.extend(std::iter::repeat_n(0xaa, have));
             assert_eq!(
                 parse(&v3_report(1, &rec)),
                 Err(WireError::Malformed),
@@ -913,7 +913,7 @@ mod tests {
         }
         // Aux len 255 words (1020 octets) with 1019 present.
         let mut rec = vec![0x01, 0xff, 0x00, 0x00, 239, 1, 2, 3];
-        rec.extend(std::iter::repeat(0).take(1019));
+        rec.extend(std::iter::repeat_n(0, 1019));
         assert_eq!(parse(&v3_report(1, &rec)), Err(WireError::Malformed));
         rec.push(0);
         assert!(parse(&v3_report(1, &rec)).is_ok());

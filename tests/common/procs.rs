@@ -234,7 +234,7 @@ impl AgentReport {
         };
         per_source
             .iter()
-            .filter(|(s, _)| source.map_or(true, |want| want == s.as_str()))
+            .filter(|(s, _)| source.is_none_or(|want| want == s.as_str()))
             .map(|(_, counts)| match key {
                 Some(k) => counts[k].as_u64().unwrap_or(0),
                 None => counts
