@@ -279,9 +279,7 @@ impl<A: GroupAddr> Snooper<A> {
                 self.links_changed = true;
                 // A new link: the querier starts up again (RFC 3376 section 8.7).
                 self.queriers[iface] = querier(&self.cfg.querier, source, now);
-                self.awaiting_source[iface] = A::QUERIES_NEED_SOURCE
-                    && source.is_none()
-                    && self.cfg.querier.mode != Mode::Off;
+                self.awaiting_source[iface] = waits_for_source(&self.cfg.querier, source);
                 if self.awaiting_source[iface] {
                     out.push(Action::Log(Note::NoQuerySource { iface }));
                 }
@@ -435,18 +433,21 @@ impl<A: GroupAddr> Snooper<A> {
             for (i, q) in self.queriers.iter_mut().enumerate() {
                 let source = Some(q.own_ip()).filter(|a| !a.is_unspecified());
                 *q = querier(&cfg.querier, source, now);
-                self.awaiting_source[i] = self.down_open[i]
-                    && A::QUERIES_NEED_SOURCE
-                    && source.is_none()
-                    && cfg.querier.mode != Mode::Off;
+                self.awaiting_source[i] =
+                    self.down_open[i] && waits_for_source(&cfg.querier, source);
             }
         }
         self.cfg = cfg;
     }
 }
 
-/// The querier of a downstream whose address is `source`: off when the family's queries need
-/// an address it does not have (RFC 3810 section 5.1.14).
+/// Whether a downstream whose address is `source` must wait for one before it queries: the
+/// family's queries need an address (RFC 3810 section 5.1.14) and the querier is not off.
+fn waits_for_source<A: GroupAddr>(cfg: &QuerierConfig, source: Option<A>) -> bool {
+    A::QUERIES_NEED_SOURCE && source.is_none() && cfg.mode != Mode::Off
+}
+
+/// The querier of a downstream whose address is `source`: off while it waits for one.
 fn querier<A: GroupAddr>(cfg: &QuerierConfig, source: Option<A>, now: Instant) -> Querier<A> {
     let mut cfg = cfg.clone();
     if A::QUERIES_NEED_SOURCE && source.is_none() {

@@ -78,10 +78,7 @@ pub(crate) fn control_loop(
         let stopping = sh.stop.load(Ordering::Relaxed);
         let now = Instant::now();
         // 2. Turn what happened into inputs.
-        let mut inputs = Inputs {
-            v4: Vec::new(),
-            v6: Vec::new(),
-        };
+        let mut found = Vec::new();
         if now >= next_watch && !stopping {
             changes.extend(links.watch(sh, now));
             next_watch = now + WATCH_INTERVAL;
@@ -94,21 +91,20 @@ pub(crate) fn control_loop(
             for iface in awaiting {
                 let name = &sh.cfg.downstreams[iface].name;
                 if let Some(source) = iface::lookup(name).and_then(|f| f.ipv6_link_local) {
-                    inputs.v6.push(Input::DownAddress { iface, source });
+                    found.push(Input::DownAddress { iface, source });
                 }
             }
         }
-        // Link changes first: a message queued before its interface closed is then dropped.
-        let mut link_inputs = Inputs {
+        // Link changes first: a message queued before its interface closed is then dropped,
+        // and an address found for an interface that just closed is ignored.
+        let mut inputs = Inputs {
             v4: Vec::new(),
             v6: Vec::new(),
         };
         for ch in changes.drain(..) {
-            link_change(sh, ch, &mut link_inputs);
+            link_change(sh, ch, &mut inputs);
         }
-        link_inputs.v4.append(&mut inputs.v4);
-        link_inputs.v6.append(&mut inputs.v6);
-        let mut inputs = link_inputs;
+        inputs.v6.append(&mut found);
         for m in inbox.drain(..) {
             sh.queued_weight.fetch_sub(m.weight, Ordering::AcqRel);
             match m.msg {
