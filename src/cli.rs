@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_CONTROL: &str = "/run/snoopcast.sock";
+/// The configuration file the packaged unit gives `--config`.
+pub const DEFAULT_CONFIG: &str = "/etc/snoopcast/snoopcast.toml";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon in the foreground.
     Run(Box<RunArgs>),
+    /// Check a configuration as `run` would (interfaces, prefixes, durations, groups) without
+    /// opening any socket; print the effective configuration as TOML.
+    Check(Box<RunArgs>),
     /// Show the membership table and counters of a running daemon.
     Status(StatusArgs),
 }
@@ -93,11 +98,19 @@ impl From<LogLevel> for log::LevelFilter {
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    /// Read options from this TOML file (keys are the long option names: `upstream = "eth1"`);
+    /// an option given on the command line wins over the file. See snoopcast.toml(5).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Interface where multicast arrives and where groups are joined (Ethernet or L3 tun).
-    #[arg(long, value_name = "IF")]
-    pub upstream: String,
+    #[arg(long, value_name = "IF", required_unless_present = "config")]
+    pub upstream: Option<String>,
     /// Interface with hosts behind a dumb switch or a VPN tap (repeatable).
-    #[arg(long = "downstream", value_name = "IF", required = true)]
+    #[arg(
+        long = "downstream",
+        value_name = "IF",
+        required_unless_present = "config"
+    )]
     pub downstreams: Vec<String>,
     /// Unix socket for `snoopcast status`.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL)]

@@ -146,6 +146,17 @@ pub struct Config {
     pub log_file: Option<PathBuf>,
 }
 
+/// The message for a required option that neither the command line nor the file gave.
+fn missing(key: &str, a: &RunArgs) -> String {
+    match &a.config {
+        Some(f) => format!(
+            "no {key} interface: give --{key} IF, or `{key} = ...` in {}",
+            f.display()
+        ),
+        None => format!("no {key} interface: give --{key} IF"),
+    }
+}
+
 /// A configuration error: printed as one line, exit status 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -170,7 +181,14 @@ impl Config {
                 "{opt} {name}: no such network interface (use --wait-for-interfaces to wait for it)"
             ))),
         };
-        present(&a.upstream, "--upstream")?;
+        let upstream = match &a.upstream {
+            Some(u) => u.clone(),
+            None => return err(missing("upstream", a)),
+        };
+        if a.downstreams.is_empty() {
+            return err(missing("downstream", a));
+        }
+        present(&upstream, "--upstream")?;
         for f in &a.compat_fallback {
             if let Some(i) = &f.iface {
                 if !a.downstreams.contains(i) {
@@ -188,7 +206,7 @@ impl Config {
             .map_or(CompatFallback::Multicast, |f| f.policy);
         let mut downstreams: Vec<Downstream> = Vec::new();
         for name in &a.downstreams {
-            if name == &a.upstream {
+            if name == &upstream {
                 return err(format!(
                     "--downstream {name} is also the --upstream interface; they must differ"
                 ));
@@ -256,7 +274,7 @@ impl Config {
                 .unwrap_or(0),
         };
         Ok(Config {
-            upstream: a.upstream.clone(),
+            upstream,
             downstreams,
             wait_for_interfaces: a.wait_for_interfaces,
             control: a.control.clone(),

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod core;
 pub mod runtime;
 pub mod status;

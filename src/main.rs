@@ -1,17 +1,23 @@
 //! snoopcast: thin entry point. Parse the command line, run, map the result to an exit code:
 //! 0 clean stop, 1 runtime failure (privilege, sockets, daemon not running), 2 bad usage.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use snoopcast::cli::{Cli, Command, RunArgs, StatusArgs};
 use snoopcast::config::{Config, IfaceInfo, Lookups};
+use snoopcast::config_file;
 use snoopcast::runtime::logging::{self, LogFile};
 use snoopcast::runtime::{control, daemon, iface, privs};
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = match Cli::command()
+        .try_get_matches_from(&argv)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -19,10 +25,40 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    // `run` and `check` take the same options, and a --config file's.
+    let options = || {
+        // There are no options before the subcommand: it is the first argument.
+        let (run, args) = (run_command(), &argv[2..]);
+        config_file::resolve(&run, args, |p| std::fs::read_to_string(p))
+    };
     match cli.command {
-        Command::Run(a) => run(*a),
+        Command::Run(_) => match options() {
+            Ok((a, _)) => run(a),
+            Err(e) => fail(2, e),
+        },
+        Command::Check(_) => match options() {
+            Ok((a, m)) => check(&a, &m),
+            Err(e) => fail(2, e),
+        },
         Command::Status(a) => status(a),
     }
+}
+
+/// The `run` subcommand's clap definition (`check` has the same arguments).
+fn run_command() -> clap::Command {
+    Cli::command()
+        .find_subcommand("run")
+        .cloned()
+        .expect("the run subcommand")
+}
+
+/// `check`: everything `run` checks before it opens a socket; the effective configuration.
+fn check(a: &RunArgs, m: &clap::ArgMatches) -> ExitCode {
+    if let Err(e) = Config::from_args(a, &System) {
+        return fail(2, e);
+    }
+    print!("{}", config_file::render(&run_command(), m));
+    ExitCode::SUCCESS
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {

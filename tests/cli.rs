@@ -102,3 +102,90 @@ fn status_without_a_daemon_says_so_and_exits_1() {
     let o = snoopcast(&["status", "--json", "--control", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// A file in a fresh temporary directory, removed with it.
+fn config_file(name: &str, text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("snoopcast-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join(format!("{name}.toml"));
+    std::fs::write(&f, text).unwrap();
+    (dir, f)
+}
+
+#[test]
+fn config_file_errors_exit_2_with_one_line_naming_file_line_and_key() {
+    for (name, text, want) in [
+        (
+            "unknown",
+            "upstream = \"lo\"\nquery-intervall = \"5s\"\n",
+            "line 2: key 'query-intervall': unknown key",
+        ),
+        (
+            "type",
+            "upstream = \"lo\"\ndownstream = [\"dn0\"]\nrobustness = \"two\"\n",
+            "line 3: key 'robustness': expected a number, found string",
+        ),
+        (
+            "value",
+            "allow = [\"239.0.0.0/40\"]\n",
+            "line 1: key 'allow': invalid value '239.0.0.0/40'",
+        ),
+        ("syntax", "upstream = \"lo\n", "line 1: "),
+    ] {
+        let (dir, f) = config_file(name, text);
+        for sub in ["run", "check"] {
+            let o = snoopcast(&[sub, "--config", f.to_str().unwrap()]);
+            let e = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{sub} {name}: {e}");
+            assert_eq!(e.lines().count(), 1, "{sub} {name}: one line: {e}");
+            assert!(e.starts_with(&format!("snoopcast: {}", f.display())), "{e}");
+            assert!(e.contains(want), "{sub} {name}: {e}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    let o = snoopcast(&["check", "--config", "/nonexistent/snoopcast.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot read /nonexistent/snoopcast.toml"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn check_validates_interfaces_like_run_and_the_command_line_wins() {
+    let (dir, f) = config_file(
+        "ifaces",
+        "upstream = \"nosuchif7\"\ndownstream = [\"lo\"]\n",
+    );
+    let f = f.to_str().unwrap();
+    let o = snoopcast(&["check", "--config", f]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--upstream nosuchif7: no such network interface"),
+        "{}",
+        stderr(&o)
+    );
+    // --upstream on the command line replaces the file's; lo cannot be both, as run says.
+    let o = snoopcast(&["check", "--config", f, "--upstream", "lo"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("must differ"), "{}", stderr(&o));
+    std::fs::remove_dir_all(dir).unwrap();
+    let o = snoopcast(&["check", "--upstream", "lo"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--downstream"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_example_file_is_valid_toml_with_every_key_commented_out() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/snoopcast.toml");
+    let o = snoopcast(&["check", "--config", example]);
+    // Nothing is set in it, so the interfaces are missing (and named), nothing else.
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no upstream interface"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("`upstream = ...` in"), "{}", stderr(&o));
+}
