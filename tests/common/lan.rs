@@ -64,6 +64,8 @@ pub struct LanBuilder {
     src_addrs: Vec<String>,
     /// (host, version) for force_mld_version, set before the host's eth0 comes up.
     mld_versions: Vec<(usize, u8)>,
+    /// OpenVPN clients instead of dn0's hosts (`openvpn_tap`, openvpn.rs); 0: none.
+    pub(super) openvpn_clients: usize,
 }
 
 impl LanBuilder {
@@ -161,6 +163,7 @@ impl LanBuilder {
             upstream: self.upstream,
             downstreams: if self.hosts2.is_empty() { 1 } else { 2 },
             tun: Mutex::new(None),
+            openvpn: Mutex::new(None),
             hosts: Vec::new(),
             namespaces: Vec::new(),
             dir,
@@ -182,6 +185,8 @@ pub struct Lan {
     pub downstreams: usize,
     /// The helper behind tun0 (`Upstream::Tun`).
     pub(super) tun: Mutex<Option<TunSource>>,
+    /// The openvpn processes of an OpenVPN LAN (`LanBuilder::openvpn_tap`).
+    pub(super) openvpn: Mutex<Option<OpenVpn>>,
     pub hosts: Vec<Host>,
     pub(super) namespaces: Vec<String>,
     /// Per-test temp dir: logs and the control socket.
@@ -210,6 +215,7 @@ impl Lan {
             ipv6: false,
             src_addrs: Vec::new(),
             mld_versions: Vec::new(),
+            openvpn_clients: 0,
         }
     }
 
@@ -271,7 +277,7 @@ impl Lan {
             .push((label.to_string(), path.to_path_buf()));
     }
 
-    fn add_ns(&mut self, role: &str, ipv6: bool) -> String {
+    pub(super) fn add_ns(&mut self, role: &str, ipv6: bool) -> String {
         let ns = self.ns(role);
         run(&["ip", "netns", "add", &ns]);
         self.namespaces.push(ns.clone());
@@ -416,6 +422,11 @@ impl Lan {
         if self.upstream == Upstream::Dummy {
             ip(&bx, &["route", "add", "239.0.0.0/8", "dev", "up0"]);
             ip(&bx, &["route", "add", "224.0.0.0/4", "dev", "up0"]);
+        }
+        if b.openvpn_clients > 0 {
+            // The OpenVPN TAP LAN (openvpn.rs) instead of dn0, its switch and hosts.
+            assert!(!b.ipv6, "openvpn_tap is IPv4 only");
+            return self.setup_openvpn(b.openvpn_clients);
         }
 
         self.add_downstream(0, &b.hosts, b.ipv6, &b.mld_versions);
@@ -607,8 +618,8 @@ pub fn remove_stale_namespaces() {
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
-        let ours = matches!(role, "src" | "box" | "sw" | "sw2")
-            || (role.len() > 1 && role.starts_with('h') && role[1..].parse::<u32>().is_ok());
+        let ours = matches!(role, "src" | "box" | "sw" | "sw2" | "inet")
+            || (role.len() > 1 && role.starts_with(['h', 'c']) && role[1..].parse::<u32>().is_ok());
         if !ours {
             continue;
         }

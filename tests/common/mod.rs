@@ -9,7 +9,8 @@
 //! The second downstream (`LanBuilder::downstream2_hosts`) is optional. Instead of the veth
 //! to [src], the upstream can be a tun device `tun0` fed by tests/helpers/tun_source.py
 //! (`LanBuilder::tun_upstream`) or a dummy `up0` with the sender on the box itself
-//! (`LanBuilder::dummy_upstream`); there is no [src] namespace then.
+//! (`LanBuilder::dummy_upstream`); there is no [src] namespace then. With
+//! `LanBuilder::openvpn_tap` the box is an OpenVPN TAP server and its clients the hosts.
 //!
 //! Every namespace is called `sc<tag>-<pid>-<role>`; interfaces are created directly inside
 //! them, so nothing is ever added to the root namespace. `Lan` deletes its namespaces and
@@ -18,13 +19,15 @@
 //! Modules: `lan` (the builder, set-up and teardown), `links` (interfaces and kernel groups
 //! changed under a running test), `procs` (host agents and senders), `daemon` (snoopcast
 //! itself), `status` (`status --json` and the delivery assertions), `cmd` (running
-//! commands). Everything is re-exported here, so a test file only needs `use common::*`.
+//! commands), `openvpn` (the OpenVPN TAP LAN). Everything is re-exported here, so a test
+//! file only needs `use common::*`.
 #![allow(dead_code)]
 
 mod cmd;
 mod daemon;
 mod lan;
 mod links;
+mod openvpn;
 mod procs;
 mod root;
 mod status;
@@ -38,6 +41,8 @@ pub use daemon::*;
 pub use lan::*;
 #[allow(unused_imports)]
 pub use links::*;
+#[allow(unused_imports)]
+pub use openvpn::*;
 #[allow(unused_imports)]
 pub use procs::*;
 #[allow(unused_imports)]

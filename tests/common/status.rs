@@ -122,6 +122,29 @@ pub fn assert_unicast_member(r: &AgentReport, group: &str, sent: u64) {
         &format!("{who} {group} unicast frames"),
     );
     assert_delivered(r.sock_ok(group), sent, &format!("{who} {group} socket"));
+    assert_only_unicast(r, group);
+}
+
+/// `assert_unicast_member` for the stream of `group` from `source` (`sent` datagrams),
+/// where other sources may have sent to the group too.
+pub fn assert_unicast_member_from(r: &AgentReport, group: &str, source: &str, sent: u64) {
+    let who = &r.host.name;
+    assert_delivered(
+        r.frames_from(group, source, UNICAST),
+        sent,
+        &format!("{who} {group} from {source}: unicast frames"),
+    );
+    assert_delivered(
+        r.sock_ok_from(group, source),
+        sent,
+        &format!("{who} {group} from {source}: socket"),
+    );
+    assert_only_unicast(r, group);
+}
+
+/// No frame of `group` as L2 multicast or for another MAC, no corrupt or duplicate datagram.
+fn assert_only_unicast(r: &AgentReport, group: &str) {
+    let who = &r.host.name;
     assert_no_multicast(r, group);
     assert_eq!(
         r.frames(group, OTHER),
