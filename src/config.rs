@@ -72,7 +72,7 @@ pub trait Lookups {
 }
 
 /// A downstream interface as configured (by name: it may come and go).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Downstream {
     pub name: String,
     /// `--source-mac`, else the interface's own MAC at the time it is opened.
@@ -144,6 +144,79 @@ pub struct Config {
     pub workers: usize,
     pub log_level: log::LevelFilter,
     pub log_file: Option<PathBuf>,
+}
+
+/// What a reload may change while the daemon runs, and what it may not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// These keys changed, and all of them can be applied live (empty: nothing changed).
+    Apply(Vec<&'static str>),
+    /// This key changed and cannot be applied without a restart.
+    NeedsRestart(&'static str),
+}
+
+impl Config {
+    /// Compare with `new`, the configuration a reload read. Pure.
+    pub fn reload_to(&self, new: &Config) -> Reload {
+        let (o, n) = (self, new);
+        // A valid configuration has a downstream.
+        let first = |c: &'_ Config| c.downstreams[0].clone();
+        let names = |c: &Config| {
+            c.downstreams
+                .iter()
+                .map(|d| d.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let fixed: [(&'static str, bool); 10] = [
+            ("upstream", o.upstream != n.upstream),
+            ("downstream", names(o) != names(n)),
+            ("control", o.control != n.control),
+            ("control-group", o.control_group != n.control_group),
+            ("no-ipv6", o.ipv6 != n.ipv6),
+            ("workers", o.workers != n.workers),
+            (
+                "wait-for-interfaces",
+                o.wait_for_interfaces != n.wait_for_interfaces,
+            ),
+            ("log-file", o.log_file != n.log_file),
+            // One value for every downstream: the first one's says it.
+            ("source-mac", first(o).source_mac != first(n).source_mac),
+            (
+                "query-source",
+                first(o).query_source != first(n).query_source,
+            ),
+        ];
+        if let Some((key, _)) = fixed.iter().find(|(_, changed)| *changed) {
+            return Reload::NeedsRestart(key);
+        }
+        let (so, sn) = (&o.settings, &n.settings);
+        let live: [(&'static str, bool); 11] = [
+            ("allow/deny", o.filter != n.filter),
+            (
+                "max-groups-per-host",
+                so.max_groups_per_host != sn.max_groups_per_host,
+            ),
+            ("max-members", so.max_members != sn.max_members),
+            ("query-interval", so.query_interval != sn.query_interval),
+            (
+                "query-response-interval",
+                so.query_response_interval != sn.query_response_interval,
+            ),
+            ("robustness", so.robustness != sn.robustness),
+            ("querier", o.querier.mode != n.querier.mode),
+            ("igmp-version", o.querier.version != n.querier.version),
+            ("mld-version", o.querier6.version != n.querier6.version),
+            (
+                "compat-fallback",
+                o.downstreams
+                    .iter()
+                    .map(|d| d.compat_fallback)
+                    .ne(n.downstreams.iter().map(|d| d.compat_fallback)),
+            ),
+            ("log-level", o.log_level != n.log_level),
+        ];
+        Reload::Apply(live.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect())
+    }
 }
 
 /// The message for a required option that neither the command line nor the file gave.
@@ -570,5 +643,123 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not a valid group name"));
+    }
+
+    fn reload(from: &[&str], to: &[&str]) -> Reload {
+        let base = [
+            "--upstream",
+            "up0",
+            "--downstream",
+            "dn0",
+            "--downstream",
+            "dn1",
+        ];
+        let with = |extra: &[&str]| {
+            let mut a = base.to_vec();
+            a.extend_from_slice(extra);
+            cfg(&a).unwrap()
+        };
+        with(from).reload_to(&with(to))
+    }
+
+    #[test]
+    fn a_reload_applies_live_keys_and_names_each_change() {
+        assert_eq!(reload(&[], &[]), Reload::Apply(vec![]));
+        assert_eq!(
+            reload(
+                &["--allow", "239.0.0.0/8"],
+                &["--allow", "239.0.0.0/8", "--deny", "239.1.0.0/16"]
+            ),
+            Reload::Apply(vec!["allow/deny"])
+        );
+        assert_eq!(
+            reload(
+                &[],
+                &[
+                    "--query-interval",
+                    "60s",
+                    "--robustness",
+                    "3",
+                    "--log-level",
+                    "debug"
+                ]
+            ),
+            Reload::Apply(vec!["query-interval", "robustness", "log-level"])
+        );
+        assert_eq!(
+            reload(
+                &[],
+                &[
+                    "--igmp-version",
+                    "2",
+                    "--mld-version",
+                    "1",
+                    "--querier",
+                    "off"
+                ]
+            ),
+            Reload::Apply(vec!["querier", "igmp-version", "mld-version"])
+        );
+        assert_eq!(
+            reload(
+                &[],
+                &["--compat-fallback", "dn1=unicast", "--max-members", "5"]
+            ),
+            Reload::Apply(vec!["max-members", "compat-fallback"])
+        );
+        assert_eq!(
+            reload(
+                &[],
+                &[
+                    "--max-groups-per-host",
+                    "4",
+                    "--query-response-interval",
+                    "5s"
+                ]
+            ),
+            Reload::Apply(vec!["max-groups-per-host", "query-response-interval"])
+        );
+    }
+
+    #[test]
+    fn a_reload_that_needs_a_restart_names_the_key() {
+        let c = cfg(&["--upstream", "up0", "--downstream", "dn0"]).unwrap();
+        let other = |a: &[&str]| c.reload_to(&cfg(a).unwrap());
+        assert_eq!(
+            other(&["--upstream", "lan0", "--downstream", "dn0"]),
+            Reload::NeedsRestart("upstream")
+        );
+        assert_eq!(
+            other(&["--upstream", "up0", "--downstream", "dn1"]),
+            Reload::NeedsRestart("downstream")
+        );
+        for (extra, key) in [
+            (["--control", "/run/other.sock"], "control"),
+            (["--control-group", "4242"], "control-group"),
+            (["--workers", "9"], "workers"),
+            (["--log-file", "/tmp/x.log"], "log-file"),
+            (["--source-mac", "02:00:00:00:00:09"], "source-mac"),
+            (["--query-source", "10.9.9.9"], "query-source"),
+        ] {
+            let mut a = vec!["--upstream", "up0", "--downstream", "dn0"];
+            a.extend(extra);
+            assert_eq!(other(&a), Reload::NeedsRestart(key));
+        }
+        let mut a = vec!["--upstream", "up0", "--downstream", "dn0", "--no-ipv6"];
+        assert_eq!(other(&a), Reload::NeedsRestart("no-ipv6"));
+        a[4] = "--wait-for-interfaces";
+        assert_eq!(other(&a), Reload::NeedsRestart("wait-for-interfaces"));
+        // A restart key wins over live ones changed with it: nothing is applied.
+        assert_eq!(
+            other(&[
+                "--upstream",
+                "lan0",
+                "--downstream",
+                "dn0",
+                "--robustness",
+                "3"
+            ]),
+            Reload::NeedsRestart("upstream")
+        );
     }
 }

@@ -6,6 +6,7 @@ use snoopcast::cli::{Cli, Command, RunArgs, StatusArgs};
 use snoopcast::config::{Config, IfaceInfo, Lookups};
 use snoopcast::config_file;
 use snoopcast::runtime::logging::{self, LogFile};
+use snoopcast::runtime::reload::Reloader;
 use snoopcast::runtime::{control, daemon, iface, privs};
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -25,23 +26,27 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    // `run` and `check` take the same options, and a --config file's.
-    let options = || {
-        // There are no options before the subcommand: it is the first argument.
-        let (run, args) = (run_command(), &argv[2..]);
-        config_file::resolve(&run, args, |p| std::fs::read_to_string(p))
-    };
     match cli.command {
-        Command::Run(_) => match options() {
-            Ok((a, _)) => run(a),
+        Command::Run(_) => match options(&argv) {
+            // A reload reads the same command line and file again.
+            Ok((a, _)) => run(a, move || {
+                let (a, _) = options(&argv)?;
+                Config::from_args(&a, &System).map_err(|e| e.to_string())
+            }),
             Err(e) => fail(2, e),
         },
-        Command::Check(_) => match options() {
+        Command::Check(_) => match options(&argv) {
             Ok((a, m)) => check(&a, &m),
             Err(e) => fail(2, e),
         },
         Command::Status(a) => status(a),
     }
+}
+
+/// The options of `run` or `check` (the same), with a --config file's.
+fn options(argv: &[OsString]) -> Result<(RunArgs, clap::ArgMatches), String> {
+    // There are no options before the subcommand: it is the first argument.
+    config_file::resolve(&run_command(), &argv[2..], |p| std::fs::read_to_string(p))
 }
 
 /// The `run` subcommand's clap definition (`check` has the same arguments).
@@ -78,7 +83,9 @@ impl Lookups for System {
     }
 }
 
-fn run(a: RunArgs) -> ExitCode {
+/// `run`. `reread`: the configuration read again, for SIGHUP when there is a --config file.
+fn run(a: RunArgs, reread: impl Fn() -> Result<Config, String> + Send + 'static) -> ExitCode {
+    let has_file = a.config.is_some();
     let cfg = match Config::from_args(&a, &System) {
         Ok(c) => c,
         Err(e) => return fail(2, e),
@@ -93,7 +100,7 @@ fn run(a: RunArgs) -> ExitCode {
     // thread, and capabilities are per thread. Until then SIGINT, SIGTERM and SIGHUP are
     // held pending (blocked on this thread, and so on the threads it starts), not fatal.
     let held = block_signals(true);
-    let signals = move || {
+    let signals = move |reloader: Reloader| {
         // Ctrl-C through ctrlc; SIGTERM (stop) and SIGHUP (never a stop: reopen the log
         // file, the logrotate habit) through signal-hook, which tells them apart.
         let s2 = s.clone();
@@ -106,7 +113,8 @@ fn run(a: RunArgs) -> ExitCode {
             .spawn(move || {
                 for sig in sigs.forever() {
                     if sig == libc::SIGHUP {
-                        on_hangup(log_file.as_deref());
+                        on_hangup(log_file.as_deref(), has_file);
+                        reloader.reload(has_file.then(&reread));
                     } else {
                         s.store(true, Ordering::Relaxed);
                     }
@@ -128,8 +136,9 @@ fn run(a: RunArgs) -> ExitCode {
     }
 }
 
-/// SIGHUP: reopen `--log-file` (a rotated file is let go of, a new one created).
-fn on_hangup(log_file: Option<&LogFile>) {
+/// SIGHUP: reopen `--log-file` (a rotated file is let go of, a new one created); the
+/// configuration file, if any, is read again after this.
+fn on_hangup(log_file: Option<&LogFile>, has_file: bool) {
     match log_file {
         Some(f) => match f.reopen() {
             Ok(()) => log::info!("SIGHUP: log file {} reopened", f.path.display()),
@@ -138,7 +147,10 @@ fn on_hangup(log_file: Option<&LogFile>) {
                 f.path.display()
             ),
         },
-        None => log::info!("SIGHUP: nothing to do (no --log-file to reopen); still running"),
+        None if has_file => log::info!("SIGHUP: reading the configuration file again"),
+        None => log::info!(
+            "SIGHUP: nothing to do (no --config to read again, no --log-file to reopen); still running"
+        ),
     }
 }
 

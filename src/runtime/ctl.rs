@@ -5,13 +5,14 @@
 use super::family_io::{FamilyIo, JoinSockets};
 use super::links::{LinkChange, Links};
 use super::notes::{log_join, log_note};
+use super::reload::Reconfig;
 use super::shared::{GroupMsg, IgmpIn, Shared};
 use super::stats::{inc, RateLimit};
 use super::{iface, notify, sys};
 use crate::core::querier::Mode;
 use crate::core::snooper::{Action, Input, QueryOut, Snooper};
 use crate::core::upstream::JoinOp;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{select, Receiver};
 use log::{debug, info, warn};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -33,13 +34,15 @@ struct Inputs {
     v6: Vec<Input<Ipv6Addr>>,
 }
 
-/// The control thread's body. `opened`: what opened at start. Returns after the stop flag,
-/// once every upstream group is left and every capture thread has ended.
+/// The control thread's body. `opened`: what opened at start; `reloads`: new snooper
+/// configurations. Returns after the stop flag, once every upstream group is left and every
+/// capture thread has ended.
 pub(crate) fn control_loop(
     sh: &Arc<Shared>,
     mut links: Links,
     opened: Vec<LinkChange>,
     rx: Receiver<IgmpIn>,
+    mut reloads: Receiver<Reconfig>,
 ) {
     let mut socks4 = JoinSockets::<Ipv4Addr>::new();
     let mut socks6 = JoinSockets::<Ipv6Addr>::new();
@@ -71,9 +74,21 @@ pub(crate) fn control_loop(
             Some(_) => deadline.min(next_ping),
             None => deadline,
         };
-        if let Ok(m) = rx.recv_deadline(deadline.max(now)) {
-            inbox.push(m);
-            inbox.extend(rx.try_iter().take(BATCH));
+        let mut reconfig = None;
+        select! {
+            recv(rx) -> m => if let Ok(m) = m {
+                inbox.push(m);
+                inbox.extend(rx.try_iter().take(BATCH));
+            },
+            recv(reloads) -> r => match r {
+                Ok(r) => reconfig = Some(r),
+                // The reloader is gone: wait on the messages alone.
+                Err(_) => reloads = crossbeam_channel::never(),
+            },
+            default(deadline.max(now).saturating_duration_since(now)) => {}
+        }
+        if let Ok(r) = reloads.try_recv() {
+            reconfig = Some(r);
         }
         let stopping = sh.stop.load(Ordering::Relaxed);
         let now = Instant::now();
@@ -105,6 +120,11 @@ pub(crate) fn control_loop(
             link_change(sh, ch, &mut inputs);
         }
         inputs.v6.append(&mut found);
+        if let Some(r) = reconfig {
+            // A reload: before this round's messages, so they meet the new filter.
+            inputs.v4.push(reconfigure(&sh.state.lock().v4, r.v4));
+            inputs.v6.push(reconfigure(&sh.state.lock().v6, r.v6));
+        }
         for m in inbox.drain(..) {
             sh.queued_weight.fetch_sub(m.weight, Ordering::AcqRel);
             match m.msg {
@@ -159,6 +179,16 @@ fn status_line(sh: &Shared, upstream_open: bool) -> String {
     )
 }
 
+/// The input of a reload: the new configuration, with the join limits the snooper has
+/// (they were read from the kernel at start).
+fn reconfigure<A: FamilyIo>(
+    s: &Snooper<A>,
+    mut cfg: crate::core::snooper::SnooperConfig,
+) -> Input<A> {
+    cfg.limits = s.config().limits;
+    Input::Reconfigure(Box::new(cfg))
+}
+
 /// Every input, then the timers.
 fn feed<A: FamilyIo>(s: &mut Snooper<A>, inputs: Vec<Input<A>>, now: Instant) -> Vec<Action<A>> {
     let mut out = Vec::new();
@@ -184,7 +214,8 @@ fn link_change(sh: &Shared, ch: LinkChange, inputs: &mut Inputs) {
                     _ => String::new(),
                 }
             );
-            if link.query_source.is_unspecified() && sh.cfg.querier.mode != Mode::Off {
+            let mode = sh.state.lock().v4.config().querier.mode;
+            if link.query_source.is_unspecified() && mode != Mode::Off {
                 warn!(
                     "{}: no IPv4 address, queries go out from 0.0.0.0; some devices ignore such \
                      queries (give --query-source to choose an address)",

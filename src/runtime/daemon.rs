@@ -15,15 +15,14 @@
 use super::ctl::control_loop;
 use super::datapath::{sender, Job, Pool};
 use super::links::{open_err, Links, DATA_RCVBUF};
+use super::reload::{snooper_configs, Reconfig, Reloader};
 use super::shared::{read_sysctl, spawn, IgmpIn, RunError, Shared, State, PACKET_THREAD_NICE};
 use super::snapshot::snapshot;
 use super::stats::Counters;
 use super::{control, notify, privs, sys};
 use crate::config::Config;
 use crate::core::fib::Forwarding;
-use crate::core::querier::Mode;
-use crate::core::snooper::{Snooper, SnooperConfig};
-use crate::core::upstream::JoinLimits;
+use crate::core::snooper::Snooper;
 use crossbeam_channel::bounded;
 use log::{debug, info, warn};
 use parking_lot::{Mutex, RwLock};
@@ -39,40 +38,6 @@ const QUEUE_PER_WORKER: usize = 64;
 /// Parsed IGMP messages queued for the control thread.
 const EVENT_QUEUE: usize = 4096;
 
-/// The two snoopers' configuration: the IPv4 one with the kernel's IGMP join limits, the
-/// IPv6 one with its MLD limits and, with `--no-ipv6`, no querier.
-fn snooper_configs(cfg: &Config) -> (SnooperConfig, SnooperConfig) {
-    let limits = JoinLimits {
-        groups_per_socket: read_sysctl("/proc/sys/net/ipv4/igmp_max_memberships")
-            .unwrap_or(20)
-            .max(1),
-        sources_per_group: read_sysctl("/proc/sys/net/ipv4/igmp_max_msf")
-            .unwrap_or(10)
-            .max(1),
-    };
-    let limits6 = ipv6_join_limits(
-        read_sysctl("/proc/sys/net/ipv6/mld_max_msf"),
-        read_sysctl("/proc/sys/net/core/optmem_max"),
-    );
-    let v4 = SnooperConfig {
-        settings: cfg.settings.clone(),
-        filter: cfg.filter.clone(),
-        fallback: cfg.downstreams.iter().map(|d| d.compat_fallback).collect(),
-        querier: cfg.querier.clone(),
-        limits,
-    };
-    let mut querier6 = cfg.querier6.clone();
-    if !cfg.ipv6 {
-        querier6.mode = Mode::Off;
-    }
-    let v6 = SnooperConfig {
-        querier: querier6,
-        limits: limits6,
-        ..v4.clone()
-    };
-    (v4, v6)
-}
-
 /// A start that failed after threads were started: stop them, remove the control socket.
 fn abort(shared: &Shared, threads: Vec<JoinHandle<()>>, e: RunError) -> RunError {
     shared.stop.store(true, Ordering::Relaxed);
@@ -85,11 +50,12 @@ fn abort(shared: &Shared, threads: Vec<JoinHandle<()>>, e: RunError) -> RunError
 
 /// Run until `stop` is set. Leaves every upstream group before returning. `install_signals`
 /// is called once privileges are dropped and the packet threads run: whatever thread it
-/// starts then has the reduced capabilities too (the ctrlc crate starts one).
+/// starts then has the reduced capabilities too (the ctrlc crate starts one). It is given
+/// the [`Reloader`] that applies a configuration read again (SIGHUP).
 pub fn run(
     cfg: Config,
     stop: Arc<AtomicBool>,
-    install_signals: impl FnOnce() -> Result<(), String>,
+    install_signals: impl FnOnce(Reloader) -> Result<(), String>,
 ) -> Result<(), RunError> {
     let now = Instant::now();
     let (cfg4, cfg6) = snooper_configs(&cfg);
@@ -118,6 +84,7 @@ pub fn run(
         .unzip();
     let pool = Pool::new(job_txs, pending.clone());
     let (ev_tx, ev_rx) = bounded::<IgmpIn>(EVENT_QUEUE);
+    let (re_tx, re_rx) = bounded::<Reconfig>(4);
     let mut links = Links::new(&shared, pool, ev_tx, now);
     // 1. Open every socket there is to open now, on this one thread, so a missing privilege
     //    is reported before anything runs; then the control socket.
@@ -175,7 +142,7 @@ pub fn run(
     // have stopped see the stop flag instead.
     let sh = shared.clone();
     match spawn("ctl".into(), true, move || {
-        control_loop(&sh, links, opened, ev_rx)
+        control_loop(&sh, links, opened, ev_rx, re_rx)
     }) {
         Ok(t) => threads.push(t),
         Err(e) => return Err(abort(&shared, threads, e)),
@@ -183,7 +150,7 @@ pub fn run(
     // 4. Back to the base nice value (raising needs no privilege) for what follows: the
     //    signal handler's thread and the status server.
     let _ = sys::set_thread_nice(base_nice);
-    if let Err(e) = install_signals() {
+    if let Err(e) = install_signals(Reloader::new(shared.clone(), re_tx)) {
         return Err(abort(&shared, threads, RunError::Io(e)));
     }
     let sh = shared.clone();
@@ -245,18 +212,4 @@ fn drop_privileges() -> Result<(), RunError> {
         }
     );
     Ok(())
-}
-
-/// Per-socket limits of IPv6 joins. Linux has no IPv6 counterpart of igmp_max_memberships:
-/// a socket holds groups until its option memory (net.core.optmem_max) runs out, about 56
-/// bytes per group plus 16 per source, and the kernel holds the old and the new source list
-/// while one grows. Sources per group: net.ipv6.mld_max_msf (global, so missing inside a
-/// network namespace: its default, 64).
-fn ipv6_join_limits(mld_max_msf: Option<usize>, optmem_max: Option<usize>) -> JoinLimits {
-    let sources = mld_max_msf.unwrap_or(64).max(1);
-    let per_group = 80 + 16 * sources.div_ceil(10) * 10;
-    JoinLimits {
-        groups_per_socket: (optmem_max.unwrap_or(20_480) / 2 / per_group).clamp(1, 1000),
-        sources_per_group: sources,
-    }
 }

@@ -107,8 +107,15 @@ impl SharedLogger for JournalLogger {
     }
 }
 
+/// Change the log level while running (a reload): the loggers pass everything and this
+/// global filter decides.
+pub fn set_level(level: LevelFilter) {
+    log::set_max_level(level);
+}
+
 /// Set up the loggers at `level`; returns the log file's handle, for SIGHUP.
 pub fn init(level: LevelFilter, log_file: Option<&Path>) -> Result<Option<Arc<LogFile>>, String> {
+    let (wanted, level) = (level, LevelFilter::Trace);
     let mut b = ConfigBuilder::new();
     b.set_thread_level(LevelFilter::Off)
         .set_target_level(LevelFilter::Off)
@@ -136,6 +143,7 @@ pub fn init(level: LevelFilter, log_file: Option<&Path>) -> Result<Option<Arc<Lo
         handle = Some(f);
     }
     CombinedLogger::init(loggers).map_err(|e| e.to_string())?;
+    set_level(wanted);
     Ok(handle)
 }
 

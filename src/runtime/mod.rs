@@ -12,6 +12,7 @@ pub mod logging;
 mod notes;
 pub mod notify;
 pub mod privs;
+pub mod reload;
 pub mod shared;
 mod snapshot;
 pub mod stats;

@@ -163,7 +163,8 @@ fn log_event<A: GroupAddr>(sh: &Shared, e: &Event<A>) {
             group,
             version,
         } => {
-            if sh.cfg.downstreams[*iface].compat_fallback == CompatFallback::Multicast {
+            // As configured now (a reload may have changed it); the lock is free here.
+            if sh.state.lock().v4.config().fallback[*iface] == CompatFallback::Multicast {
                 log_change(format_args!(
                     "{}v{version} host present for {group} on {}: sending it there as L2 multicast \
                      (older hosts suppress each other's reports) until the older-host timer ends",

@@ -19,6 +19,19 @@ pub fn ready(status: &str) {
     send("READY", &[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
+/// RELOADING=1 with MONOTONIC_USEC: a reload began (READY=1 follows when it is done).
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send("RELOADING", &[NotifyState::Reloading, now]),
+        Err(e) => debug!("sd_notify RELOADING: no monotonic time: {e}"),
+    }
+}
+
+/// READY=1 again after a reload.
+pub fn reloaded() {
+    send("READY", &[NotifyState::Ready]);
+}
+
 /// STOPPING=1: shutdown began (upstream groups are being left).
 pub fn stopping() {
     send(

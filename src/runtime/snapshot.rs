@@ -28,6 +28,8 @@ struct FamilyCopy<A> {
     sockets: usize,
     /// Each querier's role and source address.
     roles: Vec<(Role<A>, A)>,
+    /// Each downstream's older-host delivery, as configured now (a reload changes it).
+    fallback: Vec<CompatFallback>,
 }
 
 fn copy_family<A: GroupAddr>(s: &Snooper<A>, ifaces: usize) -> FamilyCopy<A> {
@@ -52,6 +54,7 @@ fn copy_family<A: GroupAddr>(s: &Snooper<A>, ifaces: usize) -> FamilyCopy<A> {
         joined: joins.joined(),
         sockets: joins.socket_count(),
         roles: queriers.iter().map(|q| (q.role(), q.own_ip())).collect(),
+        fallback: s.config().fallback.clone(),
     }
 }
 
@@ -98,7 +101,7 @@ fn format_family<A: GroupAddr>(
             .multicast_on
             .push(CompatStatus {
                 interface: ifname(i),
-                delivery: match cfg.downstreams[i].compat_fallback {
+                delivery: match f.fallback[i] {
                     CompatFallback::Multicast => "multicast".into(),
                     CompatFallback::Unicast => "unicast".into(),
                 },
@@ -140,6 +143,7 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
         .collect();
     let mut groups: BTreeMap<IpAddr, GroupStatus> = BTreeMap::new();
     let mut joined = Vec::new();
+    let fallback = v4.fallback.clone();
     format_family(cfg, now, v4, &mut groups, &mut joined);
     format_family(cfg, now, v6, &mut groups, &mut joined);
     let interfaces = cfg
@@ -147,7 +151,8 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
         .iter()
         .zip(roles)
         .zip(&sh.down)
-        .map(|((d, ((r, _), (r6, src6))), link)| {
+        .zip(fallback)
+        .map(|(((d, ((r, _), (r6, src6))), link), fallback)| {
             let link = link.read().clone();
             let (querier, other) = role_text(r);
             let (mld_querier, mld_other) = if cfg.ipv6 {
@@ -170,7 +175,7 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
                     .to_string(),
                 querier,
                 other_querier: other,
-                compat_fallback: match d.compat_fallback {
+                compat_fallback: match fallback {
                     CompatFallback::Multicast => "multicast".into(),
                     CompatFallback::Unicast => "unicast".into(),
                 },

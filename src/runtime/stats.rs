@@ -22,6 +22,11 @@ macro_rules! counters {
 }
 
 counters! {
+    /// Reloads (SIGHUP with --config) that were applied, also those that changed nothing.
+    reloads,
+    /// Reloads refused: the file did not parse or check, or a key changed that needs a
+    /// restart; the old configuration kept running.
+    reload_errors,
     /// Multicast data frames read on the upstream interface.
     frames_received,
     /// Frames that had at least one receiver.

@@ -1,0 +1,136 @@
+//! Reloads (SIGHUP with `--config`): a new configuration is compared with the running one
+//! (`Config::reload_to`); what can change live goes to the control thread as the snoopers'
+//! new configuration, which keeps every member and upstream join the change does not touch.
+//! A key that needs a restart, or a file that no longer checks, keeps the old configuration
+//! running with one error line. Also the snoopers' configuration at start.
+
+use super::logging;
+use super::notify;
+use super::shared::{read_sysctl, Shared};
+use super::stats::inc;
+use crate::config::{Config, Reload};
+use crate::core::querier::Mode;
+use crate::core::snooper::SnooperConfig;
+use crate::core::upstream::JoinLimits;
+use crossbeam_channel::Sender;
+use log::{error, info};
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+/// The snoopers' new configurations, for the control thread.
+pub(crate) struct Reconfig {
+    pub(crate) v4: SnooperConfig,
+    pub(crate) v6: SnooperConfig,
+}
+
+/// Applies reloads; handed to the signal handler once the daemon runs.
+pub struct Reloader {
+    sh: Arc<Shared>,
+    /// The configuration running now (the start one, then each applied reload).
+    running: Mutex<Config>,
+    tx: Sender<Reconfig>,
+}
+
+impl Reloader {
+    pub(crate) fn new(sh: Arc<Shared>, tx: Sender<Reconfig>) -> Reloader {
+        let running = Mutex::new(sh.cfg.clone());
+        Reloader { sh, running, tx }
+    }
+
+    /// Apply `new`, the configuration read again (or why it could not be), and say so in
+    /// one log line and the counters `reloads` or `reload_errors`. None: there is no
+    /// configuration file to read again. RELOADING=1 and READY=1 around it either way.
+    pub fn reload(&self, new: Option<Result<Config, String>>) {
+        notify::reloading();
+        if let Some(new) = new {
+            self.apply(new);
+        }
+        notify::reloaded();
+    }
+
+    fn apply(&self, new: Result<Config, String>) {
+        let c = &self.sh.counters;
+        let new = match new {
+            Ok(n) => n,
+            Err(e) => {
+                inc(&c.reload_errors);
+                error!("reload: {e}; the old configuration keeps running (fix the file and send SIGHUP again)");
+                return;
+            }
+        };
+        let mut running = self.running.lock();
+        match running.reload_to(&new) {
+            Reload::NeedsRestart(key) => {
+                inc(&c.reload_errors);
+                error!(
+                    "reload: {key} cannot change while running; the old configuration keeps running \
+                     (restart snoopcast to apply it, or put the old value back)"
+                );
+            }
+            Reload::Apply(keys) if keys.is_empty() => {
+                inc(&c.reloads);
+                info!("reload: configuration unchanged");
+            }
+            Reload::Apply(keys) => {
+                let (v4, v6) = snooper_configs(&new);
+                if self.tx.send(Reconfig { v4, v6 }).is_err() {
+                    inc(&c.reload_errors);
+                    error!("reload: the control thread has stopped; nothing changed");
+                    return;
+                }
+                logging::set_level(new.log_level);
+                inc(&c.reloads);
+                info!("reload: applied {}", keys.join(", "));
+                *running = new;
+            }
+        }
+    }
+}
+
+/// The two snoopers' configuration: the IPv4 one with the kernel's IGMP join limits, the
+/// IPv6 one with its MLD limits and, with `--no-ipv6`, no querier.
+pub(crate) fn snooper_configs(cfg: &Config) -> (SnooperConfig, SnooperConfig) {
+    let limits = JoinLimits {
+        groups_per_socket: read_sysctl("/proc/sys/net/ipv4/igmp_max_memberships")
+            .unwrap_or(20)
+            .max(1),
+        sources_per_group: read_sysctl("/proc/sys/net/ipv4/igmp_max_msf")
+            .unwrap_or(10)
+            .max(1),
+    };
+    let limits6 = ipv6_join_limits(
+        read_sysctl("/proc/sys/net/ipv6/mld_max_msf"),
+        read_sysctl("/proc/sys/net/core/optmem_max"),
+    );
+    let v4 = SnooperConfig {
+        settings: cfg.settings.clone(),
+        filter: cfg.filter.clone(),
+        fallback: cfg.downstreams.iter().map(|d| d.compat_fallback).collect(),
+        querier: cfg.querier.clone(),
+        limits,
+    };
+    let mut querier6 = cfg.querier6.clone();
+    if !cfg.ipv6 {
+        querier6.mode = Mode::Off;
+    }
+    let v6 = SnooperConfig {
+        querier: querier6,
+        limits: limits6,
+        ..v4.clone()
+    };
+    (v4, v6)
+}
+
+/// Per-socket limits of IPv6 joins. Linux has no IPv6 counterpart of igmp_max_memberships:
+/// a socket holds groups until its option memory (net.core.optmem_max) runs out, about 56
+/// bytes per group plus 16 per source, and the kernel holds the old and the new source list
+/// while one grows. Sources per group: net.ipv6.mld_max_msf (global, so missing inside a
+/// network namespace: its default, 64).
+fn ipv6_join_limits(mld_max_msf: Option<usize>, optmem_max: Option<usize>) -> JoinLimits {
+    let sources = mld_max_msf.unwrap_or(64).max(1);
+    let per_group = 80 + 16 * sources.div_ceil(10) * 10;
+    JoinLimits {
+        groups_per_socket: (optmem_max.unwrap_or(20_480) / 2 / per_group).clamp(1, 1000),
+        sources_per_group: sources,
+    }
+}
