@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const DEFAULT_CONTROL: &str = "/run/snoopcast.sock";
+pub const DEFAULT_CONTROL: &str = "/run/snoopcast/snoopcast.sock";
 /// The configuration file the packaged unit gives `--config`.
 pub const DEFAULT_CONFIG: &str = "/etc/snoopcast/snoopcast.toml";
 
@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         let r = run(&["--upstream", "up0", "--downstream", "dn0"]).unwrap();
-        assert_eq!(r.control, PathBuf::from("/run/snoopcast.sock"));
+        assert_eq!(r.control, PathBuf::from("/run/snoopcast/snoopcast.sock"));
         assert_eq!(r.query_interval, Duration::from_secs(125));
         assert_eq!(r.query_response_interval, Duration::from_secs(10));
         assert_eq!(r.robustness, 2);

@@ -99,8 +99,27 @@ fn status_without_a_daemon_says_so_and_exits_1() {
     let o = snoopcast(&["status", "--control", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+    // It names the socket it tried and the option to give another.
+    assert!(
+        stderr(&o).contains(path.to_str().unwrap()),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("--control PATH"), "{}", stderr(&o));
     let o = snoopcast(&["status", "--json", "--control", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn status_tries_the_default_socket_of_the_unit_and_names_it() {
+    // (No daemon listens on the default socket where the tests run: they use their own.)
+    let o = snoopcast(&["status"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/run/snoopcast/snoopcast.sock"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A file in a fresh temporary directory, removed with it.

@@ -51,6 +51,27 @@ pub const SOCKET_MODE: u32 = 0o660;
 /// file creation is involved), given to `group` when set, made 0660, and only then listens:
 /// there is no moment when anyone outside the owner and the group can connect.
 pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, ControlError> {
+    // The default socket's directory (/run/snoopcast): made when missing and it may be
+    // (systemd's RuntimeDirectory= makes it otherwise). One level only, mode 0755 so that
+    // the socket's own mode decides who may connect.
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(dir)
+            .map_err(|e| {
+                ControlError::Io(
+                    path.into(),
+                    io::Error::new(
+                        e.kind(),
+                        format!("creating its directory {}: {e}", dir.display()),
+                    ),
+                )
+            })?;
+    }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(ControlError::NotASocket(path.into()));
@@ -141,7 +162,8 @@ impl std::fmt::Display for ClientError {
             ClientError::NotRunning(p, e) => {
                 write!(
                     f,
-                    "snoopcast is not running (nothing answers on {}: {e})",
+                    "snoopcast is not running (nothing answers on {}: {e}); if it runs with \
+                     another control socket, give that with --control PATH",
                     p.display()
                 )
             }
