@@ -143,10 +143,10 @@ pub struct RunArgs {
     pub no_ipv6: bool,
     /// Handle only groups in this IPv4 or IPv6 prefix (repeatable; each family's list is
     /// separate; default 224.0.0.0/4 and ff00::/8).
-    #[arg(long, value_name = "CIDR")]
+    #[arg(long, value_name = "CIDR", value_parser = parse_group_prefix)]
     pub allow: Vec<Prefix>,
     /// Never handle groups in this prefix (repeatable; beats --allow).
-    #[arg(long, value_name = "CIDR")]
+    #[arg(long, value_name = "CIDR", value_parser = parse_group_prefix)]
     pub deny: Vec<Prefix>,
     /// Most groups one host may join; reports beyond are ignored and counted.
     #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
@@ -155,7 +155,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_members: u64,
     /// Source address of the queries (default: the interface's IPv4 address, else 0.0.0.0).
-    #[arg(long, value_name = "IP")]
+    #[arg(long, value_name = "IP", value_parser = parse_query_source)]
     pub query_source: Option<Ipv4Addr>,
     /// Delivery of groups with IGMPv1/v2 hosts (their reports are suppressed on a shared
     /// segment): multicast|unicast for all downstreams (default multicast), or IF=multicast|unicast
@@ -202,6 +202,33 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("'{s}' is too long: at most 24h"));
     }
     Ok(d)
+}
+
+/// An `--allow`/`--deny` prefix: one that holds some group (a unicast range is a mistake).
+fn parse_group_prefix(s: &str) -> Result<Prefix, String> {
+    let p: Prefix = s.parse()?;
+    if !p.has_multicast() {
+        return Err(format!(
+            "'{s}' holds no multicast group address (IPv4 groups are in 224.0.0.0/4, IPv6 \
+             groups in ff00::/8)"
+        ));
+    }
+    Ok(p)
+}
+
+/// `--query-source`: IPv4 only; MLD queries go out from the interface's link-local address.
+fn parse_query_source(s: &str) -> Result<Ipv4Addr, String> {
+    if let Ok(a) = s.parse::<Ipv4Addr>() {
+        return Ok(a);
+    }
+    if s.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Err(format!(
+            "'{s}' is an IPv6 address: --query-source is the IPv4 source of IGMP queries; MLD \
+             queries always go out from the interface's link-local address (RFC 3810 section \
+             5.1.14), so there is nothing to set for IPv6"
+        ));
+    }
+    Err(format!("'{s}' is not an IPv4 address"))
 }
 
 fn parse_unicast_mac(s: &str) -> Result<MacAddr, String> {
@@ -350,5 +377,32 @@ mod tests {
         ])
         .is_err());
         assert!(run(&["--upstream", "u"]).is_err());
+        for p in ["10.0.0.0/8", "2001:db8::/32"] {
+            let e = run(&["--upstream", "u", "--downstream", "d", "--deny", p]).unwrap_err();
+            assert!(
+                e.to_string().contains("holds no multicast group address"),
+                "{e}"
+            );
+        }
+        let e = run(&[
+            "--upstream",
+            "u",
+            "--downstream",
+            "d",
+            "--query-source",
+            "fe80::1",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("link-local address"), "{e}");
+        let e = run(&[
+            "--upstream",
+            "u",
+            "--downstream",
+            "d",
+            "--query-source",
+            "10.1",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("not an IPv4 address"), "{e}");
     }
 }

@@ -118,6 +118,19 @@ impl fmt::Display for Prefix {
     }
 }
 
+impl Prefix {
+    /// Whether the prefix holds any multicast address of its family (224.0.0.0/4,
+    /// ff00::/8): two prefixes overlap when the shorter one holds the other's address.
+    pub fn has_multicast(&self) -> bool {
+        match self {
+            Prefix::V4(c) if c.len <= ALL_MULTICAST.len => c.contains(ALL_MULTICAST.addr),
+            Prefix::V4(c) => ALL_MULTICAST.contains(c.addr),
+            Prefix::V6(c) if c.len <= ALL_MULTICAST_V6.len => c.contains(ALL_MULTICAST_V6.addr),
+            Prefix::V6(c) => ALL_MULTICAST_V6.contains(c.addr),
+        }
+    }
+}
+
 impl FromStr for Prefix {
     type Err = String;
     /// An IPv4 prefix (see [`Ipv4Cidr`]) or an IPv6 one (`ff0e::/16`, a bare address meaning
@@ -334,6 +347,35 @@ mod tests {
         let f = GroupFilter::new(vec![p("ff00::/8").unwrap()], vec![]);
         for g in ["ff02::1", "ff02::1:ff00:1", "ff01::1", "2001:db8::1"] {
             assert!(!f.admits(a6(g)), "{g}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_has_multicast_when_it_overlaps_the_family_range() {
+        let has = |s: &str| s.parse::<Prefix>().unwrap().has_multicast();
+        for p in [
+            "239.0.0.0/8",
+            "224.0.0.0/4",
+            "0.0.0.0/0",
+            "192.0.0.0/2",
+            "239.1.1.1",
+            "ff3e::/16",
+            "::/0",
+            "ff00::/8",
+            "fe00::/7",
+        ] {
+            assert!(has(p), "{p}");
+        }
+        for p in [
+            "10.0.0.0/8",
+            "192.168.1.0/24",
+            "240.0.0.0/4",
+            "0.0.0.0/1",
+            "2001:db8::/32",
+            "fe80::/10",
+            "fe00::/8",
+        ] {
+            assert!(!has(p), "{p}");
         }
     }
 }
