@@ -167,9 +167,8 @@ impl Config {
                 .map(|d| d.name.clone())
                 .collect::<Vec<_>>()
         };
-        let fixed: [(&'static str, bool); 10] = [
+        let fixed: [(&'static str, bool); 9] = [
             ("upstream", o.upstream != n.upstream),
-            ("downstream", names(o) != names(n)),
             ("control", o.control != n.control),
             ("control-group", o.control_group != n.control_group),
             ("no-ipv6", o.ipv6 != n.ipv6),
@@ -190,7 +189,8 @@ impl Config {
             return Reload::NeedsRestart(key);
         }
         let (so, sn) = (&o.settings, &n.settings);
-        let live: [(&'static str, bool); 11] = [
+        let live: [(&'static str, bool); 12] = [
+            ("downstream", names(o) != names(n)),
             ("allow/deny", o.filter != n.filter),
             (
                 "max-groups-per-host",
@@ -217,6 +217,39 @@ impl Config {
         ];
         Reload::Apply(live.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect())
     }
+}
+
+/// The downstream slots after a reload to `new` (see `runtime::shared::Shared::slots`): an
+/// interface that stays keeps its slot (with its new settings), one that goes frees it, one
+/// that comes takes the first free slot. Pure.
+pub fn assign_slots(
+    slots: &[Option<Downstream>],
+    new: &[Downstream],
+) -> Result<Vec<Option<Downstream>>, String> {
+    let mut out: Vec<Option<Downstream>> = slots
+        .iter()
+        .map(|s| {
+            let name = &s.as_ref()?.name;
+            new.iter().find(|d| &d.name == name).cloned()
+        })
+        .collect();
+    for d in new {
+        if out.iter().flatten().any(|s| s.name == d.name) {
+            continue;
+        }
+        match out.iter_mut().find(|s| s.is_none()) {
+            Some(free) => *free = Some(d.clone()),
+            None => {
+                return Err(format!(
+                    "downstream {}: no free slot (at most {} downstream interfaces without a \
+                     restart); restart snoopcast to add it",
+                    d.name,
+                    slots.len()
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The message for a required option that neither the command line nor the file gave.
@@ -731,7 +764,8 @@ mod tests {
         );
         assert_eq!(
             other(&["--upstream", "up0", "--downstream", "dn1"]),
-            Reload::NeedsRestart("downstream")
+            Reload::Apply(vec!["downstream"]),
+            "downstream interfaces can be added and removed live"
         );
         for (extra, key) in [
             (["--control", "/run/other.sock"], "control"),
@@ -761,5 +795,51 @@ mod tests {
             ]),
             Reload::NeedsRestart("upstream")
         );
+    }
+
+    fn down(name: &str, fb: CompatFallback) -> Downstream {
+        Downstream {
+            name: name.into(),
+            source_mac: None,
+            query_source: None,
+            compat_fallback: fb,
+        }
+    }
+
+    #[test]
+    fn reload_slots_keep_staying_interfaces_free_removed_ones_and_fill_free_ones() {
+        use CompatFallback::{Multicast as M, Unicast as U};
+        let slots = vec![Some(down("a", M)), Some(down("b", M)), None, None];
+        let names = |s: &[Option<Downstream>]| {
+            s.iter()
+                .map(|d| d.as_ref().map_or("-", |d| d.name.as_str()).to_string())
+                .collect::<Vec<_>>()
+        };
+        // b goes, c and d come: c takes b's slot, d the next free one; a keeps slot 0 with
+        // its new setting.
+        let out = assign_slots(&slots, &[down("a", U), down("c", M), down("d", M)]).unwrap();
+        assert_eq!(names(&out), ["a", "c", "d", "-"]);
+        assert_eq!(out[0].as_ref().unwrap().compat_fallback, U);
+        // Unchanged: the same slots.
+        assert_eq!(
+            assign_slots(&slots, &[down("a", M), down("b", M)]).unwrap(),
+            slots
+        );
+        // Order in the file does not move an interface.
+        let out = assign_slots(&slots, &[down("b", M), down("a", M)]).unwrap();
+        assert_eq!(names(&out), ["a", "b", "-", "-"]);
+        // No free slot left: an error naming the interface and the limit.
+        let e = assign_slots(
+            &slots,
+            &[
+                down("a", M),
+                down("b", M),
+                down("c", M),
+                down("d", M),
+                down("e", M),
+            ],
+        )
+        .unwrap_err();
+        assert!(e.contains("downstream e") && e.contains("at most 4"), "{e}");
     }
 }

@@ -48,7 +48,7 @@ pub(crate) fn capture_downstream(
     tx: Sender<IgmpIn>,
     cancel: &AtomicBool,
 ) {
-    let name = &sh.cfg.downstreams[iface].name;
+    let name = &sh.down_name(iface);
     let c = &sh.counters;
     let mut drops_read = Instant::now();
     while !sh.stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {

@@ -92,6 +92,12 @@ pub(crate) fn control_loop(
         }
         let stopping = sh.stop.load(Ordering::Relaxed);
         let now = Instant::now();
+        // A reload's downstream list: close what it removed, look for what it added now.
+        if let Some(r) = &reconfig {
+            *sh.slots.write() = r.slots.clone();
+            changes.extend(links.set_slots(sh, now));
+            next_watch = now;
+        }
         // 2. Turn what happened into inputs.
         let mut found = Vec::new();
         if now >= next_watch && !stopping {
@@ -104,7 +110,7 @@ pub(crate) fn control_loop(
             }
             let awaiting: Vec<_> = sh.state.lock().v6.awaiting_source().collect();
             for iface in awaiting {
-                let name = &sh.cfg.downstreams[iface].name;
+                let name = &sh.down_name(iface);
                 if let Some(source) = iface::lookup(name).and_then(|f| f.ipv6_link_local) {
                     found.push(Input::DownAddress { iface, source });
                 }

@@ -58,14 +58,19 @@ pub fn run(
     install_signals: impl FnOnce(Reloader) -> Result<(), String>,
 ) -> Result<(), RunError> {
     let now = Instant::now();
-    let (cfg4, cfg6) = snooper_configs(&cfg);
-    let sources: Vec<_> = cfg.downstreams.iter().map(|d| d.query_source).collect();
+    let slots = Shared::slots_of(&cfg);
+    let (cfg4, cfg6) = snooper_configs(&cfg, &slots);
+    let sources: Vec<_> = slots
+        .iter()
+        .map(|d| d.as_ref().and_then(|d| d.query_source))
+        .collect();
     let state = State {
         v4: Snooper::new(cfg4, &sources, now),
         v6: Snooper::new(cfg6, &[], now),
     };
     let shared = Arc::new(Shared {
-        down: cfg.downstreams.iter().map(|_| RwLock::new(None)).collect(),
+        down: slots.iter().map(|_| RwLock::new(None)).collect(),
+        slots: RwLock::new(slots),
         cfg,
         state: Mutex::new(state),
         fib: RwLock::new(Arc::new(Forwarding::default())),

@@ -275,7 +275,7 @@ pub fn capture_upstream(
     cancel: &AtomicBool,
 ) {
     let c = &sh.counters;
-    let ifaces = sh.cfg.downstreams.len();
+    let ifaces = sh.down.len();
     let mut rb = RecvBatch::new(BURST, SLOT);
     let mut fib = sh.fib.read().clone();
     let mut fib_gen = sh.fib_gen.load(Ordering::Acquire);

@@ -14,7 +14,7 @@ use crate::config::DownLink;
 use crate::core::IfaceId;
 use crate::wire::LinkType;
 use crossbeam_channel::Sender;
-use log::warn;
+use log::{info, warn};
 use socket2::Socket;
 use std::io;
 use std::os::fd::IntoRawFd;
@@ -187,10 +187,10 @@ impl Links {
         Links {
             up: Slot::new(&sh.cfg.upstream, now),
             down: sh
-                .cfg
-                .downstreams
+                .slots
+                .read()
                 .iter()
-                .map(|d| Slot::new(&d.name, now))
+                .map(|d| Slot::new(d.as_ref().map_or("", |d| d.name.as_str()), now))
                 .collect(),
             pool,
             ev_tx,
@@ -208,6 +208,9 @@ impl Links {
     ) -> Result<Vec<Prepared>, RunError> {
         let mut ready = Vec::new();
         for i in 0..self.down.len() {
+            if self.down[i].name.is_empty() {
+                continue; // a free slot
+            }
             match iface::lookup_usable(&self.down[i].name) {
                 Some(info) => ready.push(Self::prepare_down(sh, i, info)?),
                 None => self.say_waiting(i, now),
@@ -270,7 +273,10 @@ impl Links {
 
     /// A downstream's sockets: send, and IGMP capture.
     fn prepare_down(sh: &Shared, i: IfaceId, info: iface::IfaceInfo) -> Result<Prepared, RunError> {
-        let link = sh.cfg.downstreams[i].resolve(info).map_err(RunError::Io)?;
+        let d = sh
+            .downstream(i)
+            .ok_or_else(|| RunError::Io(format!("downstream slot {i} is free")))?;
+        let link = d.resolve(info).map_err(RunError::Io)?;
         let sock = send_socket(&link.iface)?;
         let (rx, stats) = igmp_capture(&link.iface, sh.cfg.ipv6)?;
         Ok(Prepared::Down {
@@ -349,10 +355,41 @@ impl Links {
         slot.backoff = BACKOFF_FIRST;
     }
 
+    /// A reload changed the downstream slots (already in `sh.slots`): close the interface of
+    /// every slot whose name changed; the next [`Links::watch`] opens the new ones.
+    pub fn set_slots(&mut self, sh: &Shared, now: Instant) -> Vec<LinkChange> {
+        let mut changes = Vec::new();
+        let slots = sh.slots.read().clone();
+        for (i, d) in slots.iter().enumerate() {
+            let name = d.as_ref().map_or("", |d| d.name.as_str());
+            let Some(slot) = self.down.get_mut(i) else {
+                continue;
+            };
+            if slot.name == name {
+                continue;
+            }
+            if slot.open.is_some() {
+                info!("downstream {}: removed by a reload; closing it", slot.name);
+                Self::close(slot, &mut self.finished, now);
+                *sh.down[i].write() = None;
+                sh.links_gen.fetch_add(1, Ordering::Release);
+                changes.push(LinkChange::DownClosed(i));
+            }
+            if !name.is_empty() {
+                info!("downstream {name}: added by a reload");
+            }
+            *slot = Slot::new(name, now);
+        }
+        changes
+    }
+
     /// Look at every interface once: close what went away, open what came back.
     pub fn watch(&mut self, sh: &Arc<Shared>, now: Instant) -> Vec<LinkChange> {
         let mut changes = Vec::new();
         for i in 0..self.down.len() {
+            if self.down[i].name.is_empty() {
+                continue; // a free slot
+            }
             // Only the index and flags each second; the full lookup (addresses) when opening.
             let index = iface::usable_index(&self.down[i].name);
             if let Some(idx) = self.down[i].open {

@@ -39,7 +39,7 @@ pub(crate) fn log_note<A: GroupAddr>(sh: &Shared, note: &Note<A>) {
     if let Some((k, n)) = note.count() {
         counter(sh, k).fetch_add(n, Ordering::Relaxed);
     }
-    let ifname = |i: IfaceId| sh.cfg.downstreams[i].name.as_str();
+    let ifname = |i: IfaceId| sh.down_name(i);
     match note {
         Note::Membership(e) => log_event(sh, e),
         Note::Role { iface, change } => {
@@ -111,7 +111,7 @@ fn filter_text<A: GroupAddr>(mode: FilterMode, sources: &[A]) -> String {
 
 /// The log line of a membership event (its counter is bumped by [`log_note`]).
 fn log_event<A: GroupAddr>(sh: &Shared, e: &Event<A>) {
-    let ifname = |i: IfaceId| sh.cfg.downstreams[i].name.as_str();
+    let ifname = |i: IfaceId| sh.down_name(i);
     match e {
         Event::Joined {
             host,

@@ -8,7 +8,8 @@ use super::logging;
 use super::notify;
 use super::shared::{read_sysctl, Shared};
 use super::stats::inc;
-use crate::config::{Config, Reload};
+use crate::config::{assign_slots, Config, Downstream, Reload};
+use crate::core::membership::CompatFallback;
 use crate::core::querier::Mode;
 use crate::core::snooper::SnooperConfig;
 use crate::core::upstream::JoinLimits;
@@ -17,10 +18,12 @@ use log::{error, info};
 use parking_lot::Mutex;
 use std::sync::Arc;
 
-/// The snoopers' new configurations, for the control thread.
+/// A reload for the control thread: the snoopers' new configurations and the downstream
+/// slots (see [`Shared::slots`]).
 pub(crate) struct Reconfig {
     pub(crate) v4: SnooperConfig,
     pub(crate) v6: SnooperConfig,
+    pub(crate) slots: Vec<Option<Downstream>>,
 }
 
 /// Applies reloads; handed to the signal handler once the daemon runs.
@@ -72,8 +75,16 @@ impl Reloader {
                 info!("reload: configuration unchanged");
             }
             Reload::Apply(keys) => {
-                let (v4, v6) = snooper_configs(&new);
-                if self.tx.send(Reconfig { v4, v6 }).is_err() {
+                let slots = match assign_slots(&self.sh.slots.read(), &new.downstreams) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        inc(&c.reload_errors);
+                        error!("reload: {e}; the old configuration keeps running");
+                        return;
+                    }
+                };
+                let (v4, v6) = snooper_configs(&new, &slots);
+                if self.tx.send(Reconfig { v4, v6, slots }).is_err() {
                     inc(&c.reload_errors);
                     error!("reload: the control thread has stopped; nothing changed");
                     return;
@@ -89,7 +100,10 @@ impl Reloader {
 
 /// The two snoopers' configuration: the IPv4 one with the kernel's IGMP join limits, the
 /// IPv6 one with its MLD limits and, with `--no-ipv6`, no querier.
-pub(crate) fn snooper_configs(cfg: &Config) -> (SnooperConfig, SnooperConfig) {
+pub(crate) fn snooper_configs(
+    cfg: &Config,
+    slots: &[Option<Downstream>],
+) -> (SnooperConfig, SnooperConfig) {
     let limits = JoinLimits {
         groups_per_socket: read_sysctl("/proc/sys/net/ipv4/igmp_max_memberships")
             .unwrap_or(20)
@@ -105,7 +119,14 @@ pub(crate) fn snooper_configs(cfg: &Config) -> (SnooperConfig, SnooperConfig) {
     let v4 = SnooperConfig {
         settings: cfg.settings.clone(),
         filter: cfg.filter.clone(),
-        fallback: cfg.downstreams.iter().map(|d| d.compat_fallback).collect(),
+        // Per slot; a free slot's is never used.
+        fallback: slots
+            .iter()
+            .map(|d| {
+                d.as_ref()
+                    .map_or(CompatFallback::Multicast, |d| d.compat_fallback)
+            })
+            .collect(),
         querier: cfg.querier.clone(),
         limits,
     };

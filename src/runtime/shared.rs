@@ -4,7 +4,7 @@
 use super::iface;
 use super::stats::Counters;
 use super::sys;
-use crate::config::{Config, DownLink};
+use crate::config::{Config, DownLink, Downstream};
 use crate::core::fib::Forwarding;
 use crate::core::membership::Heard;
 use crate::core::snooper::Snooper;
@@ -71,9 +71,17 @@ pub struct DownTx {
     pub link: DownLink,
 }
 
+/// Downstream slots beyond the configured ones, for interfaces a reload adds.
+pub const SPARE_SLOTS: usize = 8;
+
 /// What the threads share.
 pub struct Shared {
+    /// The configuration at start. The downstream list a reload changes is in `slots`.
     pub cfg: Config,
+    /// The downstream interfaces by slot ([`IfaceId`]): the configured ones first, then
+    /// [`SPARE_SLOTS`] free ones (None). A reload frees the slot of an interface it removes
+    /// and fills a free one with an interface it adds; the control thread opens it.
+    pub slots: RwLock<Vec<Option<Downstream>>>,
     pub(crate) state: Mutex<State>,
     /// The forwarding snapshot, swapped whole by the control thread.
     pub fib: RwLock<Arc<Forwarding>>,
@@ -94,6 +102,26 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The slots of a start configuration.
+    pub fn slots_of(cfg: &Config) -> Vec<Option<Downstream>> {
+        cfg.downstreams
+            .iter()
+            .cloned()
+            .map(Some)
+            .chain(std::iter::repeat_n(None, SPARE_SLOTS))
+            .collect()
+    }
+
+    /// The downstream in slot `i`, if the slot is in use.
+    pub fn downstream(&self, i: IfaceId) -> Option<Downstream> {
+        self.slots.read().get(i).cloned().flatten()
+    }
+
+    /// The name of the interface in slot `i` ("-" for a free slot), for log lines and status.
+    pub fn down_name(&self, i: IfaceId) -> String {
+        self.downstream(i).map_or_else(|| "-".into(), |d| d.name)
+    }
+
     /// A copy of every downstream's send side, for a worker to cache.
     pub fn down_links(&self) -> Vec<Option<Arc<DownTx>>> {
         self.down.iter().map(|l| l.read().clone()).collect()

@@ -2,7 +2,7 @@
 //! the status socket.
 
 use super::shared::Shared;
-use crate::config::Config;
+use crate::config::Downstream;
 use crate::core::family::GroupAddr;
 use crate::core::membership::{CompatFallback, FilterMode, HostKey, UpstreamWant};
 use crate::core::querier::Role;
@@ -60,13 +60,19 @@ fn copy_family<A: GroupAddr>(s: &Snooper<A>, ifaces: usize) -> FamilyCopy<A> {
 
 /// Add one family's groups and joins to the snapshot being built.
 fn format_family<A: GroupAddr>(
-    cfg: &Config,
+    slots: &[Option<Downstream>],
     now: Instant,
     f: FamilyCopy<A>,
     groups: &mut BTreeMap<IpAddr, GroupStatus>,
     joined: &mut Vec<JoinStatus>,
 ) {
-    let ifname = |i: IfaceId| cfg.downstreams[i].name.clone();
+    let ifname = |i: IfaceId| {
+        slots
+            .get(i)
+            .cloned()
+            .flatten()
+            .map_or_else(|| "-".into(), |d| d.name)
+    };
     let new_group = |g: A| GroupStatus {
         group: g.to_string(),
         multicast_on: vec![],
@@ -129,7 +135,8 @@ fn role_text<A: GroupAddr>(r: Role<A>) -> (String, Option<String>) {
 pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
     let now = Instant::now();
     let cfg = &sh.cfg;
-    let n = cfg.downstreams.len();
+    let slots = sh.slots.read().clone();
+    let n = slots.len();
     let (v4, v6) = {
         let st = sh.state.lock();
         (copy_family(&st.v4, n), copy_family(&st.v6, n))
@@ -144,15 +151,16 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
     let mut groups: BTreeMap<IpAddr, GroupStatus> = BTreeMap::new();
     let mut joined = Vec::new();
     let fallback = v4.fallback.clone();
-    format_family(cfg, now, v4, &mut groups, &mut joined);
-    format_family(cfg, now, v6, &mut groups, &mut joined);
-    let interfaces = cfg
-        .downstreams
+    format_family(&slots, now, v4, &mut groups, &mut joined);
+    format_family(&slots, now, v6, &mut groups, &mut joined);
+    // The slots in use, in slot order (the configured order, then what reloads added).
+    let interfaces = slots
         .iter()
         .zip(roles)
         .zip(&sh.down)
         .zip(fallback)
-        .map(|(((d, ((r, _), (r6, src6))), link), fallback)| {
+        .filter_map(|(((d, r), link), fallback)| Some((d.as_ref()?, r, link, fallback)))
+        .map(|(d, ((r, _), (r6, src6)), link, fallback)| {
             let link = link.read().clone();
             let (querier, other) = role_text(r);
             let (mld_querier, mld_other) = if cfg.ipv6 {
