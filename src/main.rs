@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(a) => run(*a),
         Command::Status(a) => status(a),
+        Command::Completions(a) => snoopcast::completions::print(a),
     }
 }
 
