@@ -35,6 +35,9 @@ pub enum Command {
     Check(Box<RunArgs>),
     /// Show the membership table and counters of a running daemon.
     Status(StatusArgs),
+    /// Print a shell completion script (for packagers).
+    #[command(hide = true)]
+    Completions(crate::completions::CompletionsArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

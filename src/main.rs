@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             Err(e) => fail(2, e),
         },
         Command::Status(a) => status(a),
+        Command::Completions(a) => snoopcast::completions::print(a),
     }
 }
 

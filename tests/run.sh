@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command of snoopcast: unit, CLI and netns end-to-end tests.
 #
-#   sudo tests/run.sh                      # everything: cargo test --all-targets
-#   sudo tests/run.sh --test e2e_flood     # other cargo test arguments instead
+#   sudo tests/run.sh                      # everything: cargo test --all-targets, then
+#                                          # tests/units.sh and tests/package.sh
+#   sudo tests/run.sh --test e2e_flood     # other cargo test arguments instead (no scripts)
 #
 # Root is needed for network namespaces, veth pairs and bridges. Missing Debian packages
 # the tests use are installed first (apt-get update only if an install fails).
@@ -26,8 +27,18 @@ install_missing tests/run.sh "${missing[@]}"
 find_cargo tests/run.sh
 
 export PYTHONUNBUFFERED=1 RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+# The systemd units (verify, security, the daemon under their sandbox) and the Debian
+# package: each installs what it needs itself.
+scripts=()
 if [ "$#" -eq 0 ]; then
     set -- --no-fail-fast --all-targets
+    scripts=(tests/units.sh tests/package.sh)
 fi
 echo "tests/run.sh: cargo test $*"
-exec cargo test "$@"
+rc=0
+cargo test "$@" || rc=$?
+for s in "${scripts[@]}"; do
+    echo "tests/run.sh: $s"
+    bash "$s" || rc=1
+done
+exit "$rc"
