@@ -23,6 +23,7 @@
 
 mod cmd;
 mod daemon;
+mod family;
 mod lan;
 mod links;
 mod procs;
@@ -34,6 +35,8 @@ mod status;
 pub use cmd::*;
 #[allow(unused_imports)]
 pub use daemon::*;
+#[allow(unused_imports)]
+pub use family::*;
 #[allow(unused_imports)]
 pub use lan::*;
 #[allow(unused_imports)]
