@@ -18,7 +18,8 @@
 //! Modules: `lan` (the builder, set-up and teardown), `links` (interfaces and kernel groups
 //! changed under a running test), `procs` (host agents and senders), `daemon` (snoopcast
 //! itself), `status` (`status --json` and the delivery assertions), `cmd` (running
-//! commands). Everything is re-exported here, so a test file only needs `use common::*`.
+//! commands), `family` (`Fam`: what the IPv4/IPv6 twin tests of tests/twins differ in).
+//! Everything is re-exported here, so a test file only needs `use common::*`.
 #![allow(dead_code)]
 
 mod cmd;
