@@ -20,64 +20,34 @@
 //! The first two tests (`harness_*`) need no snoopcast: they prove the IPv6 side of the
 //! harness on the kernel alone (agents' MLD counters and frame counts, SSM filtering on the
 //! agents' sockets, the box kernel's upstream join read from /proc/net/igmp6).
+//!
+//! The tests with an IPv4 twin (in e2e_ipv4.rs, e2e_topologies.rs) run one body of
+//! tests/twins with `V6` (tests/common/family.rs); the doc of each behaviour is on its body
+//! there.
 
 mod common;
+mod twins;
 
 use common::*;
 use serde_json::Value;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+use twins::{JOIN_WAIT, TIMERS};
 
 /// Any-source IPv6 groups (global scope).
-const G6: &str = "ff0e::1:1";
-const G6B: &str = "ff0e::1:2";
+const G6: &str = V6.g1;
+const G6B: &str = V6.g2;
 /// Source-specific (ff3x::/32, RFC 4607 1).
-const SSM6: &str = "ff3e::1";
+const SSM6: &str = V6.ssm;
 /// Link-local scope (never forwarded) and a site-local positive control.
 const LL6: &str = "ff02::1:2:3";
 const SITE6: &str = "ff05::1";
-const S1: &str = "fd00:1::1";
-const S2: &str = "fd00:1::9";
-const G4: &str = "239.1.1.1";
-
-/// ICMPv6 types of MLD messages (RFC 2710 3.6, RFC 3810 5).
-const MLD_V1_REPORT: u8 = 131;
-const MLD_DONE: u8 = 132;
-const MLD_V2_REPORT: u8 = 143;
-
-/// Short timers: GMI = 2 * 5 s + 1 s = 11 s.
-const TIMERS: [&str; 6] = [
-    "--query-interval",
-    "5s",
-    "--query-response-interval",
-    "1s",
-    "--robustness",
-    "2",
-];
-
-const JOIN_WAIT: Duration = Duration::from_secs(10);
+const S1: &str = V6.s1;
+const S2: &str = V6.s2;
+const G4: &str = V4.g1;
 
 fn lan6(tag: &str, hosts: usize) -> LanBuilder {
     Lan::builder(tag).hosts(hosts).ipv6(true)
-}
-
-/// The groups `upstream.joined` lists (strings or objects with a `group` key).
-fn upstream_joined(status: &Value) -> Vec<String> {
-    status["upstream"]["joined"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|j| {
-            j.as_str()
-                .or_else(|| j["group"].as_str())
-                .map(str::to_string)
-        })
-        .collect()
-}
-
-/// A counter of the status snapshot (0 when absent).
-fn counter(status: &Value, name: &str) -> u64 {
-    status["counters"][name].as_u64().unwrap_or(0)
 }
 
 /// Every group the status lists.
@@ -88,23 +58,6 @@ fn status_groups(status: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|g| g["group"].as_str().map(str::to_string))
         .collect()
-}
-
-fn has_source(m: &Value, src: &str) -> bool {
-    m["sources"]
-        .as_array()
-        .is_some_and(|v| v.iter().any(|s| s == src))
-}
-
-/// The status entry of interface `name`.
-fn iface_status(status: &Value, name: &str) -> Value {
-    status["interfaces"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|i| i["name"] == name)
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 /// The box's up0 as a `Host`, for an agent there (`Lan::start_agent_on`).
@@ -297,74 +250,7 @@ fn harness_box_kernel_joins_ipv6_on_up0() {
 #[test]
 fn mldv2_members_get_unicast_copies_only() {
     require_root!();
-    let lan = lan6("v6ucast", 3).build();
-    let daemon = start_snoopcast(&lan, &TIMERS);
-    let h1 = lan.start_agent(1, &[G6]);
-    let h2 = lan.start_agent(2, &[G6]);
-    let h3 = lan.start_agent(3, &[]);
-    let (a, b, c) = (
-        lan.host(1).clone(),
-        lan.host(2).clone(),
-        lan.host(3).clone(),
-    );
-    wait_for_status(&lan, JOIN_WAIT, "h1 and h2 in ff0e::1:1", |s| {
-        is_member(s, G6, &a) && is_member(s, G6, &b)
-    });
-    let status = lan.status_json();
-    let dump = format!("{status:#}");
-    for (i, host) in [(1, &a), (2, &b)] {
-        let m = member(&status, G6, host).unwrap();
-        assert_eq!(m["mld_version"], 2, "{}: mld_version\n{dump}", host.name);
-        assert_eq!(
-            m["ip"],
-            lan.host_ll6(i).as_str(),
-            "{}: ip is the host's link-local address\n{dump}",
-            host.name
-        );
-        assert_eq!(m["interface"], "dn0", "{}: interface\n{dump}", host.name);
-        assert_eq!(m["mode"], "exclude", "{}: ASM join\n{dump}", host.name);
-    }
-    assert_eq!(members(&status, G6).len(), 2, "exactly h1 and h2\n{dump}");
-    assert!(
-        groups_of(&status, &c).is_empty(),
-        "h3 joined nothing\n{dump}"
-    );
-    assert!(
-        upstream_joined(&status).iter().any(|g| g == G6),
-        "{G6} not in upstream.joined\n{dump}"
-    );
-    assert!(
-        counter(&status, "mld_reports_v2") >= 2,
-        "mld_reports_v2 counts h1's and h2's reports\n{dump}"
-    );
-    let kernel = lan.kernel_groups6("up0");
-    assert!(
-        kernel_has(&kernel, G6),
-        "the box kernel has not joined {G6} on up0: {kernel:?}"
-    );
-    // The MLD querier of dn0 queries from dn0's link-local address (RFC 3810 5.1.14).
-    let dn0 = iface_status(&status, "dn0");
-    let dn0_ll = Lan::ipv6_addrs(&lan.box_ns(), "dn0", "link");
-    assert_eq!(dn0["mld_querier"], "querier", "dn0 MLD querier\n{dump}");
-    assert!(
-        dn0["query_source6"]
-            .as_str()
-            .is_some_and(|q| dn0_ll.iter().any(|a| a == q)),
-        "dn0 query_source6 is dn0's link-local address {dn0_ll:?}\n{dump}"
-    );
-    assert!(
-        counter(&status, "mld_queries_sent") >= 1,
-        "startup MLD queries\n{dump}"
-    );
-
-    let sent = lan.send(&["--group", G6, "--count", "800", "--rate", "400"]);
-    settle();
-    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
-
-    assert_unicast_member(&r1, G6, sent.sent(G6));
-    assert_unicast_member(&r2, G6, sent.sent(G6));
-    assert_nothing(&r3, G6);
-    daemon.stop_ok();
+    twins::members_get_unicast_copies_only(&V6);
 }
 
 /// (2) An MLDv2 leave (TO_IN{}) stops delivery to that host at once; the other member keeps
@@ -372,73 +258,7 @@ fn mldv2_members_get_unicast_copies_only() {
 #[test]
 fn mldv2_leave_stops_delivery_at_once() {
     require_root!();
-    let lan = lan6("v6leave", 2).build();
-    let daemon = start_snoopcast(&lan, &TIMERS);
-    let mut h1 = lan.start_agent(1, &[G6]);
-    let mut h2 = lan.start_agent(2, &[G6]);
-    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
-    wait_for_status(&lan, JOIN_WAIT, "h1 and h2 in G6", |s| {
-        is_member(s, G6, &a) && is_member(s, G6, &b)
-    });
-
-    // 3 s of stream; h1 leaves after 1.5 s.
-    let sender = lan.spawn_sender(&["--group", G6, "--count", "1200", "--rate", "400"]);
-    sleep(Duration::from_millis(1500));
-    h1.leave(G6);
-    let left = Instant::now();
-    wait_for_status(
-        &lan,
-        Duration::from_secs(1),
-        "h1 gone from G6 after its leave",
-        |s| !is_member(s, G6, &a) && is_member(s, G6, &b),
-    );
-    eprintln!(
-        "h1 gone from status {:?} after its MLDv2 leave",
-        left.elapsed()
-    );
-    // Copies already queued when the leave was processed may still be on their way.
-    sleep(Duration::from_millis(100));
-    h1.mark();
-    h2.mark();
-    let sent = sender.wait(Duration::from_secs(30));
-    settle();
-    let (r1, r2) = (h1.finish(), h2.finish());
-
-    assert!(
-        r1.frames(G6, UNICAST) >= 400,
-        "h1 got the stream before its leave: {}",
-        r1.frames(G6, UNICAST)
-    );
-    assert_eq!(
-        r1.since_mark(G6),
-        0,
-        "h1 still got frames of G6 after snoopcast processed its leave"
-    );
-    assert_unicast_member(&r2, G6, sent.sent(G6));
-    assert!(
-        r2.since_mark_class(G6, UNICAST) >= 200,
-        "h2 kept the stream after h1 left: {}",
-        r2.since_mark_class(G6, UNICAST)
-    );
-
-    // The last member leaves: the upstream join goes too (status and the box kernel).
-    let mut h2 = lan.start_agent(2, &[]);
-    h2.join(G6);
-    wait_for_status(&lan, JOIN_WAIT, "h2 in G6 again", |s| is_member(s, G6, &b));
-    h2.leave(G6);
-    wait_for_status(&lan, Duration::from_secs(2), "G6 left upstream", |s| {
-        members(s, G6).is_empty() && !upstream_joined(s).iter().any(|g| g == G6)
-    });
-    assert!(
-        wait_until(Duration::from_secs(2), || !kernel_has(
-            &lan.kernel_groups6("up0"),
-            G6
-        )),
-        "the box kernel still has {G6} on up0: {:?}",
-        lan.kernel_groups6("up0")
-    );
-    drop(h2.finish());
-    daemon.stop_ok();
+    twins::leave_stops_delivery_at_once(&V6);
 }
 
 /// A host that stops answering MLD queries (no Done) expires after the multicast address
@@ -452,85 +272,7 @@ fn mldv2_leave_stops_delivery_at_once() {
 #[test]
 fn mldv2_silent_host_expires_and_queried_host_stays() {
     require_root!();
-    let lan = lan6("v6expire", 2).build();
-    // MALI = 2 * 1.5 s + 0.5 s = 3.5 s.
-    let mali = Duration::from_millis(3500);
-    let daemon = start_snoopcast(
-        &lan,
-        &[
-            "--query-interval",
-            "1500ms",
-            "--query-response-interval",
-            "500ms",
-            "--robustness",
-            "2",
-        ],
-    );
-    let mut h1 = lan.start_agent(1, &[G6]);
-    let mut h2 = lan.start_agent(2, &[G6]);
-    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
-    wait_for_status(&lan, JOIN_WAIT, "h1 and h2 in G6", |s| {
-        is_member(s, G6, &a) && is_member(s, G6, &b)
-    });
-
-    // 8 s of stream: h1 goes silent after 1 s and must be gone within MALI (+ 2 s slack).
-    let sender = lan.spawn_sender(&["--group", G6, "--count", "2400", "--rate", "300"]);
-    sleep(Duration::from_secs(1));
-    lan.block_mld_out(1);
-    let silenced = Instant::now();
-    h1.mark();
-    h2.mark();
-    wait_for_status(
-        &lan,
-        mali + Duration::from_secs(2),
-        "silent h1 expired",
-        |s| !is_member(s, G6, &a),
-    );
-    eprintln!(
-        "h1 expired {:?} after it went silent (MALI {mali:?})",
-        silenced.elapsed()
-    );
-    let r1_silent = h1.report();
-    sleep(Duration::from_millis(300));
-    h1.mark();
-    // h2 must outlive several query rounds, well past its own MALI.
-    let outlive = mali + Duration::from_secs(2);
-    if let Some(left) = outlive.checked_sub(silenced.elapsed()) {
-        sleep(left);
-    }
-    let status = lan.status_json();
-    assert!(
-        is_member(&status, G6, &b),
-        "h2 answers MLD queries and must stay a member {:?} after the start of the \
-         silence\n{status:#}",
-        silenced.elapsed()
-    );
-    assert!(
-        counter(&status, "mld_queries_sent") >= 3,
-        "general queries every 1.5 s\n{status:#}"
-    );
-    let sent = sender.wait(Duration::from_secs(30));
-    settle();
-    let (r1, r2) = (h1.finish(), h2.finish());
-
-    assert_eq!(
-        r1_silent.mld_out_since_mark(),
-        0,
-        "h1 was not silent: the tc filter failed"
-    );
-    assert!(
-        r1_silent.mld_in() >= 1,
-        "h1 heard MLD (queries, h2's reports) while silent"
-    );
-    assert!(
-        r2.mld_out_since_mark() >= 2,
-        "h2 answered the queries: {} MLD messages",
-        r2.mld_out_since_mark()
-    );
-    assert!(r1.frames(G6, UNICAST) > 0, "h1 got the stream before");
-    assert_eq!(r1.since_mark(G6), 0, "h1 still gets G6 after it expired");
-    assert_unicast_member(&r2, G6, sent.sent(G6));
-    daemon.stop_ok();
+    twins::silent_host_expires(&V6);
 }
 
 /// (3) Source-specific MLDv2 joins (INCLUDE {S}, RFC 3810 5.2.12): each host gets only
@@ -539,70 +281,7 @@ fn mldv2_silent_host_expires_and_queried_host_stays() {
 #[test]
 fn mldv2_source_specific_join_gets_only_that_source() {
     require_root!();
-    let lan = lan6("v6ssm", 3).src_addr("fd00:1::9/64").build();
-    let daemon = start_snoopcast(&lan, &TIMERS);
-    let h1 = lan.start_agent(1, &[&format!("{SSM6}@{S1}")]);
-    let h2 = lan.start_agent(2, &[&format!("{SSM6}@{S2}")]);
-    let h3 = lan.start_agent(3, &[SSM6]);
-    let (a, b, c) = (
-        lan.host(1).clone(),
-        lan.host(2).clone(),
-        lan.host(3).clone(),
-    );
-    wait_for_status(&lan, JOIN_WAIT, "h1 in (S1,SSM6), h2 in (S2,SSM6)", |s| {
-        member(s, SSM6, &a).is_some_and(|m| has_source(&m, S1) && m["mode"] == "include")
-            && member(s, SSM6, &b).is_some_and(|m| has_source(&m, S2) && m["mode"] == "include")
-    });
-    let status = lan.status_json();
-    let m1 = member(&status, SSM6, &a).unwrap();
-    assert!(
-        !has_source(&m1, S2),
-        "h1 asked for {S1} only: {m1}\n{status:#}"
-    );
-
-    let kernel = lan.kernel_groups6("up0");
-    assert!(
-        kernel_has(&kernel, SSM6),
-        "the box kernel has not joined {SSM6} on up0: {kernel:?}"
-    );
-
-    let common = ["--group", SSM6, "--count", "400", "--rate", "400"];
-    let s1 = lan.spawn_sender(&[&["--source", S1][..], &common].concat());
-    let s2 = lan.spawn_sender(&[&["--source", S2][..], &common].concat());
-    let (s1, s2) = (
-        s1.wait(Duration::from_secs(30)),
-        s2.wait(Duration::from_secs(30)),
-    );
-    settle();
-    let status_end = lan.status_json();
-    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
-
-    for (r, want, want_sent, other) in [(&r1, S1, &s1, S2), (&r2, S2, &s2, S1)] {
-        let who = &r.host.name;
-        assert_delivered(
-            r.frames_from(SSM6, want, UNICAST),
-            want_sent.sent(SSM6),
-            &format!("{who} ({want},G) unicast frames"),
-        );
-        assert_delivered(
-            r.sock_ok_from(SSM6, want),
-            want_sent.sent(SSM6),
-            &format!("{who} ({want},G) socket"),
-        );
-        assert_eq!(
-            r.frames_any_from(SSM6, other),
-            0,
-            "{who}: got frames from {other}, which it did not ask for"
-        );
-        assert_no_multicast(r, SSM6);
-        assert_eq!(r.sock_bad_or_dup(), 0);
-    }
-    assert!(
-        r3.mld_out_type(MLD_V2_REPORT) >= 1 && !is_member(&status_end, SSM6, &c),
-        "h3 reported an any-source join of an SSM group, which must be ignored\n{status_end:#}"
-    );
-    assert_nothing(&r3, SSM6);
-    daemon.stop_ok();
+    twins::source_specific_join_gets_only_that_source(&V6);
 }
 
 /// (4) An MLDv1 host (force_mld_version=1) next to an MLDv2 host in the same group. With
@@ -611,80 +290,7 @@ fn mldv2_source_specific_join_gets_only_that_source() {
 #[test]
 fn mldv1_host_gets_unicast_and_done_removes_it() {
     require_root!();
-    let lan = lan6("v6mld1", 3).mld_version(1, 1).build();
-    let mut args = TIMERS.to_vec();
-    args.extend_from_slice(&["--compat-fallback", "unicast"]);
-    let daemon = start_snoopcast(&lan, &args);
-    let mut h1 = lan.start_agent(1, &[G6]);
-    let mut h2 = lan.start_agent(2, &[G6]);
-    let h3 = lan.start_agent(3, &[]);
-    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
-    wait_for_status(&lan, JOIN_WAIT, "h1 (MLDv1) and h2 in G6", |s| {
-        is_member(s, G6, &a) && is_member(s, G6, &b)
-    });
-    let status = lan.status_json();
-    let dump = format!("{status:#}");
-    assert_eq!(
-        member(&status, G6, &a).unwrap()["mld_version"],
-        1,
-        "h1 is forced to MLDv1\n{dump}"
-    );
-    assert_eq!(
-        member(&status, G6, &b).unwrap()["mld_version"],
-        2,
-        "h2 speaks MLDv2\n{dump}"
-    );
-    assert!(
-        counter(&status, "mld_reports_v1") >= 1,
-        "mld_reports_v1\n{dump}"
-    );
-
-    let sent = lan.send(&["--group", G6, "--count", "400", "--rate", "400"]);
-    settle();
-    let (r1, r2) = (h1.report(), h2.report());
-    assert_unicast_member(&r1, G6, sent.sent(G6));
-    assert_unicast_member(&r2, G6, sent.sent(G6));
-
-    h1.leave(G6);
-    let left = Instant::now();
-    wait_for_status(
-        &lan,
-        Duration::from_secs(2),
-        "h1 gone from G6 after its MLDv1 Done",
-        |s| !is_member(s, G6, &a) && is_member(s, G6, &b),
-    );
-    eprintln!(
-        "h1 gone from status {:?} after its MLDv1 Done",
-        left.elapsed()
-    );
-    sleep(Duration::from_millis(100));
-    h1.mark();
-    h2.mark();
-    let after = lan.send(&["--group", G6, "--count", "400", "--rate", "400"]);
-    settle();
-    let status = lan.status_json();
-    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
-
-    assert!(
-        r1.mld_out_type(MLD_V1_REPORT) >= 1
-            && r1.mld_out_type(MLD_DONE) >= 1
-            && r1.mld_out_type(MLD_V2_REPORT) == 0,
-        "h1 spoke MLDv1 (reports and a Done): {}",
-        r1.json["mld_out_types"]
-    );
-    assert!(
-        counter(&status, "mld_dones") >= 1,
-        "mld_dones counts h1's Done\n{status:#}"
-    );
-    assert_eq!(r1.since_mark(G6), 0, "h1 still got G6 after its Done");
-    assert_delivered(
-        r2.since_mark_class(G6, UNICAST),
-        after.sent(G6),
-        "h2 G6 unicast after h1 left",
-    );
-    assert_eq!(r2.since_mark_class(G6, MULTICAST), 0);
-    assert_nothing(&r3, G6);
-    daemon.stop_ok();
+    twins::old_host_gets_unicast_and_leave_removes_it(&V6);
 }
 
 /// (4b) By default (`--compat-fallback multicast`) a group with an MLDv1 host is in
@@ -693,58 +299,7 @@ fn mldv1_host_gets_unicast_and_done_removes_it() {
 #[test]
 fn mldv1_host_gets_multicast_in_compat_mode() {
     require_root!();
-    let lan = lan6("v6compat", 3).mld_version(1, 1).build();
-    let daemon = start_snoopcast(&lan, &TIMERS);
-    let h1 = lan.start_agent(1, &[G6]);
-    let h2 = lan.start_agent(2, &[G6B]);
-    let h3 = lan.start_agent(3, &[]);
-    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
-    wait_for_status(&lan, JOIN_WAIT, "h1 (MLDv1) in G6, h2 in G6B", |s| {
-        is_member(s, G6, &a) && is_member(s, G6B, &b)
-    });
-    let status = lan.status_json();
-    let compat = |g: &str| -> Vec<Value> {
-        status["groups"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["group"] == g)
-            .flat_map(|e| e["multicast_on"].as_array().cloned().unwrap_or_default())
-            .collect()
-    };
-    assert!(
-        compat(G6)
-            .iter()
-            .any(|c| c["interface"] == "dn0" && c["delivery"] == "multicast"),
-        "{G6} in MLDv1 compatibility on dn0, delivered as multicast\n{status:#}"
-    );
-    assert!(
-        compat(G6B).is_empty(),
-        "{G6B} has MLDv2 hosts only\n{status:#}"
-    );
-
-    let sent = lan.send(&[
-        "--group", G6, "--group", G6B, "--count", "400", "--rate", "800",
-    ]);
-    settle();
-    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
-
-    assert_delivered(
-        r1.frames(G6, MULTICAST),
-        sent.sent(G6),
-        "h1 (MLDv1) G6 multicast",
-    );
-    assert_eq!(
-        r1.frames(G6, UNICAST),
-        0,
-        "h1 (MLDv1): no unicast copies in compat mode"
-    );
-    assert_delivered(r1.sock_ok(G6), sent.sent(G6), "h1 (MLDv1) G6 socket");
-    assert_eq!(r1.sock_bad_or_dup(), 0);
-    assert_unicast_member(&r2, G6B, sent.sent(G6B));
-    assert_nothing(&r3, G6B);
-    assert_eq!(r3.sock_ok(G6), 0, "h3 joined nothing");
-    daemon.stop_ok();
+    twins::old_host_gets_multicast_in_compat_mode(&V6);
 }
 
 /// `--mld-version 1`: snoopcast's MLDv1 queries put the hosts' kernels in MLDv1 mode
@@ -1187,44 +742,7 @@ fn no_ipv6_ignores_mld_and_keeps_ipv4() {
 #[test]
 fn fragments_and_hop_by_hop_data_are_forwarded() {
     require_root!();
-    let lan = lan6("v6exthdr", 2).build();
-    let daemon = start_snoopcast(&lan, &TIMERS);
-    let h1 = lan.start_agent(1, &[G6, G6B]);
-    let h2 = lan.start_agent(2, &[]);
-    let a = lan.host(1).clone();
-    wait_for_status(&lan, JOIN_WAIT, "h1 in G6 and G6B", |s| {
-        is_member(s, G6, &a) && is_member(s, G6B, &a)
-    });
-    let frag = lan.spawn_sender(&[
-        "--group", G6, "--count", "300", "--rate", "200", "--size", "3000",
-    ]);
-    let hbh = lan.spawn_sender(&[
-        "--group",
-        G6B,
-        "--count",
-        "300",
-        "--rate",
-        "200",
-        "--hop-by-hop",
-    ]);
-    let (frag, hbh) = (
-        frag.wait(Duration::from_secs(30)),
-        hbh.wait(Duration::from_secs(30)),
-    );
-    settle();
-    let (r1, r2) = (h1.finish(), h2.finish());
-    assert_delivered(r1.sock_ok(G6), frag.sent(G6), "h1 G6 reassembled datagrams");
-    let frames = r1.frames(G6, UNICAST);
-    assert!(
-        frames >= 3 * r1.sock_ok(G6),
-        "each datagram is 3 fragments: {frames} unicast frames for {} datagrams",
-        r1.sock_ok(G6)
-    );
-    assert_no_multicast(&r1, G6);
-    assert_unicast_member(&r1, G6B, hbh.sent(G6B));
-    assert_nothing(&r2, G6);
-    assert_nothing(&r2, G6B);
-    daemon.stop_ok();
+    twins::fragments_and_extension_headers_are_forwarded(&V6);
 }
 
 /// A local IPv6 source: the sender runs in the box and its datagrams leave through a
@@ -1234,19 +752,7 @@ fn fragments_and_hop_by_hop_data_are_forwarded() {
 #[test]
 fn local_ipv6_source_gets_its_checksum_completed() {
     require_root!();
-    let lan = lan6("v6local", 2).dummy_upstream().build();
-    let daemon = start_snoopcast(&lan, &TIMERS);
-    let h1 = lan.start_agent(1, &[G6]);
-    let h2 = lan.start_agent(2, &[]);
-    let a = lan.host(1).clone();
-    wait_for_status(&lan, JOIN_WAIT, "h1 in G6", |s| is_member(s, G6, &a));
-    let sent = lan.send(&["--group", G6, "--count", "400", "--rate", "400"]);
-    assert_eq!(sent.json["source"], "fd00:1::2", "sent from up0's address");
-    settle();
-    let (r1, r2) = (h1.finish(), h2.finish());
-    assert_unicast_member(&r1, G6, sent.sent(G6));
-    assert_nothing(&r2, G6);
-    daemon.stop_ok();
+    twins::local_source_gets_its_checksum_completed(&V6);
 }
 
 /// Sixty IPv6 groups, more than one join socket holds (snoopcast puts optmem_max / 2 / 80
@@ -1255,58 +761,7 @@ fn local_ipv6_source_gets_its_checksum_completed() {
 #[test]
 fn sixty_ipv6_groups_all_joined_and_delivered() {
     require_root!();
-    let lan = lan6("v6many", 2).build();
-    let daemon = start_snoopcast(&lan, &TIMERS);
-    let groups: Vec<String> = (1..=60).map(|i| format!("ff0e::2:{i:x}")).collect();
-    let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
-    let h1 = lan.start_agent(1, &refs);
-    let h2 = lan.start_agent(2, &[]);
-    let a = lan.host(1).clone();
-    wait_for_status(&lan, Duration::from_secs(15), "h1 in all 60 groups", |s| {
-        refs.iter().all(|g| is_member(s, g, &a))
-    });
-    let status = lan.status_json();
-    let joined = upstream_joined(&status);
-    let kernel = lan.kernel_groups6("up0");
-    let missing: Vec<&&str> = refs
-        .iter()
-        .filter(|g| !joined.iter().any(|j| j == *g) || !kernel_has(&kernel, g))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "not joined upstream (status or kernel): {missing:?}\nkernel: {kernel:?}"
-    );
-    let sockets = &status["upstream"]["sockets"];
-    eprintln!("upstream join sockets for 60 IPv6 groups: {sockets}");
-
-    let mut args = vec!["--count", "30", "--rate", "600"];
-    for g in &refs {
-        args.extend_from_slice(&["--group", g]);
-    }
-    let sent = lan.send(&args);
-    settle();
-    let (r1, r2) = (h1.finish(), h2.finish());
-    let short: Vec<String> = refs
-        .iter()
-        .filter(|g| {
-            let need = (sent.sent(g) as f64 * DELIVERY).ceil() as u64;
-            r1.frames(g, UNICAST) < need || r1.sock_ok(g) < need
-        })
-        .map(|g| {
-            format!(
-                "{g}: {} frames, {} on socket",
-                r1.frames(g, UNICAST),
-                r1.sock_ok(g)
-            )
-        })
-        .collect();
-    assert!(short.is_empty(), "groups short of {DELIVERY}: {short:?}");
-    for g in &refs {
-        assert_no_multicast(&r1, g);
-        assert_nothing(&r2, g);
-    }
-    assert_eq!(r1.sock_bad_or_dup(), 0);
-    daemon.stop_ok();
+    twins::many_groups_all_joined_and_delivered(&V6);
 }
 
 /// A downstream whose link-local address appears only after snoopcast opened it (IPv6

@@ -20,8 +20,12 @@
 //! the members before it sends. Each stream to a group is sent once per test (the agents
 //! count a repeated sequence number of a (group, source) as a duplicate); probes that look
 //! for delivery to resume use their own group.
+//!
+//! Test 3 has an IPv6 twin in e2e_ipv6.rs: both run one body of tests/twins (with `V4`
+//! here, see tests/common/family.rs).
 
 mod common;
+mod twins;
 
 use common::*;
 use serde_json::Value;
@@ -48,21 +52,12 @@ fn args_with(extra: &[&'static str]) -> Vec<&'static str> {
     v
 }
 
-/// The `interfaces[]` entry called `name`.
-fn iface_status(status: &Value, name: &str) -> Option<Value> {
-    status["interfaces"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|i| i["name"] == name)
-        .cloned()
-}
-
 /// The `state` of interface `name` in the status ("up"/"down"), or "" if it is not listed.
 fn iface_state(status: &Value, name: &str) -> String {
-    iface_status(status, name)
-        .and_then(|i| i["state"].as_str().map(str::to_string))
+    iface_status(status, name)["state"]
+        .as_str()
         .unwrap_or_default()
+        .to_string()
 }
 
 /// How often `group` is in `upstream.joined` (strings or objects with a `group` key).
@@ -84,10 +79,6 @@ fn members_on(status: &Value, dn: &str) -> usize {
         .flat_map(|g| g["members"].as_array().cloned().unwrap_or_default())
         .filter(|m| m["interface"] == dn)
         .count()
-}
-
-fn counter(status: &Value, name: &str) -> u64 {
-    status["counters"][name].as_u64().unwrap_or(0)
 }
 
 /// Corrupt or duplicate datagrams of `group` on the agent's socket.
@@ -213,12 +204,8 @@ fn two_downstreams_with_per_interface_fallback() {
     });
     // The v2 hosts' reports put G1 in compatibility mode on both interfaces.
     wait_for_status(&lan, JOIN_WAIT, "G1 in IGMPv2 compatibility on dn0", |s| {
-        s["groups"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|g| g["group"] == G1)
-            .flat_map(|g| g["multicast_on"].as_array().cloned().unwrap_or_default())
+        compat_of(s, G1)
+            .iter()
             .any(|c| c["interface"] == "dn0" && c["delivery"] == "multicast")
     });
 
@@ -232,17 +219,12 @@ fn two_downstreams_with_per_interface_fallback() {
         );
     }
     for (dn, policy) in [("dn0", "multicast"), ("dn1", "unicast")] {
-        let i = iface_status(&status, dn).unwrap_or_else(|| panic!("{dn} not in {status:#}"));
+        let i = iface_status(&status, dn);
+        assert!(!i.is_null(), "{dn} not in {status:#}");
         assert_eq!(i["compat_fallback"], policy, "{dn}: {i}");
         assert_eq!(i["state"], "up", "{dn}: {i}");
     }
-    let compat: Vec<Value> = status["groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|g| g["group"] == G1)
-        .flat_map(|g| g["multicast_on"].as_array().cloned().unwrap_or_default())
-        .collect();
+    let compat = compat_of(&status, G1);
     assert!(
         !compat
             .iter()
@@ -325,27 +307,7 @@ fn tun_upstream() {
 #[test]
 fn local_source_on_dummy_upstream() {
     require_root!();
-    let lan = Lan::builder("toplocal").hosts(3).dummy_upstream().build();
-    let daemon = start_snoopcast(&lan, &TIMERS);
-    let h1 = lan.start_agent(1, &[G1]);
-    let h2 = lan.start_agent(2, &[G1]);
-    let h3 = lan.start_agent(3, &[]);
-    let (a, b) = (lan.host(1).clone(), lan.host(2).clone());
-    wait_for_status(&lan, JOIN_WAIT, "h1 and h2 in G1", |s| {
-        is_member(s, G1, &a) && is_member(s, G1, &b)
-    });
-
-    let sent = lan.send(&["--group", G1, "--count", "800", "--rate", "400"]);
-    assert_eq!(
-        sent.json["source"], "10.1.0.2",
-        "the box itself is the source"
-    );
-    settle();
-    let (r1, r2, r3) = (h1.finish(), h2.finish(), h3.finish());
-    assert_unicast_member(&r1, G1, sent.sent(G1));
-    assert_unicast_member(&r2, G1, sent.sent(G1));
-    assert_nothing(&r3, G1);
-    daemon.stop_ok();
+    twins::local_source_gets_its_checksum_completed(&V4);
 }
 
 /// (4) dn0 is deleted (its switch port with it) while h1 and h2 behind it are members:

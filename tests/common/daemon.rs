@@ -4,7 +4,7 @@
 use super::*;
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -49,6 +49,43 @@ fn snoopcast_argv(lan: &Lan, upstream: &str, downstreams: &[&str], args: &[&str]
     argv
 }
 
+/// `start_snoopcast` with more environment for the daemon (e.g. NOTIFY_SOCKET), set on its
+/// command only: the test process's environment is left alone.
+pub fn start_snoopcast_env(lan: &Lan, env: &[(&str, &str)], args: &[&str]) -> Snoopcast {
+    let dns = lan.downstream_ifs();
+    let dns: Vec<&str> = dns.iter().map(String::as_str).collect();
+    let argv = snoopcast_argv(lan, lan.upstream_if(), &dns, args);
+    spawn_snoopcast_env(lan, &argv, env)
+}
+
+/// Starts `snoopcast run --config <config> --control <lan.control_path()> --log-level debug
+/// <args>` in the box (--log-level only when `args` has none) and waits until `status
+/// --json` answers. No --upstream or --downstream: the file must name them (an option on
+/// the command line would win over the file's, so a reload could never change them).
+pub fn start_snoopcast_config(lan: &Lan, config: &Path, args: &[&str]) -> Snoopcast {
+    assert_eq!(
+        lan.box_mode,
+        BoxMode::Snoopcast,
+        "the box is a bridge in this LAN"
+    );
+    let mut argv: Vec<String> = vec![
+        "netns".into(),
+        "exec".into(),
+        lan.box_ns(),
+        snoopcast_bin(),
+        "run".into(),
+        "--config".into(),
+        config.to_str().unwrap().into(),
+        "--control".into(),
+        lan.control_path().to_str().unwrap().into(),
+    ];
+    if !args.contains(&"--log-level") {
+        argv.extend(["--log-level".into(), "debug".into()]);
+    }
+    argv.extend(args.iter().map(|a| a.to_string()));
+    spawn_snoopcast(lan, &argv)
+}
+
 /// Runs `snoopcast run` in the box with these interfaces (no --wait-for-interfaces unless
 /// `args` has it) and waits up to `timeout` for it to exit: for the start-up errors.
 pub fn run_snoopcast_once(
@@ -83,6 +120,11 @@ pub fn start_snoopcast_with(
 /// Runs `ip ARGV` (netns exec into the box, then snoopcast), logging to snoopcast.log, and
 /// waits until its control socket answers.
 fn spawn_snoopcast(lan: &Lan, argv: &[String]) -> Snoopcast {
+    spawn_snoopcast_env(lan, argv, &[])
+}
+
+/// `spawn_snoopcast` with `env` added to the daemon's environment.
+fn spawn_snoopcast_env(lan: &Lan, argv: &[String], env: &[(&str, &str)]) -> Snoopcast {
     let log = lan.dir.join("snoopcast.log");
     lan.add_log("snoopcast", &log);
     let file = File::create(&log).expect("create snoopcast.log");
@@ -90,6 +132,7 @@ fn spawn_snoopcast(lan: &Lan, argv: &[String]) -> Snoopcast {
     let child = Command::new("ip")
         .args(argv)
         .env("RUST_BACKTRACE", "1")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(file.try_clone().unwrap())
         .stderr(file)
@@ -119,6 +162,16 @@ fn spawn_snoopcast(lan: &Lan, argv: &[String]) -> Snoopcast {
 impl Snoopcast {
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `sig` (e.g. SIGHUP) to the daemon.
+    pub fn signal(&self, sig: libc::c_int) {
+        signal(&self.child, sig);
+    }
+
+    /// What the daemon has logged so far (snoopcast.log).
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// True while the process has not exited.

@@ -19,12 +19,14 @@
 //! Modules: `lan` (the builder, set-up and teardown), `links` (interfaces and kernel groups
 //! changed under a running test), `procs` (host agents and senders), `daemon` (snoopcast
 //! itself), `status` (`status --json` and the delivery assertions), `cmd` (running
-//! commands), `openvpn` (the OpenVPN TAP LAN). Everything is re-exported here, so a test
-//! file only needs `use common::*`.
+//! commands), `openvpn` (the OpenVPN TAP LAN), `family` (`Fam`: what the IPv4/IPv6 twin
+//! tests of tests/twins differ in). Everything is re-exported here, so a test file only
+//! needs `use common::*`.
 #![allow(dead_code)]
 
 mod cmd;
 mod daemon;
+mod family;
 mod lan;
 mod links;
 mod openvpn;
@@ -37,6 +39,8 @@ mod status;
 pub use cmd::*;
 #[allow(unused_imports)]
 pub use daemon::*;
+#[allow(unused_imports)]
+pub use family::*;
 #[allow(unused_imports)]
 pub use lan::*;
 #[allow(unused_imports)]

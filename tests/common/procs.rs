@@ -329,6 +329,20 @@ impl AgentReport {
             .as_u64()
             .unwrap_or(0)
     }
+    /// Arrival timing of `group`'s intact datagrams on the socket (all sources), from the
+    /// kernel's receive timestamps; None when none arrived (or from an agent without it).
+    pub fn arrivals(&self, group: &str) -> Option<Arrivals> {
+        let a = self.json["arrivals"].get(group)?;
+        let f = |k: &str| a[k].as_f64();
+        Some(Arrivals {
+            n: a["n"].as_u64()?,
+            first: f("first")?,
+            last: f("last")?,
+            max_gap_ms: f("max_gap_ms")?,
+            max_gap_end: f("max_gap_end")?,
+        })
+    }
+
     /// The interface's IPv6 addresses as the agent saw them, link-local first.
     pub fn ip6(&self) -> Vec<String> {
         self.json["ip6"]
@@ -338,6 +352,27 @@ impl AgentReport {
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect()
     }
+}
+
+/// `AgentReport::arrivals`: times in seconds since the epoch (CLOCK_REALTIME, comparable
+/// with `std::time::SystemTime` in the test), gaps in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Arrivals {
+    pub n: u64,
+    pub first: f64,
+    pub last: f64,
+    /// The longest time between two consecutive datagrams (0 with only one).
+    pub max_gap_ms: f64,
+    /// The arrival that ended the longest gap.
+    pub max_gap_end: f64,
+}
+
+/// Now, in seconds since the epoch: the clock of `Arrivals`.
+pub fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// A running mcast_send.py.

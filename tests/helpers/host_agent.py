@@ -14,7 +14,9 @@ Two things are counted at the same time:
 * socket: one UDP socket per group, bound to (group, port), with IP_MULTICAST_ALL=0 (or
   IPV6_MULTICAST_ALL=0) so it only gets its own memberships. Datagrams are counted per (group, source address) as
   `ok` (intact, see mcast_send.py for the payload), `bad` (wrong hash, magic, group or
-  source) and `dup` (a sequence number seen before).
+  source) and `dup` (a sequence number seen before). Each intact datagram's kernel receive
+  time (SO_TIMESTAMPNS, CLOCK_REALTIME) feeds `arrivals`, per group over all sources: the
+  first and last arrival and the longest gap between two consecutive ones.
 * frames: an AF_PACKET capture on the interface counts incoming IPv4 and IPv6 UDP frames
   whose IP destination is a multicast group, per (group, source), by destination MAC:
   `unicast_to_me` (the interface's own MAC), `multicast` (group bit set), `other`.
@@ -47,7 +49,13 @@ Result:
      "since_mark": {same shape as frames},
      "igmp_out": n, "igmp_out_since_mark": n, "igmp_in": n,
      "mld_out": n, "mld_out_since_mark": n, "mld_in": n,
-     "mld_out_types": {"131": n, "132": n, "143": n, ...}, "elapsed": seconds}
+     "mld_out_types": {"131": n, "132": n, "143": n, ...}, "elapsed": seconds,
+     "arrivals": {GROUP: {"n": n, "first": t, "last": t, "max_gap_ms": ms,
+                          "max_gap_end": t}}}
+
+`arrivals` times are seconds since the epoch (float, the kernel's receive timestamp, so
+the agent's own scheduling does not show); `max_gap_end` is the arrival that ended the
+longest gap (0 and `first` while only one datagram came).
 
 `mld_out_types` counts the outgoing MLD messages by ICMPv6 type, to tell MLDv1 reports
 (131) and dones (132) from MLDv2 reports (143).
@@ -80,6 +88,8 @@ IP_MULTICAST_ALL = 49
 IP_ADD_SOURCE_MEMBERSHIP = 39
 IP_DROP_SOURCE_MEMBERSHIP = 40
 SO_RCVBUFFORCE = 33
+SO_TIMESTAMPNS = 35  # SO_TIMESTAMPNS_OLD: struct timespec of longs (also SCM_TIMESTAMPNS)
+TIMESPEC = struct.Struct("@ll")
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 SIOCGIFADDR = 0x8915
@@ -179,6 +189,7 @@ class Agent:
         self.groups = {}  # group -> {"sock": socket, "sources": set() or None (ASM)}
         self.socket_counts = {}
         self.seen = {}
+        self.arrivals = {}
         self.frames = {}
         self.since_mark = {}
         self.igmp_out = 0
@@ -271,6 +282,7 @@ class Agent:
             sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         try:
             if is_v6(group):
                 # The scope id is needed (and used) only for link-local scope groups.
@@ -408,9 +420,14 @@ class Agent:
     def drain_udp(self, group, sock):
         while True:
             try:
-                data, addr = sock.recvfrom(65535)
+                data, anc, _flags, addr = sock.recvmsg(65535, socket.CMSG_SPACE(TIMESPEC.size))
             except (BlockingIOError, InterruptedError):
                 return
+            stamp = None
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, nsec = TIMESPEC.unpack_from(value)
+                    stamp = sec + nsec / 1e9
             src = addr[0].partition("%")[0]  # IPv6: drop a "%eth0" zone
             counts = self.socket_counts.setdefault(group, {}).setdefault(
                 src, {"ok": 0, "bad": 0, "dup": 0})
@@ -424,6 +441,20 @@ class Agent:
             else:
                 seen.add(seq)
                 counts["ok"] += 1
+                self.arrived(group, stamp if stamp is not None else time.time())
+
+    def arrived(self, group, t):
+        """An intact datagram of group arrived at t (seconds since the epoch)."""
+        a = self.arrivals.get(group)
+        if a is None:
+            self.arrivals[group] = {"n": 1, "first": t, "last": t, "max_gap_ms": 0.0,
+                                    "max_gap_end": t}
+            return
+        gap = (t - a["last"]) * 1000.0
+        if gap > a["max_gap_ms"]:
+            a["max_gap_ms"], a["max_gap_end"] = gap, t
+        a["n"] += 1
+        a["last"] = max(a["last"], t)
 
     # -- commands and output ----------------------------------------------------------------
 
@@ -488,6 +519,12 @@ class Agent:
             "mld_in": self.mld_in,
             "mld_out_types": self.mld_out_types,
             "elapsed": round(time.monotonic() - self.start, 3),
+            "arrivals": {
+                g: {"n": a["n"], "first": round(a["first"], 6), "last": round(a["last"], 6),
+                    "max_gap_ms": round(a["max_gap_ms"], 3),
+                    "max_gap_end": round(a["max_gap_end"], 6)}
+                for g, a in self.arrivals.items()
+            },
         }
 
     def run(self):
