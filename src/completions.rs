@@ -45,7 +45,8 @@ pub fn script(shell: CompletionShell) -> Vec<u8> {
     out
 }
 
-/// Print the script to stdout: exit 0, or 1 if stdout cannot be written.
+/// Print the script to stdout: exit 0 (also when the reader has gone), or 1 if stdout
+/// cannot be written.
 pub fn print(a: CompletionsArgs) -> ExitCode {
     let mut stdout = io::stdout().lock();
     match stdout
@@ -53,6 +54,7 @@ pub fn print(a: CompletionsArgs) -> ExitCode {
         .and_then(|()| stdout.flush())
     {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("snoopcast: cannot write the completion script: {e}");
             ExitCode::from(1)

@@ -63,8 +63,19 @@ fn check(a: &RunArgs, m: &clap::ArgMatches) -> ExitCode {
     if let Err(e) = Config::from_args(a, &System) {
         return fail(2, e);
     }
-    print!("{}", config_file::render(&run_command(), m));
-    ExitCode::SUCCESS
+    emit(&config_file::render(&run_command(), m))
+}
+
+/// Write a command's output to stdout. A reader that has gone (`snoopcast status | grep -q`,
+/// `| head`) is a normal end, exit 0; any other write error is exit 1, named.
+fn emit(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(1, format!("cannot write to standard output: {e}")),
+    }
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
@@ -184,9 +195,10 @@ fn status(a: StatusArgs) -> ExitCode {
         Err(e) => return fail(1, e),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&snap).unwrap_or(body));
+        let mut text = serde_json::to_string_pretty(&snap).unwrap_or(body);
+        text.push('\n');
+        emit(&text)
     } else {
-        print!("{}", snoopcast::status::render(&snap));
+        emit(&snoopcast::status::render(&snap))
     }
-    ExitCode::SUCCESS
 }

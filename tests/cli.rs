@@ -208,3 +208,59 @@ fn the_example_file_is_valid_toml_with_every_key_commented_out() {
     );
     assert!(stderr(&o).contains("`upstream = ...` in"), "{}", stderr(&o));
 }
+
+/// A reader that goes away (`snoopcast status | grep -q .`) ends status quietly with exit 0,
+/// not a panic: the fake daemon answers only after the read end of stdout is closed.
+#[test]
+fn status_into_a_closed_pipe_exits_0_without_a_panic() {
+    use snoopcast::status::{Snapshot, UpstreamStatus};
+    use std::io::Write;
+    use std::os::unix::net::UnixListener;
+    use std::process::Stdio;
+    let snap = Snapshot {
+        version: "t".into(),
+        uptime_ms: 1,
+        groups: vec![],
+        upstream: UpstreamStatus {
+            interface: "up0".into(),
+            state: "up".into(),
+            joined: vec![],
+            sockets: 0,
+        },
+        interfaces: vec![],
+        counters: Default::default(),
+    };
+    let body = serde_json::to_string(&snap).unwrap();
+    for json in [false, true] {
+        let path = std::env::temp_dir().join(format!(
+            "snoopcast-cli-pipe-{}-{json}.sock",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).unwrap();
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
+        let reply = body.clone();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            closed_rx.recv().unwrap();
+            s.write_all(reply.as_bytes()).unwrap();
+        });
+        let mut args = vec!["status", "--control", path.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_snoopcast"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        closed_tx.send(()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        server.join().unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(o.status.code(), Some(0), "json={json}: {}", stderr(&o));
+        assert!(stderr(&o).is_empty(), "json={json}: {}", stderr(&o));
+    }
+}

@@ -2,6 +2,7 @@
 //! dependency's `rust-version` (those that declare one), and equal to the largest of them, so
 //! neither a `cargo update` that needs a newer rustc nor a stale, too-high claim goes
 //! unnoticed. Reads `cargo metadata --locked` for the packages built on this platform.
+//! Also: a locked `time` older than the RUSTSEC-2026-0009 fix has its parser left out.
 
 use std::process::Command;
 
@@ -30,8 +31,7 @@ fn host() -> String {
         .expect("host line")
 }
 
-#[test]
-fn rust_version_is_the_largest_locked_dependency_rust_version() {
+fn metadata() -> serde_json::Value {
     let out = Command::new(cargo())
         .args(["metadata", "--format-version", "1", "--locked"])
         .args(["--filter-platform", &host()])
@@ -44,7 +44,12 @@ fn rust_version_is_the_largest_locked_dependency_rust_version() {
         "cargo metadata --locked: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn rust_version_is_the_largest_locked_dependency_rust_version() {
+    let meta = metadata();
     let root_id = meta["resolve"]["root"].as_str().expect("a root package");
     let mut ours = None;
     let mut needs: Vec<(Version, String)> = Vec::new();
@@ -84,4 +89,39 @@ fn rust_version_is_the_largest_locked_dependency_rust_version() {
         ours, *max,
         "rust-version {ours:?} is above what the lock needs ({max:?}, for {at_max:?}): lower it"
     );
+}
+
+/// The lock holds time 0.3.45 (through simplelog) because 0.3.47, which fixes
+/// RUSTSEC-2026-0009, needs rustc 1.88 and Debian 13 ships 1.85. The advisory is a stack
+/// exhaustion in time's RFC 2822 *parser*; the build must not compile it (the `parsing`
+/// feature off), so that the affected code is not in the binary. A newer time is fine.
+#[test]
+fn a_time_release_before_the_rustsec_2026_0009_fix_has_no_parser_compiled() {
+    let meta = metadata();
+    let mut seen = false;
+    for node in meta["resolve"]["nodes"].as_array().unwrap() {
+        let id = node["id"].as_str().unwrap();
+        let Some(p) = meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id && p["name"] == "time")
+        else {
+            continue;
+        };
+        seen = true;
+        let version = parse(p["version"].as_str().unwrap());
+        let features: Vec<&str> = node["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f.as_str())
+            .collect();
+        assert!(
+            version >= (0, 3, 47) || !features.contains(&"parsing"),
+            "time {version:?} (RUSTSEC-2026-0009) is built with its parser: {features:?}; \
+             update time to >= 0.3.47 (rustc 1.88) or drop what enables `parsing`"
+        );
+    }
+    assert!(seen, "time is in the lock (through simplelog)");
 }
