@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub version: String,
     pub uptime_ms: u64,
@@ -14,16 +14,39 @@ pub struct Snapshot {
     pub counters: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupStatus {
     pub group: String,
     /// Interfaces where the group goes out as one L2 multicast copy (IGMPv1/v2 hosts).
     #[serde(default)]
     pub multicast_on: Vec<CompatStatus>,
     pub members: Vec<MemberStatus>,
+    /// What arrived on the upstream for this group since it appeared in the table.
+    #[serde(default)]
+    pub upstream: GroupTraffic,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A group's traffic as it arrives on the upstream interface (before any copy).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupTraffic {
+    /// Multicast data packets of the group read on the upstream.
+    pub packets: u64,
+    /// Their IP bytes (the IP packet, as the members' `bytes`).
+    pub bytes: u64,
+    /// Milliseconds since the last one; None when none has arrived yet.
+    pub last_packet_ms_ago: Option<u64>,
+}
+
+/// A querier heard on an interface: its address, IGMP/MLD version and when.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeardQuerier {
+    pub address: String,
+    /// IGMP 1, 2 or 3; MLD 1 or 2.
+    pub version: u8,
+    pub last_seen_ms_ago: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompatStatus {
     pub interface: String,
     /// "multicast" (sent as L2 multicast) or "unicast" (compat seen, policy keeps unicast).
@@ -31,7 +54,7 @@ pub struct CompatStatus {
     pub expires_in_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberStatus {
     pub interface: String,
     pub mac: String,
@@ -50,7 +73,7 @@ pub struct MemberStatus {
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamStatus {
     pub interface: String,
     /// "up" while open, "down" while missing or down.
@@ -59,16 +82,22 @@ pub struct UpstreamStatus {
     pub joined: Vec<JoinStatus>,
     /// Kernel sockets holding the memberships.
     pub sockets: usize,
+    /// The last IGMP general query heard on the upstream, if any.
+    #[serde(default)]
+    pub querier: Option<HeardQuerier>,
+    /// The last MLD general query heard on the upstream, if any.
+    #[serde(default)]
+    pub mld_querier: Option<HeardQuerier>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinStatus {
     pub group: String,
     /// Empty for an any-source (*, G) join.
     pub sources: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceStatus {
     pub name: String,
     /// "up" while open, "down" while missing or down.
@@ -79,6 +108,9 @@ pub struct InterfaceStatus {
     pub querier: String,
     /// The other querier heard, if any.
     pub other_querier: Option<String>,
+    /// The IGMP version (1, 2, 3) of the other querier's last query.
+    #[serde(default)]
+    pub other_querier_version: Option<u8>,
     pub compat_fallback: String,
     /// The MLD querier: its source (the interface's link-local address; None without one or
     /// with IPv6 off), role and the other MLD querier heard.
@@ -88,6 +120,9 @@ pub struct InterfaceStatus {
     pub mld_querier: String,
     #[serde(default)]
     pub mld_other_querier: Option<String>,
+    /// The MLD version (1, 2) of the other MLD querier's last query.
+    #[serde(default)]
+    pub mld_other_querier_version: Option<u8>,
 }
 
 fn secs(ms: u64) -> String {
@@ -263,6 +298,7 @@ mod tests {
                     packets: 10,
                     bytes: 13160,
                 }],
+                upstream: GroupTraffic::default(),
             }],
             upstream: UpstreamStatus {
                 interface: "up0".into(),
@@ -272,6 +308,7 @@ mod tests {
                     sources: vec![],
                 }],
                 sockets: 1,
+                ..Default::default()
             },
             interfaces: vec![InterfaceStatus {
                 name: "dn0".into(),
@@ -283,6 +320,7 @@ mod tests {
                 query_source6: Some("fe80::1".into()),
                 mld_querier: "querier".into(),
                 mld_other_querier: None,
+                ..Default::default()
             }],
             counters: [("copies_sent".to_string(), 10u64)].into(),
         }

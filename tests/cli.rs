@@ -226,6 +226,7 @@ fn status_into_a_closed_pipe_exits_0_without_a_panic() {
             state: "up".into(),
             joined: vec![],
             sockets: 0,
+            ..Default::default()
         },
         interfaces: vec![],
         counters: Default::default(),

@@ -262,6 +262,7 @@ mod tests {
                 state: "up".into(),
                 joined: vec![],
                 sockets: 0,
+                ..Default::default()
             },
             interfaces: vec![],
             counters: Default::default(),

@@ -77,6 +77,7 @@ fn format_family<A: GroupAddr>(
         group: g.to_string(),
         multicast_on: vec![],
         members: vec![],
+        upstream: Default::default(),
     };
     let v6 = A::PROTOCOL == <Ipv6Addr as GroupAddr>::PROTOCOL;
     for (g, h, m) in f.members {
@@ -183,6 +184,7 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
                     .to_string(),
                 querier,
                 other_querier: other,
+                other_querier_version: None,
                 compat_fallback: match fallback {
                     CompatFallback::Multicast => "multicast".into(),
                     CompatFallback::Unicast => "unicast".into(),
@@ -191,6 +193,7 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
                     .then(|| src6.to_string()),
                 mld_querier,
                 mld_other_querier: mld_other,
+                mld_other_querier_version: None,
             }
         })
         .collect();
@@ -207,6 +210,8 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
             },
             joined,
             sockets,
+            querier: None,
+            mld_querier: None,
         },
         interfaces,
         counters: sh
