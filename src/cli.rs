@@ -192,6 +192,32 @@ pub struct StatusArgs {
     /// Print the raw JSON snapshot.
     #[arg(long)]
     pub json: bool,
+    /// Only this group (repeatable): its members, its traffic and its upstream join.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Vec<std::net::IpAddr>,
+    /// Only members on this downstream interface (repeatable), and only its querier state.
+    #[arg(long, value_name = "IF")]
+    pub interface: Vec<String>,
+    /// Redraw every DUR with packet and bit rates per member and per group, computed from
+    /// two snapshots (like watch(1)); Ctrl-C ends it.
+    #[arg(long, value_name = "DUR", value_parser = parse_watch)]
+    pub watch: Option<Duration>,
+    /// Print only the member rows, without title, column headers or the other sections.
+    #[arg(long)]
+    pub no_headers: bool,
+    /// List every counter in the text view, also those at 0.
+    #[arg(long)]
+    pub all_counters: bool,
+}
+
+/// `--watch`: a humantime duration of at least 100 ms and at most one hour.
+pub fn parse_watch(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 1s, 500ms"))?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err(format!("'{s}': between 100ms and 1h"));
+    }
+    Ok(d)
 }
 
 /// humantime durations ("125s", "2m", "500ms"), at least 100 ms and at most one day.

@@ -186,19 +186,66 @@ fn block_signals(block: bool) -> bool {
 }
 
 fn status(a: StatusArgs) -> ExitCode {
-    let body = match control::fetch(&a.control) {
-        Ok(b) => b,
-        Err(e) => return fail(1, e),
+    let Some(every) = a.watch else {
+        return match fetch_snapshot(&a) {
+            Ok(snap) => emit(&status_text(&a, &snap, None)),
+            Err(code) => code,
+        };
     };
-    let snap = match control::parse(&body) {
-        Ok(s) => s,
-        Err(e) => return fail(1, e),
-    };
-    if a.json {
-        let mut text = serde_json::to_string_pretty(&snap).unwrap_or(body);
-        text.push('\n');
-        emit(&text)
-    } else {
-        emit(&snoopcast::status::render(&snap))
+    // --watch: redraw until Ctrl-C (SIGINT's default action ends the process) or until
+    // the daemon goes away (exit 1, named).
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut before: Option<snoopcast::status::Snapshot> = None;
+    loop {
+        let snap = match fetch_snapshot(&a) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        let rates = before
+            .as_ref()
+            .and_then(|b| snoopcast::status::Rates::between(b, &snap));
+        let mut text = status_text(&a, &snap, Some(rates.as_ref()));
+        if tty {
+            // Home and clear, as watch(1) does.
+            text.insert_str(0, "\x1b[H\x1b[2J");
+        } else {
+            text.push('\n');
+        }
+        let code = emit(&text);
+        if code != ExitCode::SUCCESS {
+            return code;
+        }
+        before = Some(snap);
+        std::thread::sleep(every);
     }
+}
+
+/// One filtered snapshot from the daemon, or the exit code of the failure (printed).
+fn fetch_snapshot(a: &StatusArgs) -> Result<snoopcast::status::Snapshot, ExitCode> {
+    let body = control::fetch(&a.control).map_err(|e| fail(1, e))?;
+    let snap = control::parse(&body).map_err(|e| fail(1, e))?;
+    Ok(snoopcast::status::filter(&snap, &a.group, &a.interface))
+}
+
+/// The snapshot as `status` prints it; `watch` is Some (with the rates once there are two
+/// snapshots) under --watch.
+fn status_text(
+    a: &StatusArgs,
+    snap: &snoopcast::status::Snapshot,
+    watch: Option<Option<&snoopcast::status::Rates>>,
+) -> String {
+    if a.json {
+        let mut text = serde_json::to_string_pretty(snap).expect("a snapshot serializes");
+        text.push('\n');
+        return text;
+    }
+    let empty = snoopcast::status::Rates::default();
+    let view = snoopcast::status::View {
+        all_counters: a.all_counters,
+        no_headers: a.no_headers,
+        // Under --watch the rate columns are there from the first draw ("-" until the
+        // second snapshot).
+        rates: watch.map(|r| r.unwrap_or(&empty)),
+    };
+    snoopcast::status::render(snap, &view)
 }

@@ -6,7 +6,7 @@ use super::IfaceId;
 use crate::wire::MacAddr;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A host's source filter mode for one group (RFC 3376 section 3.2).
@@ -22,6 +22,65 @@ pub enum FilterMode {
 pub struct MemberCounters {
     pub packets: AtomicU64,
     pub bytes: AtomicU64,
+}
+
+/// Per-group counters of what arrives on the upstream, shared with the forwarding snapshot
+/// so the data path counts every packet of a group in the table, admitted by a member or not.
+#[derive(Debug, Default)]
+pub struct GroupCounters {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    /// When the last packet was read, in milliseconds since the daemon's start plus one; 0
+    /// while none has arrived. Written by the data path, which knows the start.
+    pub last_ms: AtomicU64,
+}
+
+impl GroupCounters {
+    /// Count one packet of `len` IP bytes read `at_ms` (milliseconds since the start).
+    pub fn count(&self, len: usize, at_ms: u64) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.last_ms.store(at_ms + 1, Ordering::Relaxed);
+    }
+
+    /// Milliseconds between the last packet and `now_ms`; None before the first.
+    pub fn last_packet_ms_ago(&self, now_ms: u64) -> Option<u64> {
+        match self.last_ms.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(now_ms.saturating_sub(t - 1)),
+        }
+    }
+}
+
+/// The per-group counters of one family, kept by the table's owner across rebuilds of the
+/// forwarding snapshot: a group keeps its counters while it stays in the snapshot and
+/// starts again from zero when it comes back after leaving it.
+#[derive(Debug)]
+pub struct GroupTraffic<A> {
+    groups: HashMap<A, Arc<GroupCounters>>,
+}
+
+impl<A> Default for GroupTraffic<A> {
+    fn default() -> Self {
+        GroupTraffic {
+            groups: HashMap::new(),
+        }
+    }
+}
+
+impl<A: GroupAddr> GroupTraffic<A> {
+    /// Give every group of a freshly built `fib` its counters, and forget the groups no
+    /// longer in it.
+    pub fn attach(&mut self, fib: &mut Fib<A>) {
+        self.groups.retain(|g, _| fib.groups.contains_key(g));
+        for (g, fwd) in &mut fib.groups {
+            fwd.traffic = Arc::clone(self.groups.entry(*g).or_default());
+        }
+    }
+
+    pub fn get(&self, group: &A) -> Option<&Arc<GroupCounters>> {
+        self.groups.get(group)
+    }
 }
 
 /// One unicast receiver of a group.
@@ -52,6 +111,8 @@ pub struct GroupFwd<A = Ipv4Addr> {
     pub multicast_ifaces: Vec<IfaceId>,
     /// Unicast receivers on the other interfaces.
     pub members: Vec<FibMember<A>>,
+    /// What arrives for the group upstream (see [`GroupTraffic::attach`]).
+    pub traffic: Arc<GroupCounters>,
 }
 
 /// Where a copy goes.
@@ -78,16 +139,16 @@ impl<A: GroupAddr> Fib<A> {
     /// Copies for one (source, group) packet: one per admitting member, one group-MAC copy
     /// per multicast interface. Appends to `out`, and to `counters` in step with it: the
     /// member's counters (None for a group-MAC copy), so the caller can count after sending.
+    /// Returns the group's traffic counters when the group is in the snapshot (even if no
+    /// member admits the source), for the caller to count the packet.
     pub fn targets(
         &self,
         source: A,
         group: A,
         out: &mut Vec<Target>,
         counters: &mut Vec<Option<Arc<MemberCounters>>>,
-    ) {
-        let Some(g) = self.groups.get(&group) else {
-            return;
-        };
+    ) -> Option<&GroupCounters> {
+        let g = self.groups.get(&group)?;
         for &iface in &g.multicast_ifaces {
             out.push(Target {
                 iface,
@@ -104,6 +165,7 @@ impl<A: GroupAddr> Fib<A> {
                 counters.push(Some(Arc::clone(&m.counters)));
             }
         }
+        Some(&g.traffic)
     }
 }
 
@@ -124,11 +186,11 @@ impl Forwarding {
         group: IpAddr,
         out: &mut Vec<Target>,
         counters: &mut Vec<Option<Arc<MemberCounters>>>,
-    ) {
+    ) -> Option<&GroupCounters> {
         match (source, group) {
             (IpAddr::V4(s), IpAddr::V4(g)) => self.v4.targets(s, g, out, counters),
             (IpAddr::V6(s), IpAddr::V6(g)) => self.v6.targets(s, g, out, counters),
-            _ => {}
+            _ => None,
         }
     }
 }
@@ -136,7 +198,6 @@ impl Forwarding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
 
     fn src(n: u8) -> Ipv4Addr {
         Ipv4Addr::new(192, 0, 2, n)
@@ -177,6 +238,7 @@ mod tests {
                     member(1, 2, FilterMode::Exclude, &[1]),
                     member(1, 3, FilterMode::Exclude, &[]),
                 ],
+                traffic: Arc::default(),
             },
         );
         let mut out = vec![Target {
@@ -224,7 +286,46 @@ mod tests {
         );
         out.clear();
         counters.clear();
-        fib.targets(src(1), Ipv4Addr::new(239, 9, 9, 9), &mut out, &mut counters);
-        assert!(out.is_empty() && counters.is_empty());
+        let none = fib.targets(src(1), Ipv4Addr::new(239, 9, 9, 9), &mut out, &mut counters);
+        assert!(out.is_empty() && counters.is_empty() && none.is_none());
+    }
+
+    #[test]
+    fn group_counters_count_packets_a_member_filters_out_and_survive_rebuilds() {
+        let g = Ipv4Addr::new(239, 1, 2, 3);
+        let build = || {
+            let mut fib = Fib::default();
+            fib.groups.insert(
+                g,
+                GroupFwd {
+                    multicast_ifaces: vec![],
+                    members: vec![member(0, 1, FilterMode::Include, &[1])],
+                    traffic: Arc::default(),
+                },
+            );
+            fib
+        };
+        let mut traffic = GroupTraffic::default();
+        let mut fib = build();
+        traffic.attach(&mut fib);
+        let (mut out, mut ctr) = (vec![], vec![]);
+        // Source 2 is not admitted: no copy, but the group's traffic is still counted.
+        let t = fib.targets(src(2), g, &mut out, &mut ctr).expect("group");
+        assert!(out.is_empty());
+        assert_eq!(t.last_packet_ms_ago(5), None, "nothing yet");
+        t.count(100, 0);
+        t.count(50, 7);
+        assert_eq!(t.last_packet_ms_ago(10), Some(3));
+        // A rebuild keeps them; a rebuild without the group forgets them.
+        let mut fib2 = build();
+        traffic.attach(&mut fib2);
+        let t2 = &fib2.groups[&g].traffic;
+        assert_eq!(t2.packets.load(Ordering::Relaxed), 2);
+        assert_eq!(t2.bytes.load(Ordering::Relaxed), 150);
+        traffic.attach(&mut Fib::default());
+        assert!(traffic.get(&g).is_none());
+        let mut fib3 = build();
+        traffic.attach(&mut fib3);
+        assert_eq!(fib3.groups[&g].traffic.packets.load(Ordering::Relaxed), 0);
     }
 }

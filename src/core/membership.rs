@@ -460,7 +460,8 @@ impl<A: GroupAddr> Table<A> {
         out
     }
 
-    /// Build the forwarding snapshot the data path reads.
+    /// Build the forwarding snapshot the data path reads (each group with fresh traffic
+    /// counters: the owner attaches the kept ones, see `fib::GroupTraffic`).
     pub fn forwarding(&self) -> crate::core::fib::Fib<A> {
         use crate::core::fib::{Fib, FibMember, GroupFwd};
         // Interfaces that get a group as one L2 multicast copy: compat mode with the
@@ -490,6 +491,7 @@ impl<A: GroupAddr> Table<A> {
                 GroupFwd {
                     multicast_ifaces: mc,
                     members,
+                    traffic: Arc::default(),
                 },
             );
         }
@@ -499,6 +501,7 @@ impl<A: GroupAddr> Table<A> {
                 GroupFwd {
                     multicast_ifaces: mc,
                     members: Vec::new(),
+                    traffic: Arc::default(),
                 },
             );
         }

@@ -9,7 +9,7 @@
 //! snapshot, logging and counting.
 
 use super::family::GroupAddr;
-use super::fib::Fib;
+use super::fib::{Fib, GroupTraffic};
 use super::filter::GroupFilter;
 use super::membership::{
     CompatFallback, Event, Heard, HostKey, IgnoreReason, LeaveReason, Settings, Table,
@@ -182,6 +182,8 @@ pub struct Snooper<A> {
     retry_at: Option<Instant>,
     stopping: bool,
     stopwatch: fn() -> Instant,
+    /// Per-group upstream traffic counters, kept across forwarding rebuilds.
+    traffic: GroupTraffic<A>,
 }
 
 impl<A: GroupAddr> Snooper<A> {
@@ -208,6 +210,7 @@ impl<A: GroupAddr> Snooper<A> {
             retry_at: None,
             stopping: false,
             stopwatch: Instant::now,
+            traffic: GroupTraffic::default(),
             cfg,
         }
     }
@@ -220,6 +223,11 @@ impl<A: GroupAddr> Snooper<A> {
 
     pub fn table(&self) -> &Table<A> {
         &self.table
+    }
+
+    /// The per-group upstream traffic counters of the groups in the forwarding snapshot.
+    pub fn traffic(&self) -> &GroupTraffic<A> {
+        &self.traffic
     }
 
     pub fn queriers(&self) -> &[Querier<A>] {
@@ -356,7 +364,9 @@ impl<A: GroupAddr> Snooper<A> {
         let rebuild = self.pacer.due(now);
         if rebuild {
             let started = (self.stopwatch)();
-            out.push(Action::Publish(Arc::new(self.table.forwarding())));
+            let mut fib = self.table.forwarding();
+            self.traffic.attach(&mut fib);
+            out.push(Action::Publish(Arc::new(fib)));
             let cost = (self.stopwatch)().saturating_duration_since(started);
             self.pacer.done(now, cost);
         }

@@ -314,6 +314,8 @@ pub fn capture_upstream(
             continue;
         }
         add(&c.frames_received, n as u64);
+        // The burst's read time, for the groups' last-packet time.
+        let now_ms = now.duration_since(sh.started).as_millis() as u64;
         let g = sh.fib_gen.load(Ordering::Acquire);
         if g != fib_gen {
             fib = sh.fib.read().clone();
@@ -340,7 +342,10 @@ pub fn capture_upstream(
             // 3. Look up.
             targets.clear();
             counters.clear();
-            fib.targets(pkt.source, pkt.group, &mut targets, &mut counters);
+            let group = fib.targets(pkt.source, pkt.group, &mut targets, &mut counters);
+            if let Some(g) = group {
+                g.count(pkt.ip.len(), now_ms);
+            }
             if targets.is_empty() {
                 k.unwanted += 1;
                 continue;

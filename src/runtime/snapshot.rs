@@ -9,7 +9,8 @@ use crate::core::querier::Role;
 use crate::core::snooper::Snooper;
 use crate::core::IfaceId;
 use crate::status::{
-    CompatStatus, GroupStatus, InterfaceStatus, JoinStatus, MemberStatus, Snapshot, UpstreamStatus,
+    CompatStatus, GroupStatus, GroupTraffic, InterfaceStatus, JoinStatus, MemberStatus, Snapshot,
+    UpstreamStatus,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,9 +31,11 @@ struct FamilyCopy<A> {
     roles: Vec<(Role<A>, A)>,
     /// Each downstream's older-host delivery, as configured now (a reload changes it).
     fallback: Vec<CompatFallback>,
+    /// Per group in the forwarding snapshot: upstream packets, bytes, when the last came.
+    traffic: BTreeMap<A, (u64, u64, Option<u64>)>,
 }
 
-fn copy_family<A: GroupAddr>(s: &Snooper<A>, ifaces: usize) -> FamilyCopy<A> {
+fn copy_family<A: GroupAddr>(s: &Snooper<A>, ifaces: usize, now_ms: u64) -> FamilyCopy<A> {
     let (table, queriers, joins) = (s.table(), s.queriers(), s.joins());
     let members: Vec<_> = table.members().map(|(g, h, m)| (g, h, m.clone())).collect();
     let groups: BTreeSet<A> = members
@@ -48,9 +51,24 @@ fn copy_family<A: GroupAddr>(s: &Snooper<A>, ifaces: usize) -> FamilyCopy<A> {
             }
         }
     }
+    let traffic = groups
+        .iter()
+        .filter_map(|g| {
+            let t = s.traffic().get(g)?;
+            Some((
+                *g,
+                (
+                    t.packets.load(Ordering::Relaxed),
+                    t.bytes.load(Ordering::Relaxed),
+                    t.last_packet_ms_ago(now_ms),
+                ),
+            ))
+        })
+        .collect();
     FamilyCopy {
         members,
         compat,
+        traffic,
         joined: joins.joined(),
         sockets: joins.socket_count(),
         roles: queriers.iter().map(|q| (q.role(), q.own_ip())).collect(),
@@ -115,6 +133,16 @@ fn format_family<A: GroupAddr>(
                 expires_in_ms: left_ms(t, now),
             });
     }
+    for (g, (packets, bytes, last_packet_ms_ago)) in f.traffic {
+        groups
+            .entry(g.into())
+            .or_insert_with(|| new_group(g))
+            .upstream = GroupTraffic {
+            packets,
+            bytes,
+            last_packet_ms_ago,
+        };
+    }
     joined.extend(f.joined.into_iter().map(|(g, w)| JoinStatus {
         group: g.to_string(),
         sources: match w {
@@ -135,12 +163,16 @@ fn role_text<A: GroupAddr>(r: Role<A>) -> (String, Option<String>) {
 /// Build a status snapshot: copy under the lock, format after.
 pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
     let now = Instant::now();
+    let now_ms = now.duration_since(sh.started).as_millis() as u64;
     let cfg = &sh.cfg;
     let slots = sh.slots.read().clone();
     let n = slots.len();
     let (v4, v6) = {
         let st = sh.state.lock();
-        (copy_family(&st.v4, n), copy_family(&st.v6, n))
+        (
+            copy_family(&st.v4, n, now_ms),
+            copy_family(&st.v6, n, now_ms),
+        )
     };
     let sockets = v4.sockets + v6.sockets;
     let roles: Vec<_> = v4
