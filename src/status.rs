@@ -12,6 +12,24 @@ pub struct Snapshot {
     pub upstream: UpstreamStatus,
     pub interfaces: Vec<InterfaceStatus>,
     pub counters: BTreeMap<String, u64>,
+    /// The settings the daemon runs with now (after any reload); None from a daemon older
+    /// than this field.
+    #[serde(default)]
+    pub settings: Option<DaemonSettings>,
+}
+
+/// The daemon's running settings that `snoopcast doctor` checks (timers, versions, IPv6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonSettings {
+    pub query_interval_ms: u64,
+    pub query_response_interval_ms: u64,
+    pub robustness: u32,
+    /// IGMP version of the queries it sends (2 or 3).
+    pub igmp_version: u8,
+    /// MLD version of the queries it sends (1 or 2).
+    pub mld_version: u8,
+    /// False under --no-ipv6.
+    pub ipv6: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -544,6 +562,7 @@ mod tests {
                 ..Default::default()
             }],
             counters: [("copies_sent".to_string(), 10u64)].into(),
+            ..Default::default()
         }
     }
 

@@ -230,6 +230,7 @@ fn status_into_a_closed_pipe_exits_0_without_a_panic() {
         },
         interfaces: vec![],
         counters: Default::default(),
+        ..Default::default()
     };
     let body = serde_json::to_string(&snap).unwrap();
     for json in [false, true] {

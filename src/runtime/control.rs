@@ -266,6 +266,7 @@ mod tests {
             },
             interfaces: vec![],
             counters: Default::default(),
+            ..Default::default()
         }
     }
 

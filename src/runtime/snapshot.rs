@@ -9,7 +9,7 @@ use crate::core::querier::Role;
 use crate::core::snooper::Snooper;
 use crate::core::IfaceId;
 use crate::status::{
-    CompatStatus, GroupStatus, GroupTraffic, InterfaceStatus, JoinStatus, MemberStatus, Snapshot,
+    CompatStatus, DaemonSettings, GroupStatus, GroupTraffic, InterfaceStatus, JoinStatus, MemberStatus, Snapshot,
     UpstreamStatus,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -167,11 +167,21 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
     let cfg = &sh.cfg;
     let slots = sh.slots.read().clone();
     let n = slots.len();
-    let (v4, v6) = {
+    let (v4, v6, settings) = {
         let st = sh.state.lock();
+        let (c4, c6) = (st.v4.config(), st.v6.config());
+        let settings = DaemonSettings {
+            query_interval_ms: c4.settings.query_interval.as_millis() as u64,
+            query_response_interval_ms: c4.settings.query_response_interval.as_millis() as u64,
+            robustness: c4.settings.robustness,
+            igmp_version: c4.querier.version,
+            mld_version: c6.querier.version,
+            ipv6: cfg.ipv6,
+        };
         (
             copy_family(&st.v4, n, now_ms),
             copy_family(&st.v6, n, now_ms),
+            settings,
         )
     };
     let sockets = v4.sockets + v6.sockets;
@@ -252,5 +262,6 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
+        settings: Some(settings),
     }
 }
