@@ -35,6 +35,11 @@ pub enum Command {
     Check(Box<RunArgs>),
     /// Show the membership table and counters of a running daemon.
     Status(StatusArgs),
+    /// Check the machine and the running daemon for what keeps snoopcast from working (MAC
+    /// ageing, bridges, queriers, addresses, rp_filter, rmem_max, drops, firewall); one line
+    /// per check, exit 1 if any warns or fails. Takes run's options (all optional: without
+    /// interfaces it checks the running daemon's). See snoopcast(8), DOCTOR.
+    Doctor(Box<DoctorArgs>),
     /// Print a shell completion script (for packagers).
     #[command(hide = true)]
     Completions(crate::completions::CompletionsArgs),
@@ -182,6 +187,40 @@ pub struct RunArgs {
     /// Also log to this file (appended).
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Time between the two status snapshots the capture-drops check compares.
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_watch)]
+    pub drops_interval: Duration,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The options `doctor` takes besides run's, which a --config file may not set.
+pub const DOCTOR_ONLY: &[&str] = &["drops-interval"];
+
+/// The `doctor` subcommand as parsed: run's options, with the interfaces optional (the
+/// running daemon's are checked when none are named).
+pub fn doctor_command() -> clap::Command {
+    command()
+        .find_subcommand("doctor")
+        .cloned()
+        .expect("the doctor subcommand")
+}
+
+/// The whole command line: [`Cli`], with `doctor`'s interfaces optional.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommand("doctor", |d| {
+        d.mut_arg("upstream", |a| {
+            a.required_unless_present(clap::builder::Resettable::<clap::Id>::Reset)
+        })
+        .mut_arg("downstreams", |a| {
+            a.required_unless_present(clap::builder::Resettable::<clap::Id>::Reset)
+        })
+    })
 }
 
 #[derive(Debug, Clone, Args)]

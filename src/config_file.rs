@@ -94,8 +94,10 @@ pub struct Entry {
 
 /// The options a file may set: every long option of `run` but `--config` (and `--help`).
 fn settable(run: &Command) -> impl Iterator<Item = &clap::Arg> {
-    run.get_arguments()
-        .filter(|a| a.get_long().is_some_and(|l| l != "config" && l != "help"))
+    run.get_arguments().filter(|a| {
+        a.get_long()
+            .is_some_and(|l| l != "config" && l != "help" && !crate::cli::DOCTOR_ONLY.contains(&l))
+    })
 }
 
 /// 1-based line of byte offset `at` in `text`.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let cli = match Cli::command()
+    let cli = match snoopcast::cli::command()
         .try_get_matches_from(&argv)
         .and_then(|m| Cli::from_arg_matches(&m))
     {
@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             Err(e) => fail(2, e),
         },
         Command::Status(a) => status(a),
+        Command::Doctor(_) => doctor(&argv),
         Command::Completions(a) => snoopcast::completions::print(a),
     }
 }
@@ -48,6 +49,40 @@ fn main() -> ExitCode {
 fn options(argv: &[OsString]) -> Result<(RunArgs, clap::ArgMatches), String> {
     // There are no options before the subcommand: it is the first argument.
     config_file::resolve(&run_command(), &argv[2..], |p| std::fs::read_to_string(p))
+}
+
+/// `doctor`: gather, check, print one line per check; exit 0 when all are ok, else 1.
+fn doctor(argv: &[OsString]) -> ExitCode {
+    use snoopcast::doctor::{self, gather, Timers};
+    let (a, m) = match config_file::resolve(&snoopcast::cli::doctor_command(), &argv[2..], |p| {
+        std::fs::read_to_string(p)
+    }) {
+        Ok(v) => v,
+        Err(e) => return fail(2, e),
+    };
+    let interval = m
+        .get_one::<std::time::Duration>("drops_interval")
+        .copied()
+        .unwrap_or(std::time::Duration::from_secs(2));
+    let req = gather::Request {
+        upstream: a.upstream.clone(),
+        downstreams: a.downstreams.clone(),
+        timers: Timers {
+            query_interval: a.query_interval,
+            query_response_interval: a.query_response_interval,
+            robustness: a.robustness,
+        },
+        ipv6: !a.no_ipv6,
+        query_source: a.query_source,
+        control: a.control.clone(),
+        interval,
+    };
+    let findings = doctor::checks::all(&gather::gather(&req));
+    let code = emit(&doctor::render(&findings));
+    if code != ExitCode::SUCCESS {
+        return code;
+    }
+    ExitCode::from(doctor::exit_code(&findings))
 }
 
 /// The `run` subcommand's clap definition (`check` has the same arguments).

@@ -266,3 +266,50 @@ fn status_into_a_closed_pipe_exits_0_without_a_panic() {
         assert!(stderr(&o).is_empty(), "json={json}: {}", stderr(&o));
     }
 }
+
+/// `doctor` with no daemon and no interfaces named: a fail line that says so (exit 1), the
+/// machine-wide checks still printed; a bad option is exit 2; its own option is not a
+/// --config key.
+#[test]
+fn doctor_without_daemon_or_interfaces_fails_the_interfaces_check() {
+    let sock =
+        std::env::temp_dir().join(format!("snoopcast-cli-doctor-{}.sock", std::process::id()));
+    let o = snoopcast(&[
+        "doctor",
+        "--control",
+        sock.to_str().unwrap(),
+        "--drops-interval",
+        "100ms",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("ok daemon: not running"), "{out}");
+    assert!(
+        out.contains("fail interfaces: no interfaces to check"),
+        "{out}"
+    );
+    for name in ["mac-ageing", "rmem", "firewall", "capture-drops"] {
+        assert!(
+            out.lines().any(|l| l.contains(&format!(" {name}: "))),
+            "{name}: {out}"
+        );
+    }
+    for l in out.lines() {
+        assert!(
+            ["ok ", "warn ", "fail "].iter().any(|p| l.starts_with(p)),
+            "not a check line: {l}"
+        );
+    }
+    assert_eq!(snoopcast(&["doctor", "--bogus"]).status.code(), Some(2));
+    assert_eq!(
+        snoopcast(&["doctor", "--drops-interval", "1ms"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let (dir, file) = config_file("doctor", "drops-interval = \"3s\"\n");
+    let o = snoopcast(&["doctor", "--config", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown key"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -9,8 +9,8 @@ use crate::core::querier::Role;
 use crate::core::snooper::Snooper;
 use crate::core::IfaceId;
 use crate::status::{
-    CompatStatus, DaemonSettings, GroupStatus, GroupTraffic, InterfaceStatus, JoinStatus, MemberStatus, Snapshot,
-    UpstreamStatus,
+    CompatStatus, DaemonSettings, GroupStatus, GroupTraffic, InterfaceStatus, JoinStatus,
+    MemberStatus, Snapshot, UpstreamStatus,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
