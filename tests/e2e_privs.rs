@@ -124,7 +124,7 @@ fn expected_caps(lan: &Lan) -> u64 {
 fn assert_reduced(pid: u32, caps: u64, bounding: bool) -> Vec<ThreadInfo> {
     let ts = threads(pid);
     let names: Vec<&str> = ts.iter().map(|t| t.name.as_str()).collect();
-    for want in ["ctl", "control", "cap-dn:dn0", "cap-up:up0"] {
+    for want in ["ctl", "control", "cap-dn:dn0", "cap-up:up0", "qry-up:up0"] {
         assert!(names.contains(&want), "thread {want} missing: {names:?}");
     }
     for t in &ts {
@@ -142,7 +142,10 @@ fn assert_reduced(pid: u32, caps: u64, bounding: bool) -> Vec<ThreadInfo> {
 }
 
 fn is_packet_thread(name: &str) -> bool {
-    name == "ctl" || name.starts_with("send-") || name.starts_with("cap-")
+    name == "ctl"
+        || name.starts_with("send-")
+        || name.starts_with("cap-")
+        || name.starts_with("qry-")
 }
 
 fn iface_up(s: &serde_json::Value, name: &str) -> bool {

@@ -229,3 +229,66 @@ fn group_traffic_filters_and_watch_rates() {
     );
     daemon.stop_ok();
 }
+
+/// An IGMPv2 general query from `src` out of `iface` in namespace `ns`, built with scapy
+/// (TTL 1, Router Alert, to 224.0.0.1).
+fn send_v2_query(ns: &str, iface: &str, src: &str) {
+    let script = format!(
+        "from scapy.all import Ether, IP, IPOption_Router_Alert, sendp, get_if_hwaddr\n\
+         from scapy.contrib.igmp import IGMP\n\
+         f = Ether(src=get_if_hwaddr('{iface}'), dst='01:00:5e:00:00:01') / \
+         IP(src='{src}', dst='224.0.0.1', ttl=1, options=[IPOption_Router_Alert()]) / \
+         IGMP(type=0x11, mrcode=100, gaddr='0.0.0.0')\n\
+         sendp(f, iface='{iface}', verbose=0)\n"
+    );
+    let out = ns_exec(ns, &[python(), "-c", &script], Duration::from_secs(30));
+    assert!(
+        out.ok(),
+        "scapy query in {ns}: {} {}",
+        out.status,
+        out.stderr
+    );
+}
+
+/// The querier heard upstream (the router that keeps the box's memberships) and another
+/// querier on a downstream, each with its address and IGMP version.
+#[test]
+fn queriers_heard_upstream_and_downstream_show_address_and_version() {
+    require_root!();
+    let lan = Lan::builder("stqry").hosts(1).build();
+    let daemon = start_snoopcast(&lan, &[]);
+    let s = lan.status_json();
+    assert!(s["upstream"]["querier"].is_null(), "none heard yet: {s:#}");
+    send_v2_query(&lan.src_ns(), "s0", "10.1.0.1");
+    // dn0 has no address: an addressed querier there wins the election.
+    let h1 = lan.host(1).clone();
+    send_v2_query(&h1.ns, "eth0", &h1.ip);
+    wait_for_status(&lan, Duration::from_secs(5), "both queriers heard", |s| {
+        !s["upstream"]["querier"].is_null() && !iface_status(s, "dn0")["other_querier"].is_null()
+    });
+    let s = lan.status_json();
+    let q = &s["upstream"]["querier"];
+    assert_eq!(q["address"], "10.1.0.1", "{s:#}");
+    assert_eq!(q["version"], 2, "{s:#}");
+    assert!(q["last_seen_ms_ago"].as_u64().unwrap() < 5_000, "{q}");
+    let dn = iface_status(&s, "dn0");
+    assert_eq!(dn["other_querier"], h1.ip.as_str(), "{dn}");
+    assert_eq!(dn["other_querier_version"], 2, "{dn}");
+    assert_eq!(dn["querier"], "non-querier", "{dn}");
+    let text = status_out(&lan, &[]);
+    assert!(
+        text.contains("IGMP querier 10.1.0.1 (v2), last query"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("querier heard: {} (v2)", h1.ip)),
+        "{text}"
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("upstream IGMP querier 10.1.0.1, version 2"),
+        "one log line when the upstream querier appears"
+    );
+    daemon.stop_ok();
+}

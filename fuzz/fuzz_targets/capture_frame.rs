@@ -85,7 +85,7 @@ fn downstream(data: &[u8]) {
                 robustness: 2,
             };
             let mut q = Querier::new(cfg, Ipv4Addr::new(10, 0, 0, 128), now);
-            q.accept_query(f.ip.src, now);
+            q.accept_query(f.ip.src, 3, now);
             q.poll(now);
         }
         msg => {

@@ -828,7 +828,7 @@ fn run<A: Fam>(input: &FuzzInput) {
                         iface: i,
                         mac: mac(0),
                         src,
-                        msg: Heard::Query,
+                        msg: Heard::Query { version: 3 },
                     },
                     now,
                 );

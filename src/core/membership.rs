@@ -915,8 +915,9 @@ impl<A: GroupAddr> Table<A> {
 /// sections 5.2.12 and 6.4: the same state tables).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Heard<A = Ipv4Addr> {
-    /// A query (general or specific): it goes to the querier election, not the table.
-    Query,
+    /// A query (general or specific) of IGMP `version` 1, 2 or 3 (MLD 1 or 2): it goes to
+    /// the querier election, not the table.
+    Query { version: u8 },
     /// IGMPv1 (RFC 1112), IGMPv2 (RFC 2236) or MLDv1 (RFC 2710) report of `version`.
     OldReport { version: u8, group: A },
     /// IGMPv2 Leave Group or MLDv1 Done.
@@ -939,7 +940,13 @@ impl From<igmp::Message> for Heard<Ipv4Addr> {
     fn from(m: igmp::Message) -> Self {
         use igmp::Message;
         match m {
-            Message::Query(_) => Heard::Query,
+            Message::Query(q) => Heard::Query {
+                version: match q.version {
+                    igmp::QueryVersion::V1 => 1,
+                    igmp::QueryVersion::V2 => 2,
+                    igmp::QueryVersion::V3 => 3,
+                },
+            },
             Message::ReportV1 { group } => Heard::OldReport { version: 1, group },
             Message::ReportV2 { group } => Heard::OldReport { version: 2, group },
             Message::LeaveV2 { group } => Heard::Leave { group },
@@ -952,7 +959,12 @@ impl From<mld::Message> for Heard<Ipv6Addr> {
     fn from(m: mld::Message) -> Self {
         use mld::Message;
         match m {
-            Message::Query(_) => Heard::Query,
+            Message::Query(q) => Heard::Query {
+                version: match q.version {
+                    mld::QueryVersion::V1 => 1,
+                    mld::QueryVersion::V2 => 2,
+                },
+            },
             Message::ReportV1 { group } => Heard::OldReport { version: 1, group },
             Message::DoneV1 { group } => Heard::Leave { group },
             Message::ReportV2 { records } => Heard::Records(records),
@@ -967,7 +979,7 @@ impl<A: GroupAddr> Table<A> {
     pub fn accept(&mut self, host: HostKey, ip: A, msg: &Heard<A>, now: Instant) -> Vec<Event<A>> {
         let mut ev = Vec::new();
         match msg {
-            Heard::Query => {}
+            Heard::Query { .. } => {}
             Heard::OldReport { version, group } => {
                 self.accept_old_report(host, ip, *group, *version, now, &mut ev)
             }

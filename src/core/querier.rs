@@ -131,6 +131,8 @@ pub struct Querier<A = Ipv4Addr> {
     role: Role<A>,
     startup_left: u32,
     next_query: Instant,
+    /// The IGMP/MLD version of the last query from the other querier of `role`.
+    other_version: Option<u8>,
 }
 
 impl<A: GroupAddr> Querier<A> {
@@ -149,6 +151,7 @@ impl<A: GroupAddr> Querier<A> {
             role,
             startup_left,
             next_query: now,
+            other_version: None,
         }
     }
 
@@ -162,6 +165,15 @@ impl<A: GroupAddr> Querier<A> {
 
     pub fn own_ip(&self) -> A {
         self.own_ip
+    }
+
+    /// The version of the last query heard from the querier that `role` names as the other
+    /// one (NonQuerier's `other`, Disabled's `other`); None when `role` names none.
+    pub fn other_version(&self) -> Option<u8> {
+        match self.role {
+            Role::NonQuerier { .. } | Role::Disabled { other: Some(_) } => self.other_version,
+            _ => None,
+        }
     }
 
     /// Start over as at daemon start (the interface came back).
@@ -181,18 +193,20 @@ impl<A: GroupAddr> Querier<A> {
         self.own_ip.is_unspecified() || other < self.own_ip
     }
 
-    /// A query was heard on the interface from IPv4 source `src`.
-    pub fn accept_query(&mut self, src: A, now: Instant) -> Option<RoleChange<A>> {
+    /// A query of `version` was heard on the interface from source `src`.
+    pub fn accept_query(&mut self, src: A, version: u8, now: Instant) -> Option<RoleChange<A>> {
         if !self.beats_us(src) {
             return None;
         }
         match self.role {
             Role::Disabled { .. } => {
                 self.role = Role::Disabled { other: Some(src) };
+                self.other_version = Some(version);
                 None
             }
             Role::Querier if self.cfg.mode == Mode::On => None,
             Role::Querier => {
+                self.other_version = Some(version);
                 self.role = Role::NonQuerier {
                     other: src,
                     until: now + self.cfg.other_querier_present_interval(),
@@ -201,6 +215,9 @@ impl<A: GroupAddr> Querier<A> {
             }
             Role::NonQuerier { other, .. } => {
                 // Keep the lowest address heard; refresh the timer.
+                if src <= other {
+                    self.other_version = Some(version);
+                }
                 let other = if src < other { src } else { other };
                 self.role = Role::NonQuerier {
                     other,
@@ -294,13 +311,44 @@ mod tests {
     }
 
     #[test]
+    fn the_other_queriers_version_is_that_of_the_lowest_address_while_it_is_there() {
+        let t0 = Instant::now();
+        let mut q = Querier::new(cfg(Mode::Auto), ip("10.2.0.5"), t0);
+        assert_eq!(q.other_version(), None);
+        q.accept_query(ip("10.2.0.3"), 2, t0);
+        assert_eq!(q.other_version(), Some(2));
+        // A higher address does not change the other querier, nor its version.
+        q.accept_query(ip("10.2.0.4"), 3, t0);
+        assert_eq!(q.other_version(), Some(2));
+        // The same one, now in v3; then a lower one in v1.
+        q.accept_query(ip("10.2.0.3"), 3, t0);
+        assert_eq!(q.other_version(), Some(3));
+        q.accept_query(ip("10.2.0.1"), 1, t0);
+        assert_eq!(q.other_version(), Some(1));
+        // It went silent: we query again and name no other querier.
+        q.poll(t0 + Duration::from_secs(300));
+        assert_eq!(q.role(), Role::Querier);
+        assert_eq!(q.other_version(), None);
+        // --querier off remembers the last lower querier and its version.
+        let mut off = Querier::new(cfg(Mode::Off), ip("10.2.0.5"), t0);
+        off.accept_query(ip("10.2.0.2"), 2, t0);
+        assert_eq!(
+            off.role(),
+            Role::Disabled {
+                other: Some(ip("10.2.0.2"))
+            }
+        );
+        assert_eq!(off.other_version(), Some(2));
+    }
+
+    #[test]
     fn lower_address_silences_us_until_other_querier_present_interval() {
         let t0 = Instant::now();
         let mut q = Querier::new(cfg(Mode::Auto), ip("10.2.0.5"), t0);
         assert!(q.poll(t0).0);
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(
-            q.accept_query(ip("10.2.0.1"), t1),
+            q.accept_query(ip("10.2.0.1"), 3, t1),
             Some(RoleChange::Yielded {
                 other: ip("10.2.0.1")
             })
@@ -316,9 +364,9 @@ mod tests {
     fn higher_own_and_unspecified_sources_are_ignored() {
         let t0 = Instant::now();
         let mut q = Querier::new(cfg(Mode::Auto), ip("10.2.0.5"), t0);
-        assert_eq!(q.accept_query(ip("10.2.0.9"), t0), None);
-        assert_eq!(q.accept_query(ip("10.2.0.5"), t0), None, "our own query");
-        assert_eq!(q.accept_query(Ipv4Addr::UNSPECIFIED, t0), None);
+        assert_eq!(q.accept_query(ip("10.2.0.9"), 3, t0), None);
+        assert_eq!(q.accept_query(ip("10.2.0.5"), 3, t0), None, "our own query");
+        assert_eq!(q.accept_query(Ipv4Addr::UNSPECIFIED, 3, t0), None);
         assert_eq!(q.role(), Role::Querier);
     }
 
@@ -326,17 +374,17 @@ mod tests {
     fn without_an_address_any_addressed_querier_wins() {
         let t0 = Instant::now();
         let mut q = Querier::new(cfg(Mode::Auto), Ipv4Addr::UNSPECIFIED, t0);
-        assert_eq!(q.accept_query(Ipv4Addr::UNSPECIFIED, t0), None);
-        assert!(q.accept_query(ip("192.168.1.1"), t0).is_some());
+        assert_eq!(q.accept_query(Ipv4Addr::UNSPECIFIED, 3, t0), None);
+        assert!(q.accept_query(ip("192.168.1.1"), 3, t0).is_some());
     }
 
     #[test]
     fn refresh_keeps_lowest_and_extends() {
         let t0 = Instant::now();
         let mut q = Querier::new(cfg(Mode::Auto), ip("10.2.0.5"), t0);
-        q.accept_query(ip("10.2.0.3"), t0);
+        q.accept_query(ip("10.2.0.3"), 3, t0);
         let t1 = t0 + Duration::from_secs(100);
-        assert_eq!(q.accept_query(ip("10.2.0.4"), t1), None);
+        assert_eq!(q.accept_query(ip("10.2.0.4"), 3, t1), None);
         assert_eq!(
             q.role(),
             Role::NonQuerier {
@@ -350,12 +398,12 @@ mod tests {
     fn mode_on_never_yields_and_off_never_queries() {
         let t0 = Instant::now();
         let mut on = Querier::new(cfg(Mode::On), ip("10.2.0.5"), t0);
-        assert_eq!(on.accept_query(ip("10.2.0.1"), t0), None);
+        assert_eq!(on.accept_query(ip("10.2.0.1"), 3, t0), None);
         assert!(on.poll(t0).0);
         let mut off = Querier::new(cfg(Mode::Off), ip("10.2.0.5"), t0);
         assert!(!off.poll(t0).0);
         assert_eq!(off.next_deadline(), None);
-        off.accept_query(ip("10.2.0.1"), t0);
+        off.accept_query(ip("10.2.0.1"), 3, t0);
         assert_eq!(
             off.role(),
             Role::Disabled {

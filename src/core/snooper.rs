@@ -272,8 +272,8 @@ impl<A: GroupAddr> Snooper<A> {
                 if self.stopping || !self.down_open.get(iface).copied().unwrap_or(false) {
                     return out;
                 }
-                if let Heard::Query = msg {
-                    if let Some(change) = self.queriers[iface].accept_query(src, now) {
+                if let Heard::Query { version } = msg {
+                    if let Some(change) = self.queriers[iface].accept_query(src, version, now) {
                         out.push(Action::Log(Note::Role { iface, change }));
                     }
                 } else {
@@ -621,7 +621,7 @@ mod tests {
                 iface: 0,
                 mac: MAC,
                 src: OTHER,
-                msg: Heard::Query,
+                msg: Heard::Query { version: 3 },
             },
             t0,
         );

@@ -1,7 +1,7 @@
 //! The downstream capture thread: reads IGMP and MLD from one downstream interface, judges
 //! each frame (`wire::classify`), counts it and hands what is valid to the control thread.
 
-use super::shared::{GroupMsg, IgmpIn, Shared, MAX_QUEUED_WEIGHT, TICK};
+use super::shared::{GroupMsg, HeardQuery, IgmpIn, Shared, MAX_QUEUED_WEIGHT, TICK};
 use super::stats::{add, inc, Counters, RateLimit};
 use super::sys;
 use crate::core::IfaceId;
@@ -9,7 +9,7 @@ use crate::wire::classify::{self, DownDrop, MldDrop};
 use crate::wire::igmp::Message;
 use crate::wire::{mld, MacAddr};
 use crossbeam_channel::{Sender, TrySendError};
-use log::{debug, warn};
+use log::{debug, info, warn};
 use socket2::Socket;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,6 +103,41 @@ pub(crate) fn capture_downstream(
                 inc(&c.events_dropped)
             }
             Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
+/// The upstream query listener: reads IGMP and MLD on the upstream (the same socket filter
+/// as a downstream capture) and keeps the last general query of each family, for status
+/// and `snoopcast doctor` (is a router there to keep the box's memberships, and which
+/// version does it speak). Everything else is passed over: the data capture reads the
+/// data, and the hosts upstream are not ours. Runs until `stop` or `cancel`.
+pub(crate) fn listen_upstream_queries(
+    sh: &Shared,
+    mut rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+    name: &str,
+    cancel: &AtomicBool,
+) {
+    while !sh.stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
+        let Some(frame) = next_frame(&mut rx, name) else {
+            continue;
+        };
+        let Some((source, version)) = classify::upstream_query(frame) else {
+            continue;
+        };
+        let family = usize::from(source.is_ipv6());
+        if family == 1 && !sh.cfg.ipv6 {
+            continue;
+        }
+        let heard = HeardQuery {
+            source,
+            version,
+            at: Instant::now(),
+        };
+        let before = sh.up_queriers.lock()[family].replace(heard);
+        if before.is_none_or(|b| (b.source, b.version) != (source, version)) {
+            let proto = if family == 0 { "IGMP" } else { "MLD" };
+            info!("{name}: upstream {proto} querier {source}, version {version}");
         }
     }
 }

@@ -79,6 +79,7 @@ pub fn run(
         up_link: RwLock::new(None),
         counters: Counters::default(),
         queued_weight: AtomicUsize::new(0),
+        up_queriers: Default::default(),
         started: now,
         stop,
     });

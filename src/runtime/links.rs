@@ -6,7 +6,7 @@
 //! opened, with a backoff of 1 s doubling to 30 s while opening fails. Every capture thread
 //! has its own cancel flag, so closing one never disturbs the others.
 
-use super::capture::capture_downstream;
+use super::capture::{capture_downstream, listen_upstream_queries};
 use super::datapath::{capture_upstream, Pool};
 use super::shared::{spawn, DownTx, IgmpIn, RunError, Shared, TICK};
 use super::{iface, sys};
@@ -122,6 +122,8 @@ fn data_capture(iface: &iface::IfaceInfo, ipv6: bool) -> Result<Socket, RunError
 struct Capture {
     cancel: Arc<AtomicBool>,
     handle: JoinHandle<()>,
+    /// The upstream's query listener, beside its data capture (same cancel flag).
+    listener: Option<JoinHandle<()>>,
 }
 
 struct Slot {
@@ -161,6 +163,9 @@ pub enum Prepared {
     Up {
         info: iface::IfaceInfo,
         sock: Socket,
+        /// IGMP and MLD capture for the query listener (Ethernet upstreams only: on an L3
+        /// link such as tun no router queries the box).
+        queries: Option<Box<dyn pnet_datalink::DataLinkReceiver>>,
     },
 }
 
@@ -290,7 +295,16 @@ impl Links {
 
     fn prepare_up(sh: &Shared, info: iface::IfaceInfo) -> Result<Prepared, RunError> {
         let sock = data_capture(&info, sh.cfg.ipv6)?;
-        Ok(Prepared::Up { info, sock })
+        let queries = if info.link == LinkType::Ethernet {
+            Some(igmp_capture(&info, sh.cfg.ipv6)?.0)
+        } else {
+            None
+        };
+        Ok(Prepared::Up {
+            info,
+            sock,
+            queries,
+        })
     }
 
     /// Publish an opened interface and start its capture thread. Threads started here (by
@@ -318,12 +332,20 @@ impl Links {
                 sh.links_gen.fetch_add(1, Ordering::Release);
                 let s = &mut self.down[i];
                 s.open = Some(link.iface.index);
-                s.capture = Some(Capture { cancel, handle });
+                s.capture = Some(Capture {
+                    cancel,
+                    handle,
+                    listener: None,
+                });
                 s.backoff = BACKOFF_FIRST;
                 s.said_waiting = false;
                 Ok(LinkChange::DownOpened(i, link))
             }
-            Prepared::Up { info, sock } => {
+            Prepared::Up {
+                info,
+                sock,
+                queries,
+            } => {
                 let (sh2, jobs, c2, link, name) = (
                     sh.clone(),
                     self.pool.clone(),
@@ -334,10 +356,31 @@ impl Links {
                 let handle = spawn(format!("cap-up:{}", info.name), true, move || {
                     capture_upstream(&sh2, sock, link, &name, jobs, &c2)
                 })?;
+                let listener = match queries {
+                    Some(rx) => {
+                        let (sh3, c3, name) = (sh.clone(), cancel.clone(), info.name.clone());
+                        let spawned = spawn(format!("qry-up:{}", info.name), true, move || {
+                            listen_upstream_queries(&sh3, rx, &name, &c3)
+                        });
+                        match spawned {
+                            Ok(h) => Some(h),
+                            Err(e) => {
+                                cancel.store(true, Ordering::Relaxed);
+                                let _ = handle.join();
+                                return Err(e);
+                            }
+                        }
+                    }
+                    None => None,
+                };
                 *sh.up_link.write() = Some(info.clone());
                 let s = &mut self.up;
                 s.open = Some(info.index);
-                s.capture = Some(Capture { cancel, handle });
+                s.capture = Some(Capture {
+                    cancel,
+                    handle,
+                    listener,
+                });
                 s.backoff = BACKOFF_FIRST;
                 s.said_waiting = false;
                 Ok(LinkChange::UpOpened(info))
@@ -350,6 +393,7 @@ impl Links {
         if let Some(c) = slot.capture.take() {
             c.cancel.store(true, Ordering::Relaxed);
             finished.push(c.handle);
+            finished.extend(c.listener);
         }
         slot.next_try = now;
         slot.backoff = BACKOFF_FIRST;

@@ -93,12 +93,23 @@ pub struct Shared {
     pub links_gen: AtomicU64,
     /// The upstream interface while it is open.
     pub up_link: RwLock<Option<iface::IfaceInfo>>,
+    /// The last IGMP and MLD general query heard on the upstream (`[v4, v6]`), written by
+    /// the upstream query listener (`qry-up:IF`), read by status.
+    pub up_queriers: Mutex<[Option<HeardQuery>; 2]>,
     pub counters: Counters,
     /// Total weight (records and sources, [`Message::weight`]) of the parsed IGMP queued
     /// for the control thread: bounded by [`MAX_QUEUED_WEIGHT`] as well as by count.
     pub(crate) queued_weight: AtomicUsize,
     pub(crate) started: Instant,
     pub stop: Arc<AtomicBool>,
+}
+
+/// A general query heard on the upstream: from where, its version, when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeardQuery {
+    pub source: std::net::IpAddr,
+    pub version: u8,
+    pub at: Instant,
 }
 
 impl Shared {

@@ -9,8 +9,8 @@ use crate::core::querier::Role;
 use crate::core::snooper::Snooper;
 use crate::core::IfaceId;
 use crate::status::{
-    CompatStatus, DaemonSettings, GroupStatus, GroupTraffic, InterfaceStatus, JoinStatus,
-    MemberStatus, Snapshot, UpstreamStatus,
+    CompatStatus, DaemonSettings, GroupStatus, GroupTraffic, HeardQuerier, InterfaceStatus,
+    JoinStatus, MemberStatus, Snapshot, UpstreamStatus,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -27,8 +27,8 @@ struct FamilyCopy<A> {
     compat: Vec<(A, IfaceId, Instant)>,
     joined: BTreeMap<A, UpstreamWant<A>>,
     sockets: usize,
-    /// Each querier's role and source address.
-    roles: Vec<(Role<A>, A)>,
+    /// Each querier's role, source address and the other querier's version.
+    roles: Vec<(Role<A>, A, Option<u8>)>,
     /// Each downstream's older-host delivery, as configured now (a reload changes it).
     fallback: Vec<CompatFallback>,
     /// Per group in the forwarding snapshot: upstream packets, bytes, when the last came.
@@ -71,7 +71,10 @@ fn copy_family<A: GroupAddr>(s: &Snooper<A>, ifaces: usize, now_ms: u64) -> Fami
         traffic,
         joined: joins.joined(),
         sockets: joins.socket_count(),
-        roles: queriers.iter().map(|q| (q.role(), q.own_ip())).collect(),
+        roles: queriers
+            .iter()
+            .map(|q| (q.role(), q.own_ip(), q.other_version()))
+            .collect(),
         fallback: s.config().fallback.clone(),
     }
 }
@@ -185,6 +188,14 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
         )
     };
     let sockets = v4.sockets + v6.sockets;
+    let up_queriers = *sh.up_queriers.lock();
+    let heard = |q: Option<super::shared::HeardQuery>| {
+        q.map(|q| HeardQuerier {
+            address: q.source.to_string(),
+            version: q.version,
+            last_seen_ms_ago: now.saturating_duration_since(q.at).as_millis() as u64,
+        })
+    };
     let roles: Vec<_> = v4
         .roles
         .iter()
@@ -203,7 +214,7 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
         .zip(&sh.down)
         .zip(fallback)
         .filter_map(|(((d, r), link), fallback)| Some((d.as_ref()?, r, link, fallback)))
-        .map(|(d, ((r, _), (r6, src6)), link, fallback)| {
+        .map(|(d, ((r, _, ver), (r6, src6, ver6)), link, fallback)| {
             let link = link.read().clone();
             let (querier, other) = role_text(r);
             let (mld_querier, mld_other) = if cfg.ipv6 {
@@ -226,7 +237,7 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
                     .to_string(),
                 querier,
                 other_querier: other,
-                other_querier_version: None,
+                other_querier_version: ver,
                 compat_fallback: match fallback {
                     CompatFallback::Multicast => "multicast".into(),
                     CompatFallback::Unicast => "unicast".into(),
@@ -235,7 +246,7 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
                     .then(|| src6.to_string()),
                 mld_querier,
                 mld_other_querier: mld_other,
-                mld_other_querier_version: None,
+                mld_other_querier_version: if cfg.ipv6 { ver6 } else { None },
             }
         })
         .collect();
@@ -252,8 +263,8 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
             },
             joined,
             sockets,
-            querier: None,
-            mld_querier: None,
+            querier: heard(up_queriers[0]),
+            mld_querier: heard(up_queriers[1]),
         },
         interfaces,
         counters: sh

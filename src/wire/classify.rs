@@ -125,6 +125,41 @@ pub fn downstream_mld(frame: &[u8]) -> Result<MldFrame, MldDrop> {
     Ok(f)
 }
 
+/// A general query heard on the upstream (from the router that keeps the box's
+/// memberships): its source and IGMP (1-3) or MLD (1-2) version. The frame is judged as a
+/// downstream one ([`downstream`], [`downstream_mld`]: well-formed, unicast source MAC,
+/// TTL or hop limit 1, link-local MLD source, Router Alert); only general queries count
+/// (group 0.0.0.0 or ::): RFC 3376 section 6.6.2 and RFC 3810 section 7.6.2 elect the
+/// querier from general queries, and RFC 9776 section 6.6.2 makes that explicit.
+pub fn upstream_query(frame: &[u8]) -> Option<(std::net::IpAddr, u8)> {
+    if is_ipv6_frame(frame) {
+        let f = downstream_mld(frame).ok()?;
+        match f.message {
+            crate::wire::mld::Message::Query(q) if q.group.is_unspecified() => {
+                let v = match q.version {
+                    crate::wire::mld::QueryVersion::V1 => 1,
+                    crate::wire::mld::QueryVersion::V2 => 2,
+                };
+                Some((f.ip.src.into(), v))
+            }
+            _ => None,
+        }
+    } else {
+        let f = downstream(frame).ok()?;
+        match f.message {
+            crate::wire::igmp::Message::Query(q) if q.group.is_unspecified() => {
+                let v = match q.version {
+                    crate::wire::igmp::QueryVersion::V1 => 1,
+                    crate::wire::igmp::QueryVersion::V2 => 2,
+                    crate::wire::igmp::QueryVersion::V3 => 3,
+                };
+                Some((f.ip.src.into(), v))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What the upstream capture made of one frame.
 #[derive(Debug, PartialEq, Eq)]
 pub struct UpstreamFrame<'a> {
@@ -260,5 +295,63 @@ mod tests {
         assert!(!up.checksum_completed && up.packet.is_err());
         let up = upstream(LinkType::RawIp, &mut [], true);
         assert!(!up.checksum_completed && up.packet.is_err());
+    }
+
+    #[test]
+    fn upstream_query_takes_general_queries_of_each_version_only() {
+        use crate::wire::{igmp::Query, igmp::QueryVersion, mld};
+        use std::time::Duration;
+        let q = |version, group| {
+            Message::Query(Query {
+                version,
+                max_resp: Duration::from_secs(if version == QueryVersion::V1 { 0 } else { 10 }),
+                group,
+                s_flag: false,
+                qrv: if version == QueryVersion::V3 { 2 } else { 0 },
+                qqi: if version == QueryVersion::V3 {
+                    Duration::from_secs(125)
+                } else {
+                    Duration::ZERO
+                },
+                sources: vec![],
+            })
+        };
+        let all = Ipv4Addr::new(224, 0, 0, 1);
+        for (v, n) in [
+            (QueryVersion::V1, 1),
+            (QueryVersion::V2, 2),
+            (QueryVersion::V3, 3),
+        ] {
+            let f = igmp::build_frame(HOST, IP, all, &q(v, Ipv4Addr::UNSPECIFIED));
+            assert_eq!(upstream_query(&f), Some((IP.into(), n)), "{v:?}");
+        }
+        // Group-specific queries, reports and broken frames do not name the querier.
+        let f = igmp::build_frame(HOST, IP, G, &q(QueryVersion::V2, G));
+        assert_eq!(upstream_query(&f), None);
+        assert_eq!(upstream_query(&report(HOST)), None);
+        let mut f = igmp::build_frame(HOST, IP, all, &q(QueryVersion::V3, Ipv4Addr::UNSPECIFIED));
+        set_ttl(&mut f, 2);
+        assert_eq!(upstream_query(&f), None, "TTL 2 is not from this link");
+        assert_eq!(upstream_query(&f[..20]), None);
+        // MLD: v1 and v2 general queries from a link-local address.
+        let ll: Ipv6Addr = "fe80::1".parse().unwrap();
+        let all6: Ipv6Addr = "ff02::1".parse().unwrap();
+        for (v, n) in [(mld::QueryVersion::V1, 1), (mld::QueryVersion::V2, 2)] {
+            let msg = mld::Message::Query(mld::Query {
+                version: v,
+                max_resp: Duration::from_secs(10),
+                group: Ipv6Addr::UNSPECIFIED,
+                s_flag: false,
+                qrv: if n == 2 { 2 } else { 0 },
+                qqi: if n == 2 {
+                    Duration::from_secs(125)
+                } else {
+                    Duration::ZERO
+                },
+                sources: vec![],
+            });
+            let f = ipv6::build_mld_frame(HOST, ll, all6, &msg);
+            assert_eq!(upstream_query(&f), Some((ll.into(), n)), "{v:?}");
+        }
     }
 }
