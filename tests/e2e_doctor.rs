@@ -1,0 +1,240 @@
+//! `snoopcast doctor` end to end, run in the box namespace against a running daemon.
+//!
+//! ```text
+//!  [src] s0 10.1.0.1 --veth-- up0 10.1.0.2 [box: snoopcast, doctor] dn0 10.2.0.x --veth-- [sw] -- [h1]
+//!   (querier.py: IGMPv3 queries,                                   dn1 (planted: no address,
+//!    clean LAN only)                                                    in bridge scdbr0) -- [sw2] -- [h2]
+//! ```
+//!
+//! The clean LAN (dn0 10.2.0.1, an IGMPv3 querier upstream, `--no-ipv6`) gives ok on every
+//! line. The planted LAN has one cause per check: an IGMPv2 querier h1 (10.2.0.11) below
+//! dn0's 10.2.0.100, dn1 without an address and enslaved to a flooding bridge, no upstream
+//! querier, strict rp_filter on up0 (and no default route), an nftables rule dropping IGMP;
+//! then a daemon restarted with `--query-interval 400s`. net.core.rmem_max is not per
+//! namespace on this kernel (writing it in a namespace gives EINVAL), so the rmem line is
+//! checked against the machine's value, never planted.
+
+mod common;
+
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The line of check `name` in doctor's output ("ok|warn|fail NAME: ...").
+fn lines_of<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .filter(|l| {
+            l.split_once(": ")
+                .and_then(|(head, _)| head.split_once(' '))
+                .is_some_and(|(_, n)| n == name)
+        })
+        .collect()
+}
+
+fn level(line: &str) -> &str {
+    line.split(' ').next().unwrap_or("")
+}
+
+/// Runs doctor in the box against the test daemon; returns (exit code, stdout).
+fn doctor(lan: &Lan, extra: &[&str]) -> (i32, String) {
+    let control = lan.control_path();
+    let bin = snoopcast_bin();
+    let mut argv = vec![
+        bin.as_str(),
+        "doctor",
+        "--control",
+        control.to_str().unwrap(),
+        "--drops-interval",
+        "500ms",
+    ];
+    argv.extend_from_slice(extra);
+    let o = ns_exec(&lan.box_ns(), &argv, Duration::from_secs(30));
+    eprintln!("doctor {extra:?}:\n{}{}", o.stdout, o.stderr);
+    (o.status.code().unwrap_or(-1), o.stdout)
+}
+
+/// tests/helpers/querier.py in `ns`, killed on drop.
+struct Querier(Child);
+
+impl Querier {
+    fn start(ns: &str, iface: &str, src: &str, version: u8) -> Querier {
+        let script = format!("{HELPERS}/querier.py");
+        let v = version.to_string();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, python(), &script, "--iface", iface])
+            .args(["--src", src, "--version", &v, "--interval", "0.3"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start querier.py");
+        Querier(child)
+    }
+}
+
+impl Drop for Querier {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn machine_rmem_ok(lan: &Lan) -> bool {
+    let v: u64 = ns_run(&lan.box_ns(), &["cat", "/proc/sys/net/core/rmem_max"])
+        .trim()
+        .parse()
+        .unwrap();
+    v >= 8 << 20
+}
+
+/// Short timers: a membership interval of 1.5 s, so a missing upstream querier shows at once.
+const FAST: &[&str] = &[
+    "--no-ipv6",
+    "--query-interval",
+    "1s",
+    "--query-response-interval",
+    "500ms",
+    "--robustness",
+    "1",
+];
+
+#[test]
+fn clean_lan_is_all_ok() {
+    require_root!();
+    let lan = Lan::builder("doc1").hosts(1).build();
+    let bx = lan.box_ns();
+    ns_run(&bx, &["ip", "addr", "add", "10.2.0.1/24", "dev", "dn0"]);
+    let _q = Querier::start(&lan.src_ns(), "s0", "10.1.0.1", 3);
+    let _d = start_snoopcast(&lan, FAST);
+    // Past one membership interval, with the upstream querier heard.
+    wait_for_status(&lan, Duration::from_secs(10), "the upstream querier", |s| {
+        s["upstream"]["querier"]["address"] == "10.1.0.1" && s["uptime_ms"].as_u64() > Some(2000)
+    });
+    let (code, out) = doctor(&lan, &[]);
+    let rmem_ok = machine_rmem_ok(&lan);
+    for name in [
+        "daemon",
+        "interfaces",
+        "mac-ageing",
+        "bridge-port",
+        "other-querier",
+        "upstream-querier",
+        "ipv4-address",
+        "link-local",
+        "rp-filter",
+        "capture-drops",
+        "firewall",
+    ] {
+        let l = lines_of(&out, name);
+        assert!(!l.is_empty(), "{name} missing:\n{out}");
+        for l in l {
+            assert_eq!(level(l), "ok", "{name}:\n{out}");
+            assert!(
+                !l.contains("not checked"),
+                "{name} must look on the clean LAN: {l}"
+            );
+        }
+    }
+    assert!(lines_of(&out, "upstream-querier")[0].contains("IGMPv3 querier 10.1.0.1"));
+    let rmem = lines_of(&out, "rmem");
+    assert_eq!(level(rmem[0]), if rmem_ok { "ok" } else { "warn" }, "{out}");
+    assert_eq!(code, if rmem_ok { 0 } else { 1 }, "{out}");
+}
+
+#[test]
+fn each_planted_cause_fires_its_check() {
+    require_root!();
+    let lan = Lan::builder("doc2").hosts(1).downstream2_hosts(1).build();
+    let bx = lan.box_ns();
+    ns_run(&bx, &["ip", "addr", "add", "10.2.0.100/24", "dev", "dn0"]);
+    // dn1: no address, a port of a bridge that floods multicast.
+    ns_run(
+        &bx,
+        &[
+            "ip",
+            "link",
+            "add",
+            "scdbr0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ],
+    );
+    ns_run(&bx, &["ip", "link", "set", "dn1", "master", "scdbr0"]);
+    ns_run(&bx, &["ip", "link", "set", "scdbr0", "up"]);
+    ns_sysctl(&bx, "net.ipv4.conf.up0.rp_filter", "1");
+    ns_run(&bx, &["nft", "add", "table", "inet", "scdoc"]);
+    ns_run(
+        &bx,
+        &[
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            "scdoc",
+            "in",
+            "{ type filter hook input priority 0 ; }",
+        ],
+    );
+    ns_run(
+        &bx,
+        &[
+            "nft", "add", "rule", "inet", "scdoc", "in", "meta", "l4proto", "igmp", "drop",
+        ],
+    );
+    let h1 = lan.host(1).clone();
+    let _q = Querier::start(&h1.ns, "eth0", &h1.ip, 2);
+    let d = start_snoopcast(&lan, FAST);
+    wait_for_status(&lan, Duration::from_secs(10), "h1 elected on dn0", |s| {
+        s["interfaces"][0]["other_querier"] == h1.ip.as_str()
+            && s["uptime_ms"].as_u64() > Some(2000)
+    });
+    let (code, out) = doctor(&lan, &[]);
+    assert_eq!(code, 1, "{out}");
+    let has = |name: &str, lvl: &str, needle: &str| {
+        let l = lines_of(&out, name);
+        assert!(
+            l.iter().any(|l| level(l) == lvl && l.contains(needle)),
+            "{name}: expected a {lvl} line with {needle:?}:\n{out}"
+        );
+    };
+    has("daemon", "ok", "answers");
+    has(
+        "other-querier",
+        "warn",
+        &format!("IGMPv2 querier {} is elected on dn0", h1.ip),
+    );
+    has("bridge-port", "warn", "dn1 is a port of bridge scdbr0");
+    has("ipv4-address", "warn", "dn1 has no IPv4 address");
+    has("ipv4-address", "ok", "dn0 has 10.2.0.100");
+    has(
+        "upstream-querier",
+        "warn",
+        "no IGMP general query heard on up0",
+    );
+    has("rp-filter", "warn", "rp_filter 1");
+    has("firewall", "fail", "meta l4proto igmp drop");
+    has("mac-ageing", "ok", "below");
+    let rmem_ok = machine_rmem_ok(&lan);
+    has("rmem", if rmem_ok { "ok" } else { "warn" }, "rmem_max");
+    drop(d);
+    // The query interval: a daemon with 400 s.
+    let _d = start_snoopcast(&lan, &["--no-ipv6", "--query-interval", "400s"]);
+    let (code, out) = doctor(&lan, &[]);
+    assert_eq!(code, 1, "{out}");
+    let l = lines_of(&out, "mac-ageing");
+    assert!(
+        l.iter()
+            .any(|l| level(l) == "warn" && l.contains("query interval 6m 40s")),
+        "{out}"
+    );
+    // Run options name the interfaces and the timers instead of the daemon's.
+    let (_, out) = doctor(&lan, &["--upstream", "up0", "--downstream", "dn0"]);
+    let l = lines_of(&out, "mac-ageing");
+    assert!(l.iter().all(|l| level(l) == "ok"), "{out}");
+    assert!(
+        lines_of(&out, "bridge-port")
+            .iter()
+            .all(|l| level(l) == "ok"),
+        "{out}"
+    );
+}
