@@ -22,6 +22,8 @@ missing=()
 missing_netns_tools
 command -v openvpn >/dev/null 2>&1 || missing+=(openvpn)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# e2e_doctor: an nftables rule dropping IGMP for the firewall check.
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 /usr/bin/python3 -c 'import scapy' >/dev/null 2>&1 || missing+=(python3-scapy)
 install_missing tests/run.sh "${missing[@]}"
 find_cargo tests/run.sh
