@@ -128,6 +128,12 @@ counters! {
     mld_queries_received,
     /// MLD queries we sent.
     mld_queries_sent,
+    /// HTTP requests to --metrics-listen answered with the metrics.
+    metrics_scrapes,
+    /// HTTP requests to --metrics-listen refused: malformed (400), another path (404) or
+    /// method (405), too slow (408), a head over 8 KiB (431), all workers busy (503), not
+    /// HTTP/1.x (505).
+    metrics_rejected,
 }
 
 pub fn add(c: &AtomicU64, n: u64) {
