@@ -569,6 +569,88 @@ mod tests {
         }
     }
 
+    /// Every string under an "expr" key of the dashboard.
+    fn exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("expr" | "query", serde_json::Value::String(e)) => out.push(e.clone()),
+                        _ => exprs(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| exprs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_grafana_dashboard_queries_only_metrics_that_exist() {
+        use crate::status::{GroupStatus, GroupTraffic, InterfaceStatus, MemberStatus, Snapshot};
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../../examples/grafana/snoopcast.json"))
+                .expect("the dashboard is JSON");
+        let mut all = Vec::new();
+        exprs(&dash, &mut all);
+        assert!(all.len() >= 10, "{all:?}");
+        // A snapshot with every kind of series: a member, a group with traffic, an
+        // interface, every counter.
+        let snap = Snapshot {
+            groups: vec![GroupStatus {
+                group: "239.1.1.1".into(),
+                members: vec![MemberStatus {
+                    interface: "dn0".into(),
+                    ..Default::default()
+                }],
+                upstream: GroupTraffic {
+                    last_packet_ms_ago: Some(1),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+            interfaces: vec![InterfaceStatus {
+                name: "dn0".into(),
+                querier: "querier".into(),
+                mld_querier: "querier".into(),
+                ..Default::default()
+            }],
+            counters: Counters::default()
+                .snapshot()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            ..Default::default()
+        };
+        let text = crate::openmetrics::render(&snap, 10, Counters::docs());
+        let served: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        let mut names = 0;
+        for e in &all {
+            let mut rest = e.as_str();
+            while let Some(i) = rest.find("snoopcast_") {
+                let tail = &rest[i..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                let name = &tail[..end];
+                // A label name (`snoopcast_querier_role="querier"`) is not a metric.
+                if !tail[end..].starts_with('=') {
+                    assert!(
+                        served.contains(name),
+                        "the dashboard queries {name}, which is not served ({e})"
+                    );
+                    names += 1;
+                }
+                rest = &tail[end..];
+            }
+        }
+        assert!(names >= 15, "{names}");
+    }
+
     #[test]
     fn a_bind_error_names_the_address() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
