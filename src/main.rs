@@ -103,8 +103,9 @@ fn run(a: RunArgs, reread: impl Fn() -> Result<Config, String> + Send + 'static)
         Ok(c) => c,
         Err(e) => return fail(2, e),
     };
-    // Bound first, with the privileges of the start (a port below 1024): a bind error is
-    // a usage error, like an unknown interface.
+    // Bound first, with the privileges of the start (a port below 1024 needs
+    // CAP_NET_BIND_SERVICE, dropped later): a bind error is a usage error, like an unknown
+    // interface.
     let metrics = match cfg.metrics_listen.map(metrics::bind).transpose() {
         Ok(l) => l,
         Err(e) => return fail(2, e),

@@ -411,3 +411,75 @@ fn metrics_parse_match_status_and_survive_hostile_clients() {
     );
     daemon.stop_ok();
 }
+
+/// Member series in a scrape, and the omitted gauge.
+fn member_series(lan: &Lan) -> (usize, Option<f64>) {
+    let (code, _, body) = scrape(lan);
+    assert_eq!(code, 200, "{body}");
+    let fams = parse(lan, &body);
+    let n = fams["snoopcast_member_packets"]["samples"]
+        .as_array()
+        .map_or(0, Vec::len);
+    (n, value(&fams, "snoopcast_member_series_omitted", &[]))
+}
+
+/// `metrics-max-members` in the file changes on SIGHUP, live; `metrics-listen` cannot (one
+/// error naming it, reload_errors, the endpoint keeps serving on the old address).
+#[test]
+fn metrics_max_members_reloads_live_and_metrics_listen_needs_a_restart() {
+    require_root!();
+    let lan = Lan::builder("metricsrl").hosts(2).build();
+    let file = lan.dir.join("snoopcast.toml");
+    let write = |max: u32, port: &str| {
+        let text = format!(
+            "upstream = \"{}\"\ndownstream = [\"dn0\"]\nquery-interval = \"120s\"\n\
+             query-response-interval = \"1s\"\nmetrics-listen = \"{ADDR}:{port}\"\n\
+             metrics-max-members = {max}\n",
+            lan.upstream_if()
+        );
+        std::fs::write(&file, text).unwrap();
+    };
+    write(2, MPORT);
+    let daemon = start_snoopcast_config(&lan, &file, &[]);
+    let _h1 = lan.start_agent(1, &[G]);
+    let _h2 = lan.start_agent(2, &[G]);
+    wait_for_status(&lan, Duration::from_secs(10), "two members", |s| {
+        member_count(s) == 2
+    });
+    assert_eq!(member_series(&lan), (2, Some(0.0)));
+    write(1, MPORT);
+    daemon.signal(libc::SIGHUP);
+    wait_for_status(&lan, Duration::from_secs(5), "reloads 1", |s| {
+        counter(s, "reloads") == 1
+    });
+    assert_eq!(
+        member_series(&lan),
+        (1, Some(1.0)),
+        "the cap after the reload"
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("reload: applied metrics-max-members"),
+        "{}",
+        daemon.log_text()
+    );
+    write(1, "9809");
+    daemon.signal(libc::SIGHUP);
+    wait_for_status(&lan, Duration::from_secs(5), "reload_errors 1", |s| {
+        counter(s, "reload_errors") == 1
+    });
+    assert!(
+        daemon
+            .log_text()
+            .contains("reload: metrics-listen cannot change while running"),
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        member_series(&lan),
+        (1, Some(1.0)),
+        "still served on the old address"
+    );
+    daemon.stop_ok();
+}
