@@ -5,6 +5,7 @@ pub mod completions;
 pub mod config;
 pub mod config_file;
 pub mod core;
+pub mod openmetrics;
 pub mod runtime;
 pub mod status;
 pub mod wire;
