@@ -38,7 +38,22 @@ pub enum Command {
     Status(StatusArgs),
     /// Print a shell completion script (for packagers).
     #[command(hide = true)]
-    Completions(crate::completions::CompletionsArgs),
+    Completions(CompletionsArgs),
+}
+
+/// The shells the package ships completions for (`snoopcast completions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// Shell to write the completion script for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
