@@ -2,9 +2,10 @@
 
 use crate::core::filter::Prefix;
 use crate::core::membership::CompatFallback;
+use crate::openmetrics::DEFAULT_MAX_MEMBERS;
 use crate::wire::MacAddr;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -42,7 +43,22 @@ pub enum Command {
     Doctor(Box<DoctorArgs>),
     /// Print a shell completion script (for packagers).
     #[command(hide = true)]
-    Completions(crate::completions::CompletionsArgs),
+    Completions(CompletionsArgs),
+}
+
+/// The shells the package ships completions for (`snoopcast completions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// Shell to write the completion script for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -187,6 +203,28 @@ pub struct RunArgs {
     /// Also log to this file (appended).
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+    /// Serve the metrics (OpenMetrics text, as `status --format openmetrics` prints them) at
+    /// http://ADDR:PORT/metrics, e.g. 127.0.0.1:9808 or [::]:9808 (default: off).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Most members given their own packets and bytes series in the metrics; the rest are
+    /// counted in snoopcast_member_series_omitted.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_MEMBERS, value_parser = clap::value_parser!(u64).range(0..=MAX_MAX_MEMBERS))]
+    pub metrics_max_members: u64,
+}
+
+/// Most `--metrics-max-members`.
+pub const MAX_MAX_MEMBERS: u64 = 1_000_000;
+
+/// What `status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// The tables.
+    Text,
+    /// The raw snapshot, pretty-printed JSON.
+    Json,
+    /// OpenMetrics 1.0 text, as --metrics-listen serves it.
+    Openmetrics,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -228,8 +266,8 @@ pub struct StatusArgs {
     /// Control socket of the running daemon.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL)]
     pub control: PathBuf,
-    /// Print the raw JSON snapshot.
-    #[arg(long)]
+    /// Print the raw JSON snapshot (the same as --format json).
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
     /// Only this group (repeatable): its members, its traffic and its upstream join.
     #[arg(long, value_name = "GROUP")]
@@ -247,6 +285,24 @@ pub struct StatusArgs {
     /// List every counter in the text view, also those at 0.
     #[arg(long)]
     pub all_counters: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+    /// With --format openmetrics: most members given their own series (as the daemon's
+    /// --metrics-max-members).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_MEMBERS, value_parser = clap::value_parser!(u64).range(0..=MAX_MAX_MEMBERS))]
+    pub metrics_max_members: u64,
+}
+
+impl StatusArgs {
+    /// The format asked for: `--json` is `--format json`.
+    pub fn format(&self) -> StatusFormat {
+        if self.json {
+            StatusFormat::Json
+        } else {
+            self.format
+        }
+    }
 }
 
 /// `--watch`: a humantime duration of at least 100 ms and at most one hour.
@@ -334,6 +390,58 @@ mod tests {
         assert!(r.compat_fallback.is_empty() && !r.wait_for_interfaces);
         assert_eq!(r.log_level, LogLevel::Info);
         assert!(r.allow.is_empty() && r.deny.is_empty() && r.workers.is_none());
+    }
+
+    fn status(args: &[&str]) -> Result<StatusArgs, clap::Error> {
+        let mut v = vec!["snoopcast", "status"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).map(|c| match c.command {
+            Command::Status(s) => s,
+            _ => unreachable!(),
+        })
+    }
+
+    #[test]
+    fn status_format_json_is_a_synonym_that_conflicts_with_format() {
+        assert_eq!(status(&[]).unwrap().format(), StatusFormat::Text);
+        assert_eq!(status(&["--json"]).unwrap().format(), StatusFormat::Json);
+        assert_eq!(
+            status(&["--format", "json"]).unwrap().format(),
+            StatusFormat::Json
+        );
+        let s = status(&["--format", "openmetrics", "--metrics-max-members", "5"]).unwrap();
+        assert_eq!(s.format(), StatusFormat::Openmetrics);
+        assert_eq!(s.metrics_max_members, 5);
+        assert_eq!(status(&[]).unwrap().metrics_max_members, 1000);
+        let e = status(&["--json", "--format", "text"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict, "{e}");
+        assert!(status(&["--format", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn metrics_options_of_run() {
+        let base = ["--upstream", "u", "--downstream", "d"];
+        let with = |extra: &[&str]| {
+            let mut a = base.to_vec();
+            a.extend_from_slice(extra);
+            run(&a)
+        };
+        let r = with(&[]).unwrap();
+        assert_eq!((r.metrics_listen, r.metrics_max_members), (None, 1000));
+        let r = with(&[
+            "--metrics-listen",
+            "[::1]:9808",
+            "--metrics-max-members",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(r.metrics_listen, Some("[::1]:9808".parse().unwrap()));
+        assert_eq!(r.metrics_max_members, 0);
+        for bad in ["localhost", "127.0.0.1", "127.0.0.1:99999"] {
+            let e = with(&["--metrics-listen", bad]).unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+        assert!(with(&["--metrics-max-members", "1000001"]).is_err());
     }
 
     #[test]

@@ -3,18 +3,10 @@
 //! option that does not exist. The Debian package ships the three scripts (tests/package.sh
 //! generates them before `cargo deb`).
 
-use crate::cli::Cli;
-use clap::{Args, CommandFactory, ValueEnum};
+use crate::cli::{Cli, CompletionShell, CompletionsArgs};
+use clap::CommandFactory;
 use std::io::{self, Write};
 use std::process::ExitCode;
-
-/// The shells the package ships completions for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompletionShell {
-    Bash,
-    Zsh,
-    Fish,
-}
 
 impl From<CompletionShell> for clap_complete::Shell {
     fn from(s: CompletionShell) -> Self {
@@ -24,13 +16,6 @@ impl From<CompletionShell> for clap_complete::Shell {
             CompletionShell::Fish => clap_complete::Shell::Fish,
         }
     }
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct CompletionsArgs {
-    /// Shell to write the completion script for.
-    #[arg(value_enum)]
-    pub shell: CompletionShell,
 }
 
 /// The completion script for `shell`, for the binary named `snoopcast`.

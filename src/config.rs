@@ -6,7 +6,7 @@ use crate::core::membership::{CompatFallback, Settings};
 use crate::core::querier::{Mode, QuerierConfig};
 use crate::wire::{LinkType, MacAddr};
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 /// Facts about a present interface, as `runtime::iface::lookup` reads them from the kernel.
@@ -144,6 +144,10 @@ pub struct Config {
     pub workers: usize,
     pub log_level: log::LevelFilter,
     pub log_file: Option<PathBuf>,
+    /// `--metrics-listen`: where the HTTP metrics endpoint listens; None: off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `--metrics-max-members`: most members with their own metrics series.
+    pub metrics_max_members: usize,
 }
 
 /// What a reload may change while the daemon runs, and what it may not.
@@ -167,7 +171,7 @@ impl Config {
                 .map(|d| d.name.clone())
                 .collect::<Vec<_>>()
         };
-        let fixed: [(&'static str, bool); 9] = [
+        let fixed: [(&'static str, bool); 10] = [
             ("upstream", o.upstream != n.upstream),
             ("control", o.control != n.control),
             ("control-group", o.control_group != n.control_group),
@@ -178,6 +182,8 @@ impl Config {
                 o.wait_for_interfaces != n.wait_for_interfaces,
             ),
             ("log-file", o.log_file != n.log_file),
+            // Bound at start, before privileges are dropped (a port below 1024 needs them).
+            ("metrics-listen", o.metrics_listen != n.metrics_listen),
             // One value for every downstream: the first one's says it.
             ("source-mac", first(o).source_mac != first(n).source_mac),
             (
@@ -189,7 +195,7 @@ impl Config {
             return Reload::NeedsRestart(key);
         }
         let (so, sn) = (&o.settings, &n.settings);
-        let live: [(&'static str, bool); 12] = [
+        let live: [(&'static str, bool); 13] = [
             ("downstream", names(o) != names(n)),
             ("allow/deny", o.filter != n.filter),
             (
@@ -214,6 +220,10 @@ impl Config {
                     .ne(n.downstreams.iter().map(|d| d.compat_fallback)),
             ),
             ("log-level", o.log_level != n.log_level),
+            (
+                "metrics-max-members",
+                o.metrics_max_members != n.metrics_max_members,
+            ),
         ];
         Reload::Apply(live.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect())
     }
@@ -396,6 +406,8 @@ impl Config {
             workers,
             log_level: a.log_level.into(),
             log_file: a.log_file.clone(),
+            metrics_listen: a.metrics_listen,
+            metrics_max_members: usize::try_from(a.metrics_max_members).unwrap_or(usize::MAX),
         })
     }
 }
@@ -752,6 +764,10 @@ mod tests {
             ),
             Reload::Apply(vec!["max-groups-per-host", "query-response-interval"])
         );
+        assert_eq!(
+            reload(&[], &["--metrics-max-members", "10"]),
+            Reload::Apply(vec!["metrics-max-members"])
+        );
     }
 
     #[test]
@@ -772,6 +788,7 @@ mod tests {
             (["--control-group", "4242"], "control-group"),
             (["--workers", "9"], "workers"),
             (["--log-file", "/tmp/x.log"], "log-file"),
+            (["--metrics-listen", "127.0.0.1:9808"], "metrics-listen"),
             (["--source-mac", "02:00:00:00:00:09"], "source-mac"),
             (["--query-source", "10.9.9.9"], "query-source"),
         ] {

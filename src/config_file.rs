@@ -342,6 +342,8 @@ mod tests {
             "source-mac",
             "log-level",
             "log-file",
+            "metrics-listen",
+            "metrics-max-members",
         ] {
             assert!(keys.contains(&k), "{k} missing from {keys:?}");
         }
@@ -372,6 +374,8 @@ mod tests {
         assert_eq!(kind("igmp-version"), Kind::Integer);
         assert_eq!(kind("max-members"), Kind::Integer);
         assert_eq!(kind("workers"), Kind::Integer);
+        assert_eq!(kind("metrics-max-members"), Kind::Integer);
+        assert_eq!(kind("metrics-listen"), Kind::Text);
         assert_eq!(kind("no-ipv6"), Kind::Bool);
         assert_eq!(kind("allow"), Kind::List);
         assert_eq!(kind("compat-fallback"), Kind::List);

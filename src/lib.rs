@@ -6,6 +6,7 @@ pub mod config;
 pub mod config_file;
 pub mod core;
 pub mod doctor;
+pub mod openmetrics;
 pub mod runtime;
 pub mod status;
 pub mod wire;

@@ -2,12 +2,13 @@
 //! 0 clean stop, 1 runtime failure (privilege, sockets, daemon not running), 2 bad usage.
 
 use clap::{CommandFactory, FromArgMatches};
-use snoopcast::cli::{Cli, Command, RunArgs, StatusArgs};
+use snoopcast::cli::{Cli, Command, RunArgs, StatusArgs, StatusFormat};
 use snoopcast::config::{Config, IfaceInfo, Lookups};
 use snoopcast::config_file;
 use snoopcast::runtime::logging::{self, LogFile};
 use snoopcast::runtime::reload::Reloader;
-use snoopcast::runtime::{control, daemon, iface, privs};
+use snoopcast::runtime::stats::Counters;
+use snoopcast::runtime::{control, daemon, iface, metrics, privs};
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,6 +138,13 @@ fn run(a: RunArgs, reread: impl Fn() -> Result<Config, String> + Send + 'static)
         Ok(c) => c,
         Err(e) => return fail(2, e),
     };
+    // Bound first, with the privileges of the start (a port below 1024 needs
+    // CAP_NET_BIND_SERVICE, dropped later): a bind error is a usage error, like an unknown
+    // interface.
+    let metrics = match cfg.metrics_listen.map(metrics::bind).transpose() {
+        Ok(l) => l,
+        Err(e) => return fail(2, e),
+    };
     let log_file = match logging::init(cfg.log_level, cfg.log_file.as_deref()) {
         Ok(f) => f,
         Err(e) => return fail(1, e),
@@ -173,7 +181,7 @@ fn run(a: RunArgs, reread: impl Fn() -> Result<Config, String> + Send + 'static)
         }
         Ok(())
     };
-    match daemon::run(cfg, stop, signals) {
+    match daemon::run(cfg, metrics, stop, signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Once: the stderr logger prints it (and --log-file keeps it).
@@ -269,10 +277,17 @@ fn status_text(
     snap: &snoopcast::status::Snapshot,
     watch: Option<Option<&snoopcast::status::Rates>>,
 ) -> String {
-    if a.json {
-        let mut text = serde_json::to_string_pretty(snap).expect("a snapshot serializes");
-        text.push('\n');
-        return text;
+    match a.format() {
+        StatusFormat::Json => {
+            let mut text = serde_json::to_string_pretty(snap).expect("a snapshot serializes");
+            text.push('\n');
+            return text;
+        }
+        StatusFormat::Openmetrics => {
+            let max = usize::try_from(a.metrics_max_members).unwrap_or(usize::MAX);
+            return snoopcast::openmetrics::render(snap, max, Counters::docs());
+        }
+        StatusFormat::Text => {}
     }
     let empty = snoopcast::status::Rates::default();
     let view = snoopcast::status::View {

@@ -313,3 +313,133 @@ fn doctor_without_daemon_or_interfaces_fails_the_interfaces_check() {
     assert!(stderr(&o).contains("unknown key"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A fake daemon on a fresh control socket that answers `snap` once per connection.
+fn fake_daemon(name: &str, snap: &snoopcast::status::Snapshot) -> std::path::PathBuf {
+    use std::io::Write;
+    let path =
+        std::env::temp_dir().join(format!("snoopcast-cli-{}-{name}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let body = serde_json::to_string(snap).unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let _ = c.unwrap().write_all(body.as_bytes());
+        }
+    });
+    path
+}
+
+#[test]
+fn status_format_openmetrics_prints_the_metrics_with_the_cap() {
+    use snoopcast::status::*;
+    let member = |mac: &str| MemberStatus {
+        interface: "dn0".into(),
+        mac: mac.into(),
+        ip: "10.2.0.11".into(),
+        mode: "exclude".into(),
+        packets: 7,
+        bytes: 700,
+        ..Default::default()
+    };
+    let snap = Snapshot {
+        version: "9.9.9".into(),
+        groups: vec![GroupStatus {
+            group: "239.1.1.1".into(),
+            members: vec![member("02:00:00:00:00:01"), member("02:00:00:00:00:02")],
+            ..Default::default()
+        }],
+        counters: [("copies_sent".to_string(), 14u64)].into(),
+        ..Default::default()
+    };
+    let path = fake_daemon("om", &snap);
+    let p = path.to_str().unwrap();
+    let o = snoopcast(&["status", "--control", p, "--format", "openmetrics"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.ends_with("# EOF\n"), "{out}");
+    assert!(out.contains("\nsnoopcast_copies_sent_total 14\n"), "{out}");
+    // The HELP is the counter's doc comment, from this binary.
+    assert!(
+        out.contains("# HELP snoopcast_copies_sent Unicast or group-MAC copies written to downstream interfaces.\n"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("snoopcast_member_packets_total{").count(),
+        2,
+        "{out}"
+    );
+    let o = snoopcast(&[
+        "status",
+        "--control",
+        p,
+        "--format",
+        "openmetrics",
+        "--metrics-max-members",
+        "1",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        out.matches("snoopcast_member_packets_total{").count(),
+        1,
+        "{out}"
+    );
+    assert!(
+        out.contains("\nsnoopcast_member_series_omitted 1\n"),
+        "{out}"
+    );
+    // --json and --format json print the same; together with --format they conflict.
+    let a = snoopcast(&["status", "--control", p, "--json"]);
+    let b = snoopcast(&["status", "--control", p, "--format", "json"]);
+    assert_eq!(a.status.code(), Some(0));
+    assert_eq!(a.stdout, b.stdout);
+    let o = snoopcast(&[
+        "status",
+        "--control",
+        p,
+        "--json",
+        "--format",
+        "openmetrics",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_metrics_address_in_use_exits_2_and_names_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let ctl =
+        std::env::temp_dir().join(format!("snoopcast-cli-metrics-{}.sock", std::process::id()));
+    let o = snoopcast(&[
+        "run",
+        "--upstream",
+        "scmissing-up",
+        "--downstream",
+        "scmissing-dn",
+        "--wait-for-interfaces",
+        "--control",
+        ctl.to_str().unwrap(),
+        "--metrics-listen",
+        &addr,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("--metrics-listen {addr}: cannot listen there")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!ctl.exists(), "nothing started");
+    let o = snoopcast(&[
+        "run",
+        "--upstream",
+        "u",
+        "--downstream",
+        "d",
+        "--metrics-listen",
+        "localhost:80",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("localhost:80"), "{}", stderr(&o));
+}

@@ -17,7 +17,8 @@ require_root tests/run.sh "the end-to-end tests" "sudo tests/run.sh"
 
 # Tools the e2e tests run besides the netns basics (lib.sh): sh/kill (procps), openvpn and
 # openssl (e2e_openvpn: a TAP server and clients, throwaway certificates), python3-scapy
-# (e2e_hostile: malformed IGMP from tests/helpers/hostile.py).
+# (e2e_hostile: malformed IGMP from tests/helpers/hostile.py), python3-prometheus-client
+# (e2e_metrics: an OpenMetrics parser).
 missing=()
 missing_netns_tools
 command -v openvpn >/dev/null 2>&1 || missing+=(openvpn)
@@ -25,6 +26,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # e2e_doctor: an nftables rule dropping IGMP for the firewall check.
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 /usr/bin/python3 -c 'import scapy' >/dev/null 2>&1 || missing+=(python3-scapy)
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing+=(python3-prometheus-client)
 install_missing tests/run.sh "${missing[@]}"
 find_cargo tests/run.sh
 

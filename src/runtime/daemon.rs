@@ -19,14 +19,16 @@ use super::reload::{snooper_configs, Reconfig, Reloader};
 use super::shared::{read_sysctl, spawn, IgmpIn, RunError, Shared, State, PACKET_THREAD_NICE};
 use super::snapshot::snapshot;
 use super::stats::Counters;
-use super::{control, notify, privs, sys};
+use super::{control, metrics, notify, privs, sys};
 use crate::config::Config;
 use crate::core::fib::Forwarding;
 use crate::core::snooper::Snooper;
+use crate::openmetrics;
 use crossbeam_channel::bounded;
 use log::{debug, info, warn};
 use parking_lot::{Mutex, RwLock};
 use std::io;
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -52,8 +54,12 @@ fn abort(shared: &Shared, threads: Vec<JoinHandle<()>>, e: RunError) -> RunError
 /// is called once privileges are dropped and the packet threads run: whatever thread it
 /// starts then has the reduced capabilities too (the ctrlc crate starts one). It is given
 /// the [`Reloader`] that applies a configuration read again (SIGHUP).
+///
+/// `metrics`: the `--metrics-listen` socket, bound by the caller (a bind error is a usage
+/// error, exit 2, reported before anything starts); served on its own thread.
 pub fn run(
     cfg: Config,
+    metrics: Option<TcpListener>,
     stop: Arc<AtomicBool>,
     install_signals: impl FnOnce(Reloader) -> Result<(), String>,
 ) -> Result<(), RunError> {
@@ -68,6 +74,7 @@ pub fn run(
         v4: Snooper::new(cfg4, &sources, now),
         v6: Snooper::new(cfg6, &[], now),
     };
+    let cfg_metrics_max = cfg.metrics_max_members;
     let shared = Arc::new(Shared {
         down: slots.iter().map(|_| RwLock::new(None)).collect(),
         slots: RwLock::new(slots),
@@ -82,6 +89,7 @@ pub fn run(
         up_queriers: Default::default(),
         started: now,
         stop,
+        metrics_max_members: AtomicUsize::new(cfg_metrics_max),
     });
     let workers = shared.cfg.workers;
     let pending = Arc::new(AtomicUsize::new(0));
@@ -165,6 +173,22 @@ pub fn run(
     }) {
         Ok(t) => threads.push(t),
         Err(e) => return Err(abort(&shared, threads, e)),
+    }
+    if let Some(l) = metrics {
+        let at = l
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        let sh = shared.clone();
+        match spawn("metrics".into(), false, move || {
+            metrics::serve(l, &sh.stop, &sh.counters, || {
+                let max = sh.metrics_max_members.load(Ordering::Relaxed);
+                openmetrics::render(&snapshot(&sh), max, Counters::docs())
+            })
+        }) {
+            Ok(t) => threads.push(t),
+            Err(e) => return Err(abort(&shared, threads, e)),
+        }
+        info!("metrics: OpenMetrics at http://{at}/metrics");
     }
     // The control socket is bound and served, the packet threads run: ready.
     notify::ready(&format!(

@@ -45,6 +45,9 @@ const DROPS_EVERY: Duration = Duration::from_millis(500);
 #[derive(Default)]
 struct Outbox {
     ifaces: Vec<IfaceOut>,
+    /// The interfaces with copies, in the order they got their first: a flush visits only
+    /// these, not every slot (the slots include the spare ones a reload may fill).
+    touched: Vec<usize>,
 }
 
 #[derive(Default)]
@@ -58,6 +61,7 @@ impl Outbox {
     fn new(ifaces: usize) -> Self {
         Outbox {
             ifaces: (0..ifaces).map(|_| IfaceOut::default()).collect(),
+            touched: Vec::new(),
         }
     }
 
@@ -69,6 +73,9 @@ impl Outbox {
         payload: std::ops::Range<usize>,
     ) {
         if let Some(o) = self.ifaces.get_mut(t.iface) {
+            if o.copies.is_empty() {
+                self.touched.push(t.iface);
+            }
             // The source MAC is filled in at send time, from the interface's current link.
             let mut head = [0u8; ethernet::HEADER_LEN];
             head[..6].copy_from_slice(&t.mac.octets());
@@ -79,15 +86,19 @@ impl Outbox {
     }
 
     fn len(&self) -> usize {
-        self.ifaces.iter().map(|o| o.copies.len()).sum()
+        self.touched
+            .iter()
+            .map(|&i| self.ifaces[i].copies.len())
+            .sum()
     }
 
     /// Empty every interface's list, keeping their capacity.
     fn clear(&mut self) {
-        for o in &mut self.ifaces {
-            o.copies.clear();
-            o.counters.clear();
+        for &i in &self.touched {
+            self.ifaces[i].copies.clear();
+            self.ifaces[i].counters.clear();
         }
+        self.touched.clear();
     }
 }
 
@@ -208,10 +219,8 @@ impl Emitter {
     fn flush(&mut self, sh: &Shared, base: &[u8], out: &mut Outbox) {
         self.refresh(sh);
         let c = &sh.counters;
-        for (i, o) in out.ifaces.iter_mut().enumerate() {
-            if o.copies.is_empty() {
-                continue;
-            }
+        for &i in &out.touched {
+            let o = &mut out.ifaces[i];
             let Some(tx) = self.links.get(i).and_then(|l| l.as_ref()) else {
                 add(&c.copies_dropped, o.copies.len() as u64);
                 o.copies.clear();
@@ -253,6 +262,7 @@ impl Emitter {
             o.copies.clear();
             o.counters.clear();
         }
+        out.touched.clear();
     }
 }
 
@@ -289,6 +299,9 @@ pub fn capture_upstream(
     // Per worker: the frame whose packet was last appended to its job, and where it went.
     let mut appended: Vec<(usize, std::ops::Range<usize>)> = vec![(usize::MAX, 0..0); jobs.len()];
     let mut drops_read = Instant::now();
+    // Milliseconds since the daemon's start at `drops_read`: a burst's time is this plus
+    // the time since, which the drop check computes anyway (one clock subtraction a burst).
+    let mut drops_read_ms = drops_read.duration_since(sh.started).as_millis() as u64;
     while !sh.stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
         // 1. Read a burst.
         let n = match rb.recv(&sock) {
@@ -303,8 +316,11 @@ pub fn capture_upstream(
             }
         };
         let now = Instant::now();
-        if now.duration_since(drops_read) >= DROPS_EVERY {
+        let mut since = now.duration_since(drops_read);
+        if since >= DROPS_EVERY {
             drops_read = now;
+            drops_read_ms = now.duration_since(sh.started).as_millis() as u64;
+            since = Duration::ZERO;
             if let Ok(d) = sys::take_drops(&sock) {
                 add(&c.capture_drops, d);
             }
@@ -315,7 +331,7 @@ pub fn capture_upstream(
         }
         add(&c.frames_received, n as u64);
         // The burst's read time, for the groups' last-packet time.
-        let now_ms = now.duration_since(sh.started).as_millis() as u64;
+        let now_ms = drops_read_ms + since.as_secs() * 1000 + u64::from(since.subsec_millis());
         let g = sh.fib_gen.load(Ordering::Acquire);
         if g != fib_gen {
             fib = sh.fib.read().clone();
@@ -451,6 +467,7 @@ mod tests {
         assert_eq!(back.buf.as_ptr(), ptr, "the same allocation");
         assert_eq!(back.out.len(), 0);
         assert_eq!(back.out.ifaces.len(), 2);
+        assert!(back.out.touched.is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod family_io;
 pub mod iface;
 pub mod links;
 pub mod logging;
+pub mod metrics;
 mod notes;
 pub mod notify;
 pub mod privs;

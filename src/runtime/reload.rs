@@ -16,6 +16,7 @@ use crate::core::upstream::JoinLimits;
 use crossbeam_channel::Sender;
 use log::{error, info};
 use parking_lot::Mutex;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// A reload for the control thread: the snoopers' new configurations and the downstream
@@ -90,6 +91,9 @@ impl Reloader {
                     return;
                 }
                 logging::set_level(new.log_level);
+                self.sh
+                    .metrics_max_members
+                    .store(new.metrics_max_members, Ordering::Relaxed);
                 inc(&c.reloads);
                 info!("reload: applied {}", keys.join(", "));
                 *running = new;

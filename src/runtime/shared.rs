@@ -102,6 +102,8 @@ pub struct Shared {
     pub(crate) queued_weight: AtomicUsize,
     pub(crate) started: Instant,
     pub stop: Arc<AtomicBool>,
+    /// `--metrics-max-members` as configured now (a reload changes it).
+    pub metrics_max_members: AtomicUsize,
 }
 
 /// A general query heard on the upstream: from where, its version, when.

@@ -3,11 +3,15 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Each counter is written once below, with its doc comment: the macro makes the field, its
+/// entry in the status snapshot and its entry in [`Counters::docs`], from which the
+/// OpenMetrics `# HELP` lines come (and against which the man page's COUNTERS section and
+/// the README's list are tested).
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident,)*) => {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
         #[derive(Debug, Default)]
         pub struct Counters {
-            $($(#[$doc])* pub $name: AtomicU64,)*
+            $($(#[doc = $doc])* pub $name: AtomicU64,)*
         }
 
         impl Counters {
@@ -17,8 +21,25 @@ macro_rules! counters {
                 $(m.insert(stringify!($name), self.$name.load(Ordering::Relaxed));)*
                 m
             }
+
+            /// Every counter's name and doc comment, in the order they are defined. The doc
+            /// text is raw: one line per comment line, each with its leading space; see
+            /// [`doc_text`] for one line of plain text.
+            pub fn docs() -> &'static [(&'static str, &'static str)] {
+                &[$((stringify!($name), concat!($($doc, "\n",)*)),)*]
+            }
         }
     };
+}
+
+/// A raw doc comment of [`Counters::docs`] as one line: its lines trimmed and joined with
+/// spaces, Markdown backquotes kept.
+pub fn doc_text(raw: &str) -> String {
+    raw.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 counters! {
@@ -107,6 +128,12 @@ counters! {
     mld_queries_received,
     /// MLD queries we sent.
     mld_queries_sent,
+    /// HTTP requests to --metrics-listen answered with the metrics.
+    metrics_scrapes,
+    /// HTTP requests to --metrics-listen refused: malformed (400), another path (404) or
+    /// method (405), too slow (408), a head over 8 KiB (431), all workers busy (503), not
+    /// HTTP/1.x (505).
+    metrics_rejected,
 }
 
 pub fn add(c: &AtomicU64, n: u64) {
@@ -219,6 +246,97 @@ mod tests {
         assert_eq!(s["copies_sent"], 1);
         assert_eq!(s["copies_dropped"], 3);
         assert!(s.contains_key("reports_v3") && s.contains_key("igmp_malformed"));
+    }
+
+    #[test]
+    fn docs_name_every_counter_once_with_its_comment() {
+        let docs = Counters::docs();
+        let names: Vec<_> = docs.iter().map(|(n, _)| *n).collect();
+        let snap = Counters::default().snapshot();
+        assert_eq!(names.len(), snap.len(), "one entry per counter");
+        for n in snap.keys() {
+            assert!(names.contains(n), "{n} has no doc entry");
+        }
+        for (n, d) in docs {
+            assert!(!doc_text(d).is_empty(), "{n}: empty doc comment");
+            assert!(!doc_text(d).contains("  "), "{n}: {:?}", doc_text(d));
+        }
+        let (_, reload_errors) = docs.iter().find(|(n, _)| *n == "reload_errors").unwrap();
+        assert_eq!(
+            doc_text(reload_errors),
+            "Reloads refused: the file did not parse or check, or a key changed that needs a \
+             restart; the old configuration kept running."
+        );
+    }
+
+    /// The counters as the man page's COUNTERS section lists them: each `.TP`, `.B name`,
+    /// then one line of text (roff's `\-` read back as `-`).
+    fn man_counters() -> Vec<(String, String)> {
+        let man = include_str!("../../man/snoopcast.8");
+        let sec = man
+            .split_once("\n.SH COUNTERS\n")
+            .expect("man/snoopcast.8 has a COUNTERS section")
+            .1;
+        let sec = sec.split("\n.SH ").next().unwrap();
+        let lines: Vec<&str> = sec.lines().collect();
+        let mut out = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            if *l == ".TP" {
+                let name = lines[i + 1].strip_prefix(".B ").expect(".TP then .B name");
+                let text = lines.get(i + 2).copied().unwrap_or_default();
+                out.push((name.to_string(), text.replace("\\-", "-")));
+            }
+        }
+        out
+    }
+
+    /// The counters of the README's table under "### Counters": `| `name` | text |`.
+    fn readme_counters() -> Vec<(String, String)> {
+        let readme = include_str!("../../README.md");
+        let sec = readme
+            .split_once("\n### Counters\n")
+            .expect("README.md has a Counters section")
+            .1;
+        let sec = sec.split("\n#").next().unwrap();
+        sec.lines()
+            .filter_map(|l| {
+                let row = l.strip_prefix("| `")?.strip_suffix(" |")?;
+                let (name, text) = row.split_once("` | ")?;
+                Some((name.to_string(), text.replace("\\|", "|")))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn man_page_and_readme_document_every_counter_once_with_its_doc_comment() {
+        let docs: Vec<(String, String)> = Counters::docs()
+            .iter()
+            .map(|(n, d)| (n.to_string(), doc_text(d)))
+            .collect();
+        for (what, listed) in [
+            ("man/snoopcast.8 COUNTERS", man_counters()),
+            ("README.md Counters", readme_counters()),
+        ] {
+            for (n, d) in &docs {
+                let hits: Vec<_> = listed.iter().filter(|(m, _)| m == n).collect();
+                assert_eq!(
+                    hits.len(),
+                    1,
+                    "{what}: counter {n} listed {} times",
+                    hits.len()
+                );
+                assert_eq!(
+                    &hits[0].1, d,
+                    "{what}: the text of {n} differs from its doc comment"
+                );
+            }
+            for (m, _) in &listed {
+                assert!(
+                    docs.iter().any(|(n, _)| n == m),
+                    "{what}: {m} is no counter (any more)"
+                );
+            }
+        }
     }
 
     #[test]
