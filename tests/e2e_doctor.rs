@@ -306,3 +306,60 @@ fn capture_drops_growing_warn() {
         "{out}"
     );
 }
+
+/// An IGMPv2 querier upstream (querier.py v2 from 10.1.0.1 in src) and a member that joined
+/// source-specific (232.1.1.1 from 10.1.0.1): upstream-querier warns that the SSM joins are
+/// useless there. With strict rp_filter on up0 the querier, routed back through up0, is ok
+/// for rp-filter's known sources, but the missing default route still warns.
+#[test]
+fn igmpv2_upstream_querier_with_ssm_members_warns() {
+    require_root!();
+    let lan = Lan::builder("doc4").hosts(1).build();
+    let bx = lan.box_ns();
+    ns_run(&bx, &["ip", "addr", "add", "10.2.0.1/24", "dev", "dn0"]);
+    let _q = Querier::start(&lan.src_ns(), "s0", "10.1.0.1", 2);
+    let _d = start_snoopcast(&lan, FAST);
+    let _a = lan.start_agent(1, &["232.1.1.1@10.1.0.1"]);
+    wait_for_status(
+        &lan,
+        Duration::from_secs(10),
+        "the SSM join and the v2 querier",
+        |s| {
+            s["upstream"]["querier"]["version"] == 2
+                && s["upstream"]["joined"]
+                    .as_array()
+                    .is_some_and(|j| j.iter().any(|j| j["group"] == "232.1.1.1"))
+        },
+    );
+    let (code, out) = doctor(&lan, &[]);
+    assert_eq!(code, 1, "{out}");
+    let l = lines_of(&out, "upstream-querier");
+    assert!(
+        l.iter().any(|l| level(l) == "warn"
+            && l.contains("10.1.0.1")
+            && l.contains("IGMPv2")
+            && l.contains("232.1.1.1")),
+        "{out}"
+    );
+    ns_sysctl(&bx, "net.ipv4.conf.up0.rp_filter", "1");
+    let (_, out) = doctor(&lan, &[]);
+    let l = lines_of(&out, "rp-filter");
+    assert!(
+        l.iter()
+            .any(|l| level(l) == "warn" && l.contains("default route")),
+        "{out}"
+    );
+    // A default route through up0: every source routes back, strict is fine.
+    ns_run(
+        &bx,
+        &[
+            "ip", "route", "add", "default", "via", "10.1.0.1", "dev", "up0",
+        ],
+    );
+    let (_, out) = doctor(&lan, &[]);
+    let l = lines_of(&out, "rp-filter");
+    assert!(
+        l.iter().all(|l| level(l) == "ok") && l[0].contains("strict"),
+        "{out}"
+    );
+}
