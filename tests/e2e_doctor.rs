@@ -11,8 +11,10 @@
 //! dn0's 10.2.0.100, dn1 without an address and enslaved to a flooding bridge, no upstream
 //! querier, strict rp_filter on up0 (and no default route), an nftables rule dropping IGMP;
 //! then a daemon restarted with `--query-interval 400s`. net.core.rmem_max is not per
-//! namespace on this kernel (writing it in a namespace gives EINVAL), so the rmem line is
-//! checked against the machine's value, never planted.
+//! namespace on this kernel (writing it in a namespace gives EINVAL), so the clean LAN's
+//! rmem line is first checked against the machine's value, then doctor runs in a mount
+//! namespace of its own with a file bound over /proc/sys/net/core/rmem_max: 8 MiB gives
+//! all ok and exit 0, 212992 an rmem warning and exit 1.
 
 mod common;
 
@@ -78,6 +80,29 @@ impl Drop for Querier {
     }
 }
 
+/// Doctor as [`doctor`], but seeing `rmem_max` in net.core.rmem_max: the file is bound over
+/// /proc/sys/net/core/rmem_max in a mount namespace of doctor's own (`unshare -m`), so the
+/// machine's setting, which is not per network namespace on this kernel, stays untouched.
+fn doctor_with_rmem(lan: &Lan, rmem_max: u64) -> (i32, String) {
+    let fake = lan.dir.join(format!("rmem_max.{rmem_max}"));
+    std::fs::write(&fake, format!("{rmem_max}\n")).unwrap();
+    let control = lan.control_path();
+    let script = format!(
+        "mount --bind {} /proc/sys/net/core/rmem_max && exec {} doctor --control {} \
+         --drops-interval 500ms",
+        fake.display(),
+        snoopcast_bin(),
+        control.display()
+    );
+    let o = ns_exec(
+        &lan.box_ns(),
+        &["unshare", "-m", "sh", "-c", &script],
+        Duration::from_secs(30),
+    );
+    eprintln!("doctor (rmem_max {rmem_max}):\n{}{}", o.stdout, o.stderr);
+    (o.status.code().unwrap_or(-1), o.stdout)
+}
+
 fn machine_rmem_ok(lan: &Lan) -> bool {
     let v: u64 = ns_run(&lan.box_ns(), &["cat", "/proc/sys/net/core/rmem_max"])
         .trim()
@@ -138,6 +163,27 @@ fn clean_lan_is_all_ok() {
     let rmem = lines_of(&out, "rmem");
     assert_eq!(level(rmem[0]), if rmem_ok { "ok" } else { "warn" }, "{out}");
     assert_eq!(code, if rmem_ok { 0 } else { 1 }, "{out}");
+    // The same LAN where net.core.rmem_max holds the capture buffer: every line ok, exit 0;
+    // and where it is the kernel's default 212992: rmem warns, exit 1.
+    let (code, out) = doctor_with_rmem(&lan, 8 << 20);
+    assert!(
+        out.lines().all(|l| level(l) == "ok") && !out.is_empty(),
+        "every check ok:\n{out}"
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = doctor_with_rmem(&lan, 212_992);
+    let rmem = lines_of(&out, "rmem");
+    assert_eq!(level(rmem[0]), "warn", "{out}");
+    assert!(
+        rmem[0].contains("212992") && rmem[0].contains("sysctl -w"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| level(l) != "ok").count(),
+        1,
+        "only rmem:\n{out}"
+    );
+    assert_eq!(code, 1, "{out}");
 }
 
 #[test]
