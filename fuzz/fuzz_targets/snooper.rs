@@ -20,8 +20,9 @@
 //!   none while a lower querier is present, which only `auto` yields to, and never to itself
 //!   or the unspecified address; at most one per interface per poll), from the interface's
 //!   address, with the query response interval and the configured querier settings;
-//!   group-specific queries exactly for the `SendGroupQuery` events of the same list, with
-//!   the Last Member Query Interval;
+//!   group-specific queries exactly for the `SendGroupQuery` events of the same list while
+//!   the model is the querier (not off, no lower querier present), with the Last Member
+//!   Query Interval;
 //! - `Role` notes exactly when the model yields or resumes; `NoQuerySource` when an MLD
 //!   interface opens without an address (querier not off), `QuerySourceFound` when it gets
 //!   one; a message on a closed interface or after `Stop` yields nothing;
@@ -532,9 +533,13 @@ impl<A: Fam> Run<A> {
                 _ => None,
             })
             .filter(|&(i, _)| {
+                // Only the querier sends them (RFC 3376 section 6.6.3.1): not with
+                // `--querier off`, not while a lower querier is present.
                 self.open[i]
                     && !self.stopped
                     && !(A::QUERIES_NEED_SOURCE && self.q[i].own.is_unspecified())
+                    && self.q[i].mode != Mode::Off
+                    && self.q[i].other.is_none()
             })
             .collect();
         let mut sent: Vec<(IfaceId, A)> = acts

@@ -15,7 +15,7 @@ use super::membership::{
     CompatFallback, Event, Heard, HostKey, IgnoreReason, LeaveReason, Settings, Table,
 };
 use super::pacer::Pacer;
-use super::querier::{Mode, Querier, QuerierConfig, RoleChange};
+use super::querier::{Mode, Querier, QuerierConfig, Role, RoleChange};
 use super::upstream::{JoinLimits, JoinOp, JoinPool};
 use super::IfaceId;
 use crate::wire::MacAddr;
@@ -399,7 +399,16 @@ impl<A: GroupAddr> Snooper<A> {
             if let Event::SendGroupQuery { iface, group } = e {
                 // RFC 3376 section 6.6.3.1, RFC 3810 section 7.6.3.1: a group-specific query
                 // to the group itself, Last Member Query Interval as its maximum response.
+                // Only the querier sends them (RFC 2236 section 7, RFC 3376 section 6.6.3.1,
+                // RFC 9776 section 6.6.3.1): one from a non-querier with a lower address
+                // would silence the elected querier (and `--querier off` never queries).
+                // The last-member timers still run; the elected querier's own group query
+                // makes the remaining hosts report, which keeps the group.
                 let q = &self.queriers[iface];
+                if q.role() != Role::Querier {
+                    out.push(Action::Log(Note::Membership(e)));
+                    continue;
+                }
                 let query = QueryOut {
                     iface,
                     source: q.own_ip(),
@@ -870,6 +879,56 @@ mod tests {
         s.handle(report(0, join_any(G)), t0 + secs(3));
         s.handle(Input::Stop, t0 + secs(3));
         assert!(queries(&s.handle(report(0, Heard::Leave { group: G }), t0 + secs(3))).is_empty());
+    }
+
+    #[test]
+    fn only_the_querier_sends_group_queries_after_a_v2_leave() {
+        let v2 = Heard::OldReport {
+            version: 2,
+            group: G,
+        };
+        let leave = Heard::Leave { group: G };
+        // --querier off: never, not even a last-member query.
+        let t0 = Instant::now();
+        let mut off = v4(1, Mode::Off, t0);
+        open(&mut off, 0, t0);
+        off.handle(Input::UpstreamOpened, t0);
+        off.poll(t0);
+        off.handle(report(0, v2.clone()), t0);
+        off.poll(t0);
+        let mut sent = queries(&off.handle(report(0, leave.clone()), t0 + secs(1)));
+        for k in 2..6 {
+            sent.extend(queries(&off.poll(t0 + secs(k))));
+        }
+        assert!(sent.is_empty(), "--querier off sent {sent:?}");
+        // Auto, but a lower querier is elected: none while it is there...
+        let mut s = running(t0);
+        s.handle(
+            Input::Heard {
+                iface: 0,
+                mac: MAC,
+                src: OTHER,
+                msg: Heard::Query { version: 3 },
+            },
+            t0,
+        );
+        s.handle(report(0, v2.clone()), t0);
+        s.poll(t0);
+        let a = s.handle(report(0, leave.clone()), t0 + secs(1));
+        assert!(queries(&a).is_empty(), "{a:?}");
+        assert!(queries(&s.poll(t0 + secs(2))).is_empty());
+        // ...and the leave is still logged.
+        assert!(notes(&a)
+            .iter()
+            .any(|n| matches!(n, Note::Membership(Event::SendGroupQuery { .. }))));
+        // Once the other querier's present interval ends we are the querier again.
+        let later = t0 + secs(100);
+        s.poll(later);
+        s.handle(report(0, v2), later);
+        s.poll(later);
+        let a = s.handle(report(0, leave), later + secs(1));
+        assert_eq!(queries(&a).len(), 1, "{a:?}");
+        assert!(!queries(&a)[0].is_general());
     }
 
     #[test]
