@@ -301,6 +301,12 @@ pub fn upstream_querier(f: &Facts) -> Vec<Finding> {
         return vec![Finding::not_checked(N, "no daemon")];
     };
     let up = &s.upstream.interface;
+    if f.links.get(up).is_some_and(|l| l.l3) {
+        return vec![Finding::not_checked(
+            N,
+            format!("{up} is a layer-3 link (no Ethernet): no IGMP/MLD querier is heard there"),
+        )];
+    }
     let mut out = vec![heard(&s.upstream.querier, "IGMP", up, s, f)];
     let v6_joined = s.upstream.joined.iter().any(|j| j.group.contains(':'));
     if v6_joined {
@@ -780,6 +786,28 @@ mod tests {
         assert!(only(&f, "other-querier")
             .text
             .contains("MLDv1 querier fe80::9"));
+    }
+
+    #[test]
+    fn upstream_querier_is_not_checked_on_a_layer_3_upstream() {
+        let mut f = clean();
+        let (_, s) = f.daemon.as_mut().unwrap();
+        s.upstream.querier = None;
+        s.uptime_ms = 3_600_000;
+        let up = s.upstream.interface.clone();
+        assert_eq!(
+            upstream_querier(&f)[0].level,
+            Level::Warn,
+            "Ethernet: a missing querier warns"
+        );
+        f.links.get_mut(&up).unwrap().l3 = true;
+        let r = upstream_querier(&f);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].level, Level::Ok);
+        assert!(
+            r[0].text.contains("not checked") && r[0].text.contains("layer-3"),
+            "{r:?}"
+        );
     }
 
     #[test]

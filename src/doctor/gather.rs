@@ -71,6 +71,7 @@ pub fn link(name: &str) -> LinkFacts {
         own_bridge: Path::new(&format!("{sys}/bridge"))
             .exists()
             .then(|| bridge(name)),
+        l3: info.link == crate::wire::LinkType::RawIp,
     }
 }
 

@@ -128,6 +128,9 @@ pub struct LinkFacts {
     pub port_mcast_to_unicast: Option<bool>,
     /// Itself a bridge (/sys/class/net/IF/bridge).
     pub own_bridge: Option<BridgeFacts>,
+    /// A layer-3 link without Ethernet headers (tun, WireGuard): no router queries the box
+    /// there, and the daemon does not listen for queries on it.
+    pub l3: bool,
 }
 
 /// The rule set of the box's firewall, as text, or why it could not be read.
