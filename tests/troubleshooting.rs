@@ -110,20 +110,7 @@ fn every_doctor_check_has_a_section() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/TROUBLESHOOTING.md"),
     )
     .unwrap();
-    for name in [
-        "daemon",
-        "interfaces",
-        "mac-ageing",
-        "bridge-port",
-        "other-querier",
-        "upstream-querier",
-        "ipv4-address",
-        "link-local",
-        "rp-filter",
-        "rmem",
-        "capture-drops",
-        "firewall",
-    ] {
+    for name in snoopcast::doctor::checks::CHECKS {
         assert!(
             doc.contains(&format!("### `{name}`")),
             "no section for {name}"

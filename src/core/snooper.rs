@@ -399,16 +399,10 @@ impl<A: GroupAddr> Snooper<A> {
             if let Event::SendGroupQuery { iface, group } = e {
                 // RFC 3376 section 6.6.3.1, RFC 3810 section 7.6.3.1: a group-specific query
                 // to the group itself, Last Member Query Interval as its maximum response.
-                // Only the querier sends them (RFC 2236 section 7, RFC 3376 section 6.6.3.1,
-                // RFC 9776 section 6.6.3.1): one from a non-querier with a lower address
-                // would silence the elected querier (and `--querier off` never queries).
-                // The last-member timers still run; the elected querier's own group query
-                // makes the remaining hosts report, which keeps the group.
+                // As non-querier none goes out (push_query); the last-member timers still
+                // run, and the elected querier's own group query makes the remaining hosts
+                // report, which keeps the group.
                 let q = &self.queriers[iface];
-                if q.role() != Role::Querier {
-                    out.push(Action::Log(Note::Membership(e)));
-                    continue;
-                }
                 let query = QueryOut {
                     iface,
                     source: q.own_ip(),
@@ -422,10 +416,16 @@ impl<A: GroupAddr> Snooper<A> {
         }
     }
 
-    /// A query goes out only on an open link, never while stopping, and (MLD) never from
-    /// the unspecified address (RFC 3810 section 5.1.14).
+    /// A query goes out only on an open link, never while stopping, only from the querier
+    /// (RFC 2236 section 7, RFC 3376 section 6.6.3.1, RFC 9776 section 6.6.3.1: a
+    /// group-specific query from a non-querier with a lower address would silence the
+    /// elected querier, and `--querier off` never queries), and (MLD) never from the
+    /// unspecified address (RFC 3810 section 5.1.14).
     fn push_query(&self, q: QueryOut<A>, out: &mut Vec<Action<A>>) {
         if self.stopping || !self.down_open[q.iface] {
+            return;
+        }
+        if self.queriers[q.iface].role() != Role::Querier {
             return;
         }
         if A::QUERIES_NEED_SOURCE && q.source.is_unspecified() {
@@ -554,6 +554,16 @@ mod tests {
         }
     }
 
+    /// An IGMPv3 query on downstream 0 from OTHER, which has a lower address than ME.
+    fn query_from_other() -> Input<Ipv4Addr> {
+        Input::Heard {
+            iface: 0,
+            mac: MAC,
+            src: OTHER,
+            msg: Heard::Query { version: 3 },
+        }
+    }
+
     fn join_any(g: Ipv4Addr) -> Heard<Ipv4Addr> {
         Heard::Records(vec![Record {
             record_type: RecordType::ChangeToExclude,
@@ -625,15 +635,7 @@ mod tests {
     fn a_lower_querier_silences_us_until_its_present_interval_ends() {
         let t0 = Instant::now();
         let mut s = running(t0);
-        let a = s.handle(
-            Input::Heard {
-                iface: 0,
-                mac: MAC,
-                src: OTHER,
-                msg: Heard::Query { version: 3 },
-            },
-            t0,
-        );
+        let a = s.handle(query_from_other(), t0);
         assert_eq!(
             notes(&a),
             vec![Note::Role {
@@ -903,15 +905,7 @@ mod tests {
         assert!(sent.is_empty(), "--querier off sent {sent:?}");
         // Auto, but a lower querier is elected: none while it is there...
         let mut s = running(t0);
-        s.handle(
-            Input::Heard {
-                iface: 0,
-                mac: MAC,
-                src: OTHER,
-                msg: Heard::Query { version: 3 },
-            },
-            t0,
-        );
+        s.handle(query_from_other(), t0);
         s.handle(report(0, v2.clone()), t0);
         s.poll(t0);
         let a = s.handle(report(0, leave.clone()), t0 + secs(1));

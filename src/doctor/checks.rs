@@ -15,6 +15,22 @@ fn secs(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
+/// The name of every check, in the order [`all`] prints them.
+pub const CHECKS: [&str; 12] = [
+    "daemon",
+    "interfaces",
+    "mac-ageing",
+    "bridge-port",
+    "other-querier",
+    "upstream-querier",
+    "ipv4-address",
+    "link-local",
+    "rp-filter",
+    "rmem",
+    "capture-drops",
+    "firewall",
+];
+
 /// Every check, in the order printed.
 pub fn all(f: &Facts) -> Vec<Finding> {
     let mut out = vec![daemon(f)];
@@ -687,20 +703,7 @@ mod tests {
     fn a_clean_machine_is_all_ok() {
         let all = all(&clean());
         assert!(all.iter().all(|x| x.level == Level::Ok), "{all:#?}");
-        for n in [
-            "daemon",
-            "interfaces",
-            "mac-ageing",
-            "bridge-port",
-            "other-querier",
-            "upstream-querier",
-            "ipv4-address",
-            "link-local",
-            "rp-filter",
-            "rmem",
-            "capture-drops",
-            "firewall",
-        ] {
+        for n in CHECKS {
             assert_eq!(levels(&all, n).len(), 1, "{n}: {all:#?}");
         }
         assert_eq!(crate::doctor::exit_code(&all), 0);

@@ -24,14 +24,8 @@ pub struct Request {
     pub interval: Duration,
 }
 
-fn read_trim(p: impl AsRef<Path>) -> Option<String> {
-    std::fs::read_to_string(p)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
 fn read_num(p: impl AsRef<Path>) -> Option<u64> {
-    read_trim(p)?.parse().ok()
+    crate::runtime::shared::read_sysctl(p).map(|n| n as u64)
 }
 
 fn snapshot(path: &Path) -> Result<Snapshot, String> {

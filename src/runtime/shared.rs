@@ -167,7 +167,7 @@ pub fn spawn(
         .map_err(|e| RunError::Io(format!("thread {name}: {e}")))
 }
 
-/// A number from a sysctl file, if it is there and reads as one.
-pub(crate) fn read_sysctl(path: &str) -> Option<usize> {
+/// A number from a sysctl (or sysfs) file, if it is there and reads as one.
+pub(crate) fn read_sysctl(path: impl AsRef<std::path::Path>) -> Option<usize> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
