@@ -9,6 +9,7 @@ pub mod checks;
 pub mod firewall;
 pub mod gather;
 
+use crate::core::membership::Settings;
 use crate::status::Snapshot;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -76,19 +77,27 @@ pub struct Timers {
 }
 
 impl Default for Timers {
+    /// The daemon's defaults.
     fn default() -> Self {
+        let s = Settings::default();
         Timers {
-            query_interval: Duration::from_secs(125),
-            query_response_interval: Duration::from_secs(10),
-            robustness: 2,
+            query_interval: s.query_interval,
+            query_response_interval: s.query_response_interval,
+            robustness: s.robustness,
         }
     }
 }
 
 impl Timers {
-    /// Robustness x query interval + query response interval (RFC 3376 8.4).
+    /// The Group Membership Interval, as the membership table computes it.
     pub fn membership_interval(&self) -> Duration {
-        self.query_interval * self.robustness + self.query_response_interval
+        Settings {
+            query_interval: self.query_interval,
+            query_response_interval: self.query_response_interval,
+            robustness: self.robustness,
+            ..Settings::default()
+        }
+        .group_membership_interval()
     }
 }
 
