@@ -550,11 +550,7 @@ mod tests {
     #[test]
     fn every_daemon_counter_is_a_family_of_its_own_with_its_doc_as_help() {
         let snap = crate::status::Snapshot {
-            counters: Counters::default()
-                .snapshot()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
+            counters: Counters::default().snapshot(),
             ..Default::default()
         };
         let t = crate::openmetrics::render(&snap, 10, Counters::docs());
@@ -615,11 +611,7 @@ mod tests {
                 mld_querier: "querier".into(),
                 ..Default::default()
             }],
-            counters: Counters::default()
-                .snapshot()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
+            counters: Counters::default().snapshot(),
             ..Default::default()
         };
         let text = crate::openmetrics::render(&snap, 10, Counters::docs());

@@ -267,12 +267,7 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
             mld_querier: heard(up_queriers[1]),
         },
         interfaces,
-        counters: sh
-            .counters
-            .snapshot()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+        counters: sh.counters.snapshot(),
         settings: Some(settings),
     }
 }

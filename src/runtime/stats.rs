@@ -15,10 +15,10 @@ macro_rules! counters {
         }
 
         impl Counters {
-            /// Every counter by name, for the status snapshot.
-            pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+            /// Every counter by name, as the status snapshot holds them.
+            pub fn snapshot(&self) -> BTreeMap<String, u64> {
                 let mut m = BTreeMap::new();
-                $(m.insert(stringify!($name), self.$name.load(Ordering::Relaxed));)*
+                $(m.insert(stringify!($name).to_string(), self.$name.load(Ordering::Relaxed));)*
                 m
             }
 
@@ -255,7 +255,7 @@ mod tests {
         let snap = Counters::default().snapshot();
         assert_eq!(names.len(), snap.len(), "one entry per counter");
         for n in snap.keys() {
-            assert!(names.contains(n), "{n} has no doc entry");
+            assert!(names.contains(&n.as_str()), "{n} has no doc entry");
         }
         for (n, d) in docs {
             assert!(!doc_text(d).is_empty(), "{n}: empty doc comment");
