@@ -484,7 +484,7 @@ mod tests {
         assert_eq!(link(&c, 1).query_source, Ipv4Addr::new(10, 2, 0, 1));
         assert_eq!(link(&c, 0).source_mac, MacAddr(2, 0, 0, 0, 0, 7));
         assert_eq!(c.downstreams[0].compat_fallback, CompatFallback::Multicast);
-        assert_eq!(c.settings.group_membership_interval().as_secs(), 260);
+        assert_eq!(c.settings.group_membership_interval().as_secs(), 270);
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(c.workers, cores - 1, "one core is the capture thread's");
     }

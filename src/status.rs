@@ -141,6 +141,32 @@ pub struct InterfaceStatus {
     /// The MLD version (1, 2) of the other MLD querier's last query.
     #[serde(default)]
     pub mld_other_querier_version: Option<u8>,
+    /// An IGMP querier of an older version than ours heard here (any address, 0.0.0.0
+    /// included) within the last Other Querier Present Interval.
+    #[serde(default)]
+    pub older_querier: Option<HeardQuerier>,
+    /// The same for MLD (an MLDv1 querier).
+    #[serde(default)]
+    pub mld_older_querier: Option<HeardQuerier>,
+    /// The IGMP timers the interface's membership runs by now.
+    #[serde(default)]
+    pub timers: Option<LinkTimers>,
+    /// The MLD timers (None with IPv6 off).
+    #[serde(default)]
+    pub mld_timers: Option<LinkTimers>,
+}
+
+/// The timers an interface runs by: configured, or adopted from the elected querier's
+/// queries while snoopcast is not the querier (RFC 3376 4.1.6, 4.1.7).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkTimers {
+    pub robustness: u32,
+    pub query_interval_ms: u64,
+    pub query_response_interval_ms: u64,
+    /// Group Membership Interval: robustness x QI + 2 x QRI.
+    pub membership_interval_ms: u64,
+    /// "configured" or "adopted".
+    pub source: String,
 }
 
 fn secs(ms: u64) -> String {
@@ -470,6 +496,30 @@ pub fn render(s: &Snapshot, v: &View) -> String {
             })
             .unwrap_or_default()
     };
+    let older = |o: &mut String, name: &str, q: &Option<HeardQuerier>, prefix: &str| {
+        if let Some(q) = q {
+            let _ = writeln!(
+                o,
+                "  {name}: older querier {prefix}{} at {}, heard {} ago",
+                q.version,
+                q.address,
+                secs(q.last_seen_ms_ago)
+            );
+        }
+    };
+    let adopted = |o: &mut String, name: &str, t: &Option<LinkTimers>, what: &str| {
+        if let Some(t) = t.as_ref().filter(|t| t.source == "adopted") {
+            let _ = writeln!(
+                o,
+                "  {name}: {what}timers of the querier heard: robustness {}, query interval {}, \
+                 response interval {}, membership interval {}",
+                t.robustness,
+                secs(t.query_interval_ms),
+                secs(t.query_response_interval_ms),
+                secs(t.membership_interval_ms)
+            );
+        }
+    };
     for i in &s.interfaces {
         let other = heard(&i.other_querier, i.other_querier_version, "v");
         let _ = writeln!(
@@ -477,6 +527,8 @@ pub fn render(s: &Snapshot, v: &View) -> String {
             "  {} ({}): {} (query source {}{}), older-host fallback {}",
             i.name, i.state, i.querier, i.query_source, other, i.compat_fallback
         );
+        older(&mut o, &i.name, &i.older_querier, "IGMPv");
+        adopted(&mut o, &i.name, &i.timers, "");
         if !i.mld_querier.is_empty() {
             let other = heard(&i.mld_other_querier, i.mld_other_querier_version, "MLDv");
             let _ = writeln!(
@@ -488,6 +540,8 @@ pub fn render(s: &Snapshot, v: &View) -> String {
                 other
             );
         }
+        older(&mut o, &i.name, &i.mld_older_querier, "MLDv");
+        adopted(&mut o, &i.name, &i.mld_timers, "MLD ");
     }
     let shown: Vec<_> = s
         .counters

@@ -14,7 +14,7 @@
 //! comes while a test runs after the first, sent at start with a maximum response time of
 //! 1 s (the query response interval): a host may answer it with what it joined by then,
 //! later it reports only when it joins. So 3 s after the start a member's expiry can only
-//! go down, unless a reload resets it (membership interval 2 x 120 s + 1 s = 241 s).
+//! go down, unless a reload resets it (membership interval 2 x 120 s + 2 x 1 s = 242 s).
 
 mod common;
 

@@ -37,7 +37,7 @@ const G2: &str = "239.1.1.2";
 /// The probe group: sent to repeatedly while waiting for delivery to resume.
 const GP: &str = "239.1.1.99";
 
-/// Short timers: GMI = 2 * 4 s + 1 s = 9 s.
+/// Short timers: GMI = 2 * 4 s + 2 * 1 s = 10 s.
 const TIMERS: [&str; 4] = ["--query-interval", "4s", "--query-response-interval", "1s"];
 
 const JOIN_WAIT: Duration = Duration::from_secs(10);

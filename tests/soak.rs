@@ -14,7 +14,7 @@
 //! ```
 //!
 //! snoopcast runs with --query-interval 5s --query-response-interval 1s --robustness 2, so a
-//! silent member expires after GMI = 2 x 5 s + 1 s = 11 s (RFC 3376 8.4).
+//! silent member expires after GMI = 2 x 5 s + 2 x 1 s = 12 s (RFC 9776 8.4).
 //!
 //! A seeded driver (SNOOPCAST_SOAK_SEED replays a run) does one random thing every 150-600
 //! ms: a host joins (any-source, or source-specific on IGMPv3 hosts) or leaves, a host goes
@@ -70,12 +70,12 @@ const DAEMON_ARGS: [&str; 10] = [
     "--log-level",
     "debug",
 ];
-/// Group membership interval (RFC 3376 8.4): a silent member is gone after it.
-const GMI: Duration = Duration::from_secs(ROBUSTNESS * QI_S + QRI_S);
+/// Group membership interval (RFC 9776 8.4): a silent member is gone after it.
+const GMI: Duration = Duration::from_secs(ROBUSTNESS * QI_S + 2 * QRI_S);
 /// Time for a host that can report again to have answered a query: QI + QRI + margin.
 const REPORT_SETTLE: Duration = Duration::from_secs(QI_S + QRI_S + 3);
 /// Time for a membership whose leave never reached the wire to expire: GMI + margin.
-const STALE_SETTLE: Duration = Duration::from_secs(ROBUSTNESS * QI_S + QRI_S + 3);
+const STALE_SETTLE: Duration = Duration::from_secs(ROBUSTNESS * QI_S + 2 * QRI_S + 3);
 
 const SRC_A: &str = "10.1.0.1";
 const SRC_B: &str = "10.1.0.3";
@@ -419,7 +419,7 @@ impl<'a> Driver<'a> {
                 ));
             }
             63..=66 => {
-                // silence: a member, mostly for longer than GMI (11 s) so that it expires
+                // silence: a member, mostly for longer than GMI (12 s) so that it expires
                 let cands: Vec<usize> = (0..self.hosts.len())
                     .filter(|&k| {
                         self.hosts[k].silent_until.is_none() && !self.hosts[k].specs.is_empty()

@@ -226,7 +226,12 @@ enum Applied {
 }
 
 impl Model {
+    /// Group Membership Interval, RFC 9776 8.4: RV x QI + 2 x QRI.
     fn gmi(&self) -> Duration {
+        self.s.query_interval * self.s.robustness + self.s.query_response_interval * 2
+    }
+    /// Older Host Present Interval, RFC 3376 8.13: RV x QI + QRI.
+    fn ohpi(&self) -> Duration {
         self.s.query_interval * self.s.robustness + self.s.query_response_interval
     }
     /// --allow 224.0.0.0/4, --deny 239.255.0.0/16 if `deny`; never 224.0.0.0/24.
@@ -307,7 +312,7 @@ impl Model {
         }
         let applied = self.set_filter(h, ip, g, version, FilterMode::Exclude, BTreeSet::new(), now);
         if applied == Applied::Member {
-            let until = now + self.gmi();
+            let until = now + self.ohpi();
             let c = self.compat.entry((h.iface, g)).or_insert(MCompat {
                 until,
                 v1_until: None,

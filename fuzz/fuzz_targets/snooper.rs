@@ -54,7 +54,7 @@ use snoopcast::core::filter::{GroupFilter, Ipv4Cidr, Ipv6Cidr, Prefix};
 use snoopcast::core::membership::{
     CompatFallback, Event, FilterMode, Heard, IgnoreReason, LeaveReason, Settings,
 };
-use snoopcast::core::querier::{Mode, QuerierConfig, RoleChange};
+use snoopcast::core::querier::{HeardQuery, Mode, QuerierConfig, RoleChange};
 use snoopcast::core::snooper::{
     Action, Count, Input as SInput, Note, Snooper, SnooperConfig, JOIN_RETRY, REBUILD_MAX_GAP,
 };
@@ -828,12 +828,20 @@ fn run<A: Fam>(input: &FuzzInput) {
             Op::Query { iface, from } => {
                 let i = usize::from(*iface) % IFACES;
                 let src = A::query_from(*from);
+                // A query carrying our own timers: the adopted ones equal the configured.
+                let qc = r.cfg.querier.clone();
+                let heard = HeardQuery {
+                    max_resp: qc.query_response_interval,
+                    qrv: qc.robustness as u8,
+                    qqi: qc.query_interval,
+                    ..HeardQuery::general(qc.version)
+                };
                 let a = r.handle(
                     SInput::Heard {
                         iface: i,
                         mac: mac(0),
                         src,
-                        msg: Heard::Query { version: 3 },
+                        msg: Heard::Query(heard),
                     },
                     now,
                 );

@@ -9,6 +9,7 @@ use super::family::GroupAddr;
 /// Defined beside the forwarding snapshot, which carries them to the data path.
 pub use super::fib::{FilterMode, MemberCounters};
 use super::filter::GroupFilter;
+use super::querier::{HeardQuery, Timers};
 use super::IfaceId;
 use crate::wire::igmp::{self, RecordType};
 use crate::wire::mld;
@@ -61,14 +62,49 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Group Membership Interval, RFC 3376 section 8.4: robustness x QI + QRI.
+    /// The configured timers.
+    pub fn timers(&self) -> Timers {
+        Timers {
+            robustness: self.robustness,
+            query_interval: self.query_interval,
+            query_response_interval: self.query_response_interval,
+        }
+    }
+    /// [`Timers::group_membership_interval`] of the configured timers.
     pub fn group_membership_interval(&self) -> Duration {
+        self.timers().group_membership_interval()
+    }
+    /// [`Timers::older_host_present_interval`] of the configured timers.
+    pub fn older_host_present_interval(&self) -> Duration {
+        self.timers().older_host_present_interval()
+    }
+}
+
+impl Timers {
+    /// Group Membership Interval: robustness x QI + 2 x QRI (RFC 9776 section 8.4, RFC 9777
+    /// section 9.4). RFC 3376 8.4 and RFC 3810 9.4 had one QRI; the revisions add the second
+    /// so that a host answering late in the last query's response window is not expired
+    /// just before its report arrives.
+    pub fn group_membership_interval(&self) -> Duration {
+        self.query_interval * self.robustness + self.query_response_interval * 2
+    }
+    /// Older Host Present Interval: robustness x QI + QRI (RFC 3376 section 8.13, unchanged
+    /// in RFC 9776 8.13; RFC 3810 9.13 and RFC 9777 9.13 for MLDv1 hosts).
+    pub fn older_host_present_interval(&self) -> Duration {
         self.query_interval * self.robustness + self.query_response_interval
     }
-    /// Older Host Present Interval, RFC 3376 section 8.13: robustness x QI + QRI.
-    pub fn older_host_present_interval(&self) -> Duration {
-        self.group_membership_interval()
-    }
+}
+
+/// At most this many group-and-source-specific query windows are remembered at once.
+const MAX_SOURCE_QUERIES: usize = 1024;
+
+/// A group-and-source-specific query heard on an interface: within its response window a
+/// host's IS_IN answers for the queried sources only (RFC 3376 sections 5.2 and 6.4.1,
+/// RFC 3810 section 7.4).
+#[derive(Debug, Clone)]
+struct SourceQuery<A> {
+    sources: BTreeSet<A>,
+    until: Instant,
 }
 
 /// A host on a downstream interface.
@@ -257,6 +293,10 @@ pub struct Table<A = Ipv4Addr> {
     compat: BTreeMap<(IfaceId, A), Compat>,
     /// Every pending timer, ordered by when it fires.
     timers: BTreeSet<(Instant, TimerKey<A>)>,
+    /// Per interface, the timers its querier says the link runs by (None: `settings`).
+    iface_timers: Vec<Option<Timers>>,
+    /// The group-and-source-specific queries whose response window is open.
+    source_queries: BTreeMap<(IfaceId, A), SourceQuery<A>>,
 }
 
 /// The first and last host keys of an interface, for range scans.
@@ -282,11 +322,74 @@ impl<A: GroupAddr> Table<A> {
             count: 0,
             compat: BTreeMap::new(),
             timers: BTreeSet::new(),
+            iface_timers: Vec::new(),
+            source_queries: BTreeMap::new(),
         }
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The timers of `iface`: what its querier adopted, or the configured ones.
+    pub fn timers(&self, iface: IfaceId) -> Timers {
+        self.iface_timers
+            .get(iface)
+            .copied()
+            .flatten()
+            .unwrap_or_else(|| self.settings.timers())
+    }
+
+    /// Run `iface`'s membership by `timers` from the next report on (None: the configured
+    /// ones). The querier decides: as non-querier, the elected querier's (RFC 3376 4.1.6,
+    /// 4.1.7). Timers already running keep their deadline.
+    pub fn set_timers(&mut self, iface: IfaceId, timers: Option<Timers>) {
+        if self.iface_timers.len() <= iface {
+            self.iface_timers.resize(iface + 1, None);
+        }
+        self.iface_timers[iface] = timers.filter(|t| *t != self.settings.timers());
+    }
+
+    /// A group-and-source-specific query for `q.group` and `q.sources` was heard on `iface`:
+    /// until its Max Resp Time has passed, a host's IS_IN record for the group answers for
+    /// those sources only (RFC 3376 sections 5.2 and 6.4.1, RFC 3810 section 7.4). A
+    /// retransmission within the window adds its sources and restarts it.
+    pub fn note_query(&mut self, iface: IfaceId, q: &HeardQuery<A>, now: Instant) {
+        if q.is_general() || q.sources.is_empty() {
+            return;
+        }
+        if self.source_queries.len() >= MAX_SOURCE_QUERIES {
+            self.source_queries.retain(|_, w| w.until > now);
+        }
+        let until = now + q.max_resp;
+        let full = self.source_queries.len() >= MAX_SOURCE_QUERIES;
+        match self.source_queries.get_mut(&(iface, q.group)) {
+            Some(w) if w.until > now => {
+                w.sources.extend(q.sources.iter().copied());
+                w.until = w.until.max(until);
+            }
+            None if full => {}
+            _ => {
+                self.source_queries.insert(
+                    (iface, q.group),
+                    SourceQuery {
+                        sources: q.sources.iter().copied().collect(),
+                        until,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The sources queried by an open group-and-source-specific query window of (iface,
+    /// group), dropping a closed one.
+    fn queried_sources(&mut self, iface: IfaceId, group: A, now: Instant) -> Option<&BTreeSet<A>> {
+        let key = (iface, group);
+        if self.source_queries.get(&key)?.until <= now {
+            self.source_queries.remove(&key);
+            return None;
+        }
+        self.source_queries.get(&key).map(|w| &w.sources)
     }
 
     /// Run timers due at `now`: member expiry, compat-mode end, last-member queries.
@@ -346,6 +449,7 @@ impl<A: GroupAddr> Table<A> {
         }
         let lo = (iface, A::MIN);
         let hi = (iface, A::MAX);
+        self.source_queries.retain(|&(i, _), _| i != iface);
         let compat: Vec<A> = self.compat.range(lo..=hi).map(|(&(_, g), _)| g).collect();
         for group in compat {
             self.end_compat(iface, group, &mut ev);
@@ -634,9 +738,24 @@ impl<A: GroupAddr> Table<A> {
             return;
         }
         let b: BTreeSet<A> = sources.iter().copied().collect();
+        let queried = match record_type {
+            RecordType::ModeIsInclude => self.queried_sources(host.iface, group, now).cloned(),
+            _ => None,
+        };
         let current = self.member(host, group).map(|m| (m.mode, &m.sources));
         use FilterMode::{Exclude, Include};
         let (mode, sources) = match (record_type, current) {
+            // IS_IN(C) answering a query for sources Q: it speaks for Q only, so INCLUDE(A)
+            // becomes INCLUDE((A-Q)+C) and EXCLUDE(X) becomes EXCLUDE((X-Q)+(Q-C)) (RFC 3376
+            // sections 5.2 and 6.4.1, RFC 3810 section 7.4).
+            (RecordType::ModeIsInclude, Some((Include, a))) if queried.is_some() => {
+                let q = queried.as_ref().expect("checked");
+                (Include, &(a - q) | &b)
+            }
+            (RecordType::ModeIsInclude, Some((Exclude, x))) if queried.is_some() => {
+                let q = queried.as_ref().expect("checked");
+                (Exclude, &(x - q) | &(q - &b))
+            }
             // IS_IN(B) / TO_IN(B): the filter becomes INCLUDE(B) (sections 4.2.12, 4.2.13).
             (RecordType::ModeIsInclude | RecordType::ChangeToInclude, _) => (Include, b),
             // IS_EX(B) / TO_EX(B): EXCLUDE(B). Not in the SSM range, where only INCLUDE
@@ -722,7 +841,7 @@ impl<A: GroupAddr> Table<A> {
             }
             return Applied::Absent;
         }
-        let expires = now + self.settings.group_membership_interval();
+        let expires = now + self.timers(host.iface).group_membership_interval();
         if let Some(m) = self.groups.get_mut(&group).and_then(|hs| hs.get_mut(&host)) {
             let changed = m.mode != mode || m.sources != sources;
             self.timers
@@ -823,7 +942,7 @@ impl<A: GroupAddr> Table<A> {
         now: Instant,
         ev: &mut Vec<Event<A>>,
     ) {
-        let until = now + self.settings.older_host_present_interval();
+        let until = now + self.timers(iface).older_host_present_interval();
         let v1_until = A::ignores_leaves(version).then_some(until);
         let key = TimerKey::CompatEnd(iface, group);
         match self.compat.get_mut(&(iface, group)) {
@@ -871,11 +990,12 @@ impl<A: GroupAddr> Table<A> {
     /// queries went unanswered for a Last Member Query Interval each (RFC 2236 section 3,
     /// RFC 3376 sections 6.6.3.1, 8.8 and 8.9).
     fn last_member_query_step(&mut self, iface: IfaceId, group: A, ev: &mut Vec<Event<A>>) {
+        let robustness = self.timers(iface).robustness;
         let Some(c) = self.compat.get_mut(&(iface, group)) else {
             return;
         };
         let Some(l) = c.lmq.as_mut() else { return };
-        if l.sent < self.settings.robustness {
+        if l.sent < robustness {
             ev.push(Event::SendGroupQuery { iface, group });
             l.sent += 1;
             l.next += self.settings.last_member_query_interval;
@@ -915,9 +1035,10 @@ impl<A: GroupAddr> Table<A> {
 /// sections 5.2.12 and 6.4: the same state tables).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Heard<A = Ipv4Addr> {
-    /// A query (general or specific) of IGMP `version` 1, 2 or 3 (MLD 1 or 2): it goes to
-    /// the querier election, not the table.
-    Query { version: u8 },
+    /// A query (general or specific) of IGMP version 1, 2 or 3 (MLD 1 or 2): it goes to the
+    /// querier election and the timers, and (group-and-source-specific) to
+    /// [`Table::note_query`].
+    Query(HeardQuery<A>),
     /// IGMPv1 (RFC 1112), IGMPv2 (RFC 2236) or MLDv1 (RFC 2710) report of `version`.
     OldReport { version: u8, group: A },
     /// IGMPv2 Leave Group or MLDv1 Done.
@@ -931,6 +1052,7 @@ impl<A> Heard<A> {
     pub fn weight(&self) -> usize {
         1 + match self {
             Heard::Records(r) => r.iter().map(|r| 1 + r.sources.len()).sum::<usize>(),
+            Heard::Query(q) => q.sources.len(),
             _ => 0,
         }
     }
@@ -940,13 +1062,24 @@ impl From<igmp::Message> for Heard<Ipv4Addr> {
     fn from(m: igmp::Message) -> Self {
         use igmp::Message;
         match m {
-            Message::Query(q) => Heard::Query {
+            Message::Query(q) => Heard::Query(HeardQuery {
                 version: match q.version {
                     igmp::QueryVersion::V1 => 1,
                     igmp::QueryVersion::V2 => 2,
                     igmp::QueryVersion::V3 => 3,
                 },
-            },
+                // RFC 2236 section 4: a v1 query's 0 is taken as 100 (10 s).
+                max_resp: if q.version == igmp::QueryVersion::V1 {
+                    Duration::from_secs(10)
+                } else {
+                    q.max_resp
+                },
+                group: q.group,
+                s_flag: q.s_flag,
+                qrv: q.qrv,
+                qqi: q.qqi,
+                sources: q.sources,
+            }),
             Message::ReportV1 { group } => Heard::OldReport { version: 1, group },
             Message::ReportV2 { group } => Heard::OldReport { version: 2, group },
             Message::LeaveV2 { group } => Heard::Leave { group },
@@ -959,12 +1092,18 @@ impl From<mld::Message> for Heard<Ipv6Addr> {
     fn from(m: mld::Message) -> Self {
         use mld::Message;
         match m {
-            Message::Query(q) => Heard::Query {
+            Message::Query(q) => Heard::Query(HeardQuery {
                 version: match q.version {
                     mld::QueryVersion::V1 => 1,
                     mld::QueryVersion::V2 => 2,
                 },
-            },
+                max_resp: q.max_resp,
+                group: q.group,
+                s_flag: q.s_flag,
+                qrv: q.qrv,
+                qqi: q.qqi,
+                sources: q.sources,
+            }),
             Message::ReportV1 { group } => Heard::OldReport { version: 1, group },
             Message::DoneV1 { group } => Heard::Leave { group },
             Message::ReportV2 { records } => Heard::Records(records),
@@ -979,7 +1118,7 @@ impl<A: GroupAddr> Table<A> {
     pub fn accept(&mut self, host: HostKey, ip: A, msg: &Heard<A>, now: Instant) -> Vec<Event<A>> {
         let mut ev = Vec::new();
         match msg {
-            Heard::Query { .. } => {}
+            Heard::Query(_) => {}
             Heard::OldReport { version, group } => {
                 self.accept_old_report(host, ip, *group, *version, now, &mut ev)
             }
@@ -1060,7 +1199,7 @@ mod tests {
             }],
         }
     }
-    /// GMI = 2 x 10 s + 2 s = 22 s, LMQI = 1 s.
+    /// GMI = 2 x 10 s + 2 x 2 s = 24 s (RFC 9776 8.4), Older Host Present Interval 22 s, LMQI = 1 s.
     fn settings() -> Settings {
         Settings {
             robustness: 2,
@@ -1318,7 +1457,7 @@ mod tests {
             );
             if let Some(m) = t.member(h, G) {
                 // Every record refreshes the one timer, plain refreshes included.
-                assert_eq!(m.expires, t0 + secs(5 + 22), "case {i}: timer");
+                assert_eq!(m.expires, t0 + secs(5 + 24), "case {i}: timer");
                 assert_eq!(m.version, 3);
             }
             assert_eq!(
@@ -1526,20 +1665,20 @@ mod tests {
         let t0 = Instant::now();
         let h = host(0, 1);
         t.accept_report(h, hip(1), &v3(RecordType::ModeIsExclude, G, &[]), t0);
-        assert_eq!(t.next_deadline(), Some(t0 + secs(22)));
-        assert!(t.poll(t0 + secs(22) - Duration::from_nanos(1)).is_empty());
+        assert_eq!(t.next_deadline(), Some(t0 + secs(24)));
+        assert!(t.poll(t0 + secs(24) - Duration::from_nanos(1)).is_empty());
         assert_eq!(t.member_count(), 1);
-        // Refresh at 10 s: now due at 32 s.
+        // Refresh at 10 s: now due at 34 s.
         t.accept_report(
             h,
             hip(1),
             &v3(RecordType::ModeIsExclude, G, &[]),
             t0 + secs(10),
         );
-        assert_eq!(t.next_deadline(), Some(t0 + secs(32)));
-        assert!(t.poll(t0 + secs(22)).is_empty());
-        assert!(t.poll(t0 + secs(31)).is_empty());
-        let ev = t.poll(t0 + secs(32));
+        assert_eq!(t.next_deadline(), Some(t0 + secs(34)));
+        assert!(t.poll(t0 + secs(24)).is_empty());
+        assert!(t.poll(t0 + secs(33)).is_empty());
+        let ev = t.poll(t0 + secs(34));
         assert_eq!(
             ev,
             vec![Event::Left {
@@ -1588,7 +1727,7 @@ mod tests {
             })
             .collect();
         assert_eq!(left, vec![host(0, 1), host(0, 2)]);
-        assert_eq!(t.next_deadline(), Some(t0 + secs(72)));
+        assert_eq!(t.next_deadline(), Some(t0 + secs(74)));
     }
 
     #[test]
@@ -1623,7 +1762,7 @@ mod tests {
         );
         assert!(!ev.iter().any(|e| matches!(e, Event::CompatStarted { .. })));
         assert_eq!(t.compat_until(0, G), Some(t0 + secs(32)));
-        // Host 1 expires at 22 s, host 2 at 27 s; compat and host 3 at 32 s.
+        // Host 1 expires at 24 s, host 2 at 29 s; compat at 32 s, host 3 at 34 s.
         assert!(t.poll(t0 + secs(31)).iter().all(|e| matches!(
             e,
             Event::Left {
@@ -1635,7 +1774,7 @@ mod tests {
         let ev = t.poll(t0 + secs(32));
         assert!(ev.contains(&Event::CompatEnded { iface: 0, group: G }));
         assert_eq!(t.compat_until(0, G), None);
-        assert_eq!(t.next_deadline(), None);
+        assert_eq!(t.next_deadline(), Some(t0 + secs(34)));
     }
 
     /// The dumb-switch case: host A reports, host B hears it and stays silent (RFC 2236
@@ -1871,7 +2010,7 @@ mod tests {
         );
         assert_eq!(ignored(&ev), vec![IgnoreReason::SsmExclude]);
         assert_eq!(state(&t, h, SSM), Some((FilterMode::Include, set(&[1]))));
-        assert_eq!(t.member(h, SSM).unwrap().expires, t0 + secs(22));
+        assert_eq!(t.member(h, SSM).unwrap().expires, t0 + secs(24));
         t.accept_report(h, hip(1), &v3(RecordType::ModeIsInclude, SSM, &[1, 2]), t0);
         assert_eq!(
             t.upstream_wants().get(&SSM),
@@ -1961,7 +2100,7 @@ mod tests {
         // Existing members can change and refresh.
         let ev = t.accept_report(h, hip(1), &v3(RecordType::AllowNew, G, &[2]), t0 + secs(1));
         assert!(matches!(ev.as_slice(), [Event::Changed { .. }]));
-        assert_eq!(t.member(h, G).unwrap().expires, t0 + secs(23));
+        assert_eq!(t.member(h, G).unwrap().expires, t0 + secs(25));
         // Another host is not affected.
         assert!(matches!(
             t.accept_report(host(0, 2), hip(2), &Message::ReportV2 { group: g3 }, t0)[0],
@@ -2254,7 +2393,7 @@ mod tests {
         .collect();
         assert_eq!(want, expect);
         // Compat ends: g3 falls back to its INCLUDE member, g4 disappears.
-        t.poll(t0 + secs(22));
+        t.poll(t0 + secs(24));
         assert!(t.upstream_wants().is_empty());
         t.accept_report(
             host(0, 1),
@@ -2362,7 +2501,7 @@ mod tests {
             t0 + secs(20),
         );
         assert!(t
-            .poll(t0 + secs(22))
+            .poll(t0 + secs(24))
             .contains(&Event::CompatEnded { iface: 0, group: G }));
         let fib = t.forwarding();
         assert!(fib.groups[&G].multicast_ifaces.is_empty());
@@ -2464,7 +2603,7 @@ mod tests {
             assert_eq!(ev.len(), 10);
         }
         assert_eq!(t.member_count(), 10_000);
-        assert_eq!(t.next_deadline(), Some(t0 + secs(22)));
+        assert_eq!(t.next_deadline(), Some(t0 + secs(24)));
         assert_eq!(
             t.forwarding()
                 .groups
@@ -2475,7 +2614,7 @@ mod tests {
         );
         assert_eq!(t.upstream_wants().len(), 10);
         assert_eq!(
-            t.poll(t0 + secs(22) + Duration::from_millis(499)).len(),
+            t.poll(t0 + secs(24) + Duration::from_millis(499)).len(),
             5_000
         );
         assert_eq!(t.member_count(), 5_000);
@@ -2826,5 +2965,138 @@ mod tests {
             "{ev:?}"
         );
         assert!(t.upstream_wants().is_empty());
+    }
+
+    /// A group-and-source-specific query for G and sources `ns`, Max Resp 1 s.
+    fn gs_query(ns: &[u8]) -> HeardQuery {
+        HeardQuery {
+            group: G,
+            max_resp: secs(1),
+            sources: ns.iter().map(|&n| src(n)).collect(),
+            ..HeardQuery::general(3)
+        }
+    }
+
+    /// Issue 15 defect 4: within a Q(G,S) window an IS_IN(C) speaks for the queried sources
+    /// B only: INCLUDE(A) becomes INCLUDE((A-B)+C) (RFC 3376 5.2 and 6.4.1, RFC 3810 7.4).
+    #[test]
+    fn gs_query_reply_include_answers_only_queried_sources() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsInclude, G, &[1, 2]), t0);
+        // A v3 querier asks about S1 only (say another host blocked it); h answers IS_IN{S1}.
+        t.note_query(0, &gs_query(&[1]), t0 + secs(1));
+        t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ModeIsInclude, G, &[1]),
+            t0 + secs(1) + Duration::from_millis(500),
+        );
+        assert_eq!(state(&t, h, G), Some((FilterMode::Include, set(&[1, 2]))));
+        // Asked about S2 and S3, it answers IS_IN{S3}: S2 goes, S3 comes, S1 stays.
+        t.note_query(0, &gs_query(&[2, 3]), t0 + secs(2));
+        t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ModeIsInclude, G, &[3]),
+            t0 + secs(2),
+        );
+        assert_eq!(state(&t, h, G), Some((FilterMode::Include, set(&[1, 3]))));
+        // The window (Max Resp 1 s) is over: IS_IN is the whole filter again.
+        t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ModeIsInclude, G, &[3]),
+            t0 + secs(4),
+        );
+        assert_eq!(state(&t, h, G), Some((FilterMode::Include, set(&[3]))));
+        // A query on another interface or for another group opens no window here.
+        t.note_query(1, &gs_query(&[3]), t0 + secs(5));
+        let other = HeardQuery {
+            group: G2,
+            ..gs_query(&[3])
+        };
+        t.note_query(0, &other, t0 + secs(5));
+        t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ModeIsInclude, G, &[4]),
+            t0 + secs(5),
+        );
+        assert_eq!(state(&t, h, G), Some((FilterMode::Include, set(&[4]))));
+    }
+
+    /// Issue 15 defect 4: EXCLUDE(X) with IS_IN(C) for queried B becomes
+    /// EXCLUDE((X-B)+(B-C)): the queried sources it did not name stay blocked, those it
+    /// named are wanted, the others keep their state.
+    #[test]
+    fn gs_query_reply_exclude_answers_only_queried_sources() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsExclude, G, &[1, 2]), t0);
+        t.note_query(0, &gs_query(&[2, 3, 4]), t0 + secs(1));
+        // It wants S3 and S4 of the queried ones (not S2).
+        t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ModeIsInclude, G, &[3, 4]),
+            t0 + secs(1),
+        );
+        assert_eq!(state(&t, h, G), Some((FilterMode::Exclude, set(&[1, 2]))));
+        // A later query for S1 (the first window closed at 2 s), answered IS_IN{S1}: S1 is
+        // wanted now. (A query heard while a window is open adds its sources to it, as a
+        // host merges them into its pending response, RFC 3376 5.2.)
+        t.note_query(
+            0,
+            &gs_query(&[1]),
+            t0 + secs(2) + Duration::from_millis(500),
+        );
+        t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ModeIsInclude, G, &[1]),
+            t0 + secs(2) + Duration::from_millis(600),
+        );
+        assert_eq!(state(&t, h, G), Some((FilterMode::Exclude, set(&[2]))));
+        let m = t.member(h, G).unwrap();
+        assert!(m.admits(src(1)) && m.admits(src(3)) && !m.admits(src(2)));
+        // An IS_EX is always the whole filter.
+        t.note_query(0, &gs_query(&[9]), t0 + secs(3));
+        t.accept_report(
+            h,
+            hip(1),
+            &v3(RecordType::ModeIsExclude, G, &[9]),
+            t0 + secs(3),
+        );
+        assert_eq!(state(&t, h, G), Some((FilterMode::Exclude, set(&[9]))));
+    }
+
+    /// Issue 15 defect 6: RFC 9776 section 8.4 (RFC 9777 9.4): GMI = RV x QI + 2 x QRI;
+    /// the Older Host Present Interval keeps one QRI (RFC 3376 8.13).
+    #[test]
+    fn membership_interval_rfc9776() {
+        let s = Settings::default();
+        assert_eq!(s.group_membership_interval(), secs(2 * 125 + 2 * 10));
+        assert_eq!(s.older_host_present_interval(), secs(2 * 125 + 10));
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsExclude, G, &[]), t0);
+        assert_eq!(t.member(h, G).unwrap().expires, t0 + secs(2 * 10 + 2 * 2));
+        // Timers the querier adopted for the interface apply from the next report on.
+        t.set_timers(
+            0,
+            Some(Timers {
+                robustness: 3,
+                query_interval: secs(30),
+                query_response_interval: secs(5),
+            }),
+        );
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsExclude, G, &[]), t0);
+        assert_eq!(t.member(h, G).unwrap().expires, t0 + secs(100));
+        t.set_timers(0, None);
+        assert_eq!(t.timers(0), settings().timers());
     }
 }

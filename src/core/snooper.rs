@@ -15,6 +15,8 @@ use super::membership::{
     CompatFallback, Event, Heard, HostKey, IgnoreReason, LeaveReason, Settings, Table,
 };
 use super::pacer::Pacer;
+#[cfg(doc)]
+use super::querier::OLDER_QUERIER_WARN_EVERY;
 use super::querier::{Mode, Querier, QuerierConfig, Role, RoleChange};
 use super::upstream::{JoinLimits, JoinOp, JoinPool};
 use super::IfaceId;
@@ -124,6 +126,15 @@ pub enum Note<A> {
     NoQuerySource { iface: IfaceId },
     /// The awaited query source address is there.
     QuerySourceFound { iface: IfaceId, source: A },
+    /// A querier of an older `version` than `ours` was heard on `iface` at `address`
+    /// (RFC 3376 7.3.1, RFC 3810 8.3.1): the hosts answer it in the older version. Due when
+    /// first heard and again every [`OLDER_QUERIER_WARN_EVERY`] while it stays.
+    OlderQuerier {
+        iface: IfaceId,
+        version: u8,
+        address: A,
+        ours: u8,
+    },
 }
 
 impl<A> Note<A> {
@@ -272,10 +283,21 @@ impl<A: GroupAddr> Snooper<A> {
                 if self.stopping || !self.down_open.get(iface).copied().unwrap_or(false) {
                     return out;
                 }
-                if let Heard::Query { version } = msg {
-                    if let Some(change) = self.queriers[iface].accept_query(src, version, now) {
+                if let Heard::Query(q) = msg {
+                    let (change, older) = self.queriers[iface].accept_query(src, &q, now);
+                    if let Some(change) = change {
                         out.push(Action::Log(Note::Role { iface, change }));
                     }
+                    if let Some(o) = older {
+                        out.push(Action::Log(Note::OlderQuerier {
+                            iface,
+                            version: o.version,
+                            address: o.address,
+                            ours: self.cfg.querier.version,
+                        }));
+                    }
+                    self.sync_timers(iface);
+                    self.table.note_query(iface, &q, now);
                 } else {
                     let host = HostKey { iface, mac };
                     let ev = self.table.accept(host, src, &msg, now);
@@ -287,6 +309,7 @@ impl<A: GroupAddr> Snooper<A> {
                 self.links_changed = true;
                 // A new link: the querier starts up again (RFC 3376 section 8.7).
                 self.queriers[iface] = querier(&self.cfg.querier, source, now);
+                self.sync_timers(iface);
                 self.awaiting_source[iface] = waits_for_source(&self.cfg.querier, source);
                 if self.awaiting_source[iface] {
                     out.push(Action::Log(Note::NoQuerySource { iface }));
@@ -296,6 +319,7 @@ impl<A: GroupAddr> Snooper<A> {
                 if self.awaiting_source[iface] && self.down_open[iface] {
                     self.awaiting_source[iface] = false;
                     self.queriers[iface] = querier(&self.cfg.querier, Some(source), now);
+                    self.sync_timers(iface);
                     out.push(Action::Log(Note::QuerySourceFound { iface, source }));
                 }
             }
@@ -347,6 +371,7 @@ impl<A: GroupAddr> Snooper<A> {
             if let Some(change) = change {
                 out.push(Action::Log(Note::Role { iface: i, change }));
             }
+            self.sync_timers(i);
             if due {
                 let q = &self.queriers[i];
                 let general = QueryOut {
@@ -354,7 +379,7 @@ impl<A: GroupAddr> Snooper<A> {
                     source: q.own_ip(),
                     group: A::MIN,
                     max_resp: q.config().query_response_interval,
-                    querier: q.config().clone(),
+                    querier: q.query_config(),
                 };
                 self.push_query(general, &mut out);
             }
@@ -408,7 +433,7 @@ impl<A: GroupAddr> Snooper<A> {
                     source: q.own_ip(),
                     group,
                     max_resp: self.cfg.settings.last_member_query_interval,
-                    querier: self.cfg.querier.clone(),
+                    querier: q.query_config(),
                 };
                 self.push_query(query, out);
             }
@@ -431,7 +456,18 @@ impl<A: GroupAddr> Snooper<A> {
         if A::QUERIES_NEED_SOURCE && q.source.is_unspecified() {
             return;
         }
+        // An IGMPv1 querier sends no group-specific queries (RFC 3376 7.3.1: in v1 mode
+        // leaves are ignored).
+        if !q.is_general() && A::ignores_leaves(q.querier.version) {
+            return;
+        }
         out.push(Action::SendQuery(q));
+    }
+
+    /// Give the table the timers `iface`'s querier says the link runs by.
+    fn sync_timers(&mut self, iface: IfaceId) {
+        let t = self.queriers[iface].timers();
+        self.table.set_timers(iface, Some(t));
     }
 
     /// Take a new configuration: the table drops members of groups no longer allowed and
@@ -457,6 +493,9 @@ impl<A: GroupAddr> Snooper<A> {
             }
         }
         self.cfg = cfg;
+        for i in 0..self.queriers.len() {
+            self.sync_timers(i);
+        }
     }
 }
 
@@ -479,6 +518,7 @@ fn querier<A: GroupAddr>(cfg: &QuerierConfig, source: Option<A>, now: Instant) -
 mod tests {
     use super::*;
     use crate::core::fib::Target;
+    use crate::core::querier::HeardQuery;
     use crate::core::upstream::JoinKind;
     use crate::wire::igmp::RecordType;
     use crate::wire::Record;
@@ -554,13 +594,24 @@ mod tests {
         }
     }
 
-    /// An IGMPv3 query on downstream 0 from OTHER, which has a lower address than ME.
+    /// An IGMPv3 general query on downstream 0 from OTHER, which has a lower address than
+    /// ME, carrying the same timers as ours.
     fn query_from_other() -> Input<Ipv4Addr> {
+        query_with(2, 10, 2)
+    }
+
+    /// That query with QRV `qrv`, QQIC `qqi_s` seconds and Max Resp `max_resp_s` seconds.
+    fn query_with(qrv: u8, qqi_s: u64, max_resp_s: u64) -> Input<Ipv4Addr> {
         Input::Heard {
             iface: 0,
             mac: MAC,
             src: OTHER,
-            msg: Heard::Query { version: 3 },
+            msg: Heard::Query(HeardQuery {
+                qrv,
+                qqi: secs(qqi_s),
+                max_resp: secs(max_resp_s),
+                ..HeardQuery::general(3)
+            }),
         }
     }
 
@@ -629,6 +680,46 @@ mod tests {
         let after = t0 + secs(10) / 4;
         assert_eq!(s.next_deadline(after), Some(after + secs(10)));
         assert_eq!(queries(&s.poll(after + secs(10))).len(), 1);
+    }
+
+    /// Issue 15 defect 2: next to a router that queries every 30 s with robustness 3, our
+    /// 10 s configuration must not expire its members between its queries; the membership
+    /// interval follows the elected querier's timers while it is there (RFC 3376 4.1.6,
+    /// 4.1.7, 8.4).
+    #[test]
+    fn non_querier_membership_follows_adopted_timers() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        s.handle(query_with(3, 30, 5), t0);
+        assert_eq!(s.table().timers(0).query_interval, secs(30));
+        s.handle(report(0, join_any(G)), t0 + secs(1));
+        // GMI = 3 x 30 s + 2 x 5 s = 100 s, not our 2 x 10 s + 2 x 2 s = 24 s.
+        let m = s.table().member(HostKey { iface: 0, mac: MAC }, G).unwrap();
+        assert_eq!(m.expires, t0 + secs(101));
+        // The router keeps querying every 30 s; the member answers each time.
+        for k in 1..=4u64 {
+            let t = t0 + secs(30 * k);
+            s.handle(query_with(3, 30, 5), t);
+            s.handle(report(0, join_any(G)), t + secs(2));
+            let a = s.poll(t + secs(29));
+            assert!(!joins(&a).contains(&JoinKind::LeaveAny(G)), "{a:?}");
+        }
+        assert_eq!(
+            s.table().member_count(),
+            1,
+            "no expiry between the router's queries"
+        );
+        // Interface 1 has no other querier: its configured timers.
+        assert_eq!(s.table().timers(1).query_interval, secs(10));
+        // The router goes silent: after its Other Querier Present Interval (3 x 30 s + 2.5 s)
+        // we query again with our own timers.
+        let last = t0 + secs(120);
+        let a = s.poll(last + secs(93));
+        assert!(notes(&a).contains(&Note::Role {
+            iface: 0,
+            change: RoleChange::Resumed
+        }));
+        assert_eq!(s.table().timers(0).query_interval, secs(10));
     }
 
     #[test]
@@ -829,8 +920,12 @@ mod tests {
         let mut s = running(t0);
         s.handle(report(0, join_any(G)), t0);
         s.poll(t0);
-        // Group Membership Interval: 2 x 10 s + 2 s.
-        let a = s.poll(t0 + secs(22));
+        // Group Membership Interval (RFC 9776 8.4): 2 x 10 s + 2 x 2 s.
+        assert!(s
+            .poll(t0 + secs(23))
+            .iter()
+            .all(|a| !matches!(a, Action::Join(_))));
+        let a = s.poll(t0 + secs(24));
         let expired: Vec<_> = notes(&a)
             .into_iter()
             .filter(|n| n.count() == Some((Count::MembersExpired, 1)))

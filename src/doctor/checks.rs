@@ -835,9 +835,10 @@ mod tests {
         s.upstream.querier = Some(HeardQuerier {
             address: "10.1.0.1".into(),
             version: 3,
-            last_seen_ms_ago: 1600,
+            last_seen_ms_ago: 2600,
         });
-        assert!(only(&f, "upstream-querier").text.contains("1s ago"));
+        // Stale: more than one membership interval (1 x 1 s + 2 x 500 ms) ago.
+        assert!(only(&f, "upstream-querier").text.contains("2s ago"));
         let (_, s) = f.daemon.as_mut().unwrap();
         let q = s.upstream.querier.as_mut().unwrap();
         q.last_seen_ms_ago = 100;

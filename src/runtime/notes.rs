@@ -68,6 +68,25 @@ pub(crate) fn log_note<A: GroupAddr>(sh: &Shared, note: &Note<A>) {
              5.1.14)",
             ifname(*iface)
         ),
+        Note::OlderQuerier {
+            iface,
+            version,
+            address,
+            ours,
+        } => {
+            let p = if A::QUERIES_NEED_SOURCE {
+                "MLDv"
+            } else {
+                "IGMPv"
+            };
+            warn!(
+                "{}: {p}{version} querier {address} heard (snoopcast runs {p}{ours}): the hosts \
+                 answer it in {p}{version}, without source filters, and snoopcast queries in \
+                 {p}{version} while it stays; configure that querier for {p}{ours} (a Linux \
+                 bridge: mcast_igmp_version 3 / mcast_mld_version 2) or turn it off",
+                ifname(*iface)
+            )
+        }
         Note::QuerySourceFound { iface, source } => info!(
             "{}: IPv6 link-local address {source} is there now; MLD queries go out from it",
             ifname(*iface)

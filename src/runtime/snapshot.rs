@@ -5,12 +5,12 @@ use super::shared::Shared;
 use crate::config::Downstream;
 use crate::core::family::GroupAddr;
 use crate::core::membership::{CompatFallback, FilterMode, HostKey, UpstreamWant};
-use crate::core::querier::Role;
+use crate::core::querier::{OlderQuerier, Role, Timers};
 use crate::core::snooper::Snooper;
 use crate::core::IfaceId;
 use crate::status::{
     CompatStatus, DaemonSettings, GroupStatus, GroupTraffic, HeardQuerier, InterfaceStatus,
-    JoinStatus, MemberStatus, Snapshot, UpstreamStatus,
+    JoinStatus, LinkTimers, MemberStatus, Snapshot, UpstreamStatus,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -29,6 +29,8 @@ struct FamilyCopy<A> {
     sockets: usize,
     /// Each querier's role, source address and the other querier's version.
     roles: Vec<(Role<A>, A, Option<u8>)>,
+    /// Each querier's older-version querier heard, and the timers its link runs by.
+    links: Vec<(Option<OlderQuerier<A>>, Timers, bool)>,
     /// Each downstream's older-host delivery, as configured now (a reload changes it).
     fallback: Vec<CompatFallback>,
     /// Per group in the forwarding snapshot: upstream packets, bytes, when the last came.
@@ -74,6 +76,14 @@ fn copy_family<A: GroupAddr>(s: &Snooper<A>, ifaces: usize, now_ms: u64) -> Fami
         roles: queriers
             .iter()
             .map(|q| (q.role(), q.own_ip(), q.other_version()))
+            .collect(),
+        links: queriers
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let t = table.timers(i);
+                (q.older_querier(), t, t != table.settings().timers())
+            })
             .collect(),
         fallback: s.config().fallback.clone(),
     }
@@ -155,6 +165,24 @@ fn format_family<A: GroupAddr>(
     }));
 }
 
+fn older_status<A: GroupAddr>(o: OlderQuerier<A>, now: Instant) -> HeardQuerier {
+    HeardQuerier {
+        address: o.address.to_string(),
+        version: o.version,
+        last_seen_ms_ago: now.saturating_duration_since(o.last_seen).as_millis() as u64,
+    }
+}
+
+fn link_timers(t: Timers, adopted: bool) -> LinkTimers {
+    LinkTimers {
+        robustness: t.robustness,
+        query_interval_ms: t.query_interval.as_millis() as u64,
+        query_response_interval_ms: t.query_response_interval.as_millis() as u64,
+        membership_interval_ms: t.group_membership_interval().as_millis() as u64,
+        source: if adopted { "adopted" } else { "configured" }.into(),
+    }
+}
+
 fn role_text<A: GroupAddr>(r: Role<A>) -> (String, Option<String>) {
     match r {
         Role::Querier => ("querier".into(), None),
@@ -202,6 +230,12 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
         .copied()
         .zip(v6.roles.iter().copied())
         .collect();
+    let links: Vec<_> = v4
+        .links
+        .iter()
+        .copied()
+        .zip(v6.links.iter().copied())
+        .collect();
     let mut groups: BTreeMap<IpAddr, GroupStatus> = BTreeMap::new();
     let mut joined = Vec::new();
     let fallback = v4.fallback.clone();
@@ -211,44 +245,51 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
     let interfaces = slots
         .iter()
         .zip(roles)
+        .zip(links)
         .zip(&sh.down)
         .zip(fallback)
-        .filter_map(|(((d, r), link), fallback)| Some((d.as_ref()?, r, link, fallback)))
-        .map(|(d, ((r, _, ver), (r6, src6, ver6)), link, fallback)| {
-            let link = link.read().clone();
-            let (querier, other) = role_text(r);
-            let (mld_querier, mld_other) = if cfg.ipv6 {
-                role_text(r6)
-            } else {
-                ("off (--no-ipv6)".into(), None)
-            };
-            InterfaceStatus {
-                name: d.name.clone(),
-                state: if link.is_some() {
-                    "up".into()
+        .filter_map(|((((d, r), l), link), fallback)| Some((d.as_ref()?, r, l, link, fallback)))
+        .map(
+            |(d, ((r, _, ver), (r6, src6, ver6)), (l4, l6), link, fallback)| {
+                let link = link.read().clone();
+                let (querier, other) = role_text(r);
+                let (mld_querier, mld_other) = if cfg.ipv6 {
+                    role_text(r6)
                 } else {
-                    "down".into()
-                },
-                query_source: link
-                    .as_ref()
-                    .map(|l| l.link.query_source)
-                    .or(d.query_source)
-                    .unwrap_or(Ipv4Addr::UNSPECIFIED)
-                    .to_string(),
-                querier,
-                other_querier: other,
-                other_querier_version: ver,
-                compat_fallback: match fallback {
-                    CompatFallback::Multicast => "multicast".into(),
-                    CompatFallback::Unicast => "unicast".into(),
-                },
-                query_source6: (cfg.ipv6 && link.is_some() && !src6.is_unspecified())
-                    .then(|| src6.to_string()),
-                mld_querier,
-                mld_other_querier: mld_other,
-                mld_other_querier_version: if cfg.ipv6 { ver6 } else { None },
-            }
-        })
+                    ("off (--no-ipv6)".into(), None)
+                };
+                InterfaceStatus {
+                    name: d.name.clone(),
+                    state: if link.is_some() {
+                        "up".into()
+                    } else {
+                        "down".into()
+                    },
+                    query_source: link
+                        .as_ref()
+                        .map(|l| l.link.query_source)
+                        .or(d.query_source)
+                        .unwrap_or(Ipv4Addr::UNSPECIFIED)
+                        .to_string(),
+                    querier,
+                    other_querier: other,
+                    other_querier_version: ver,
+                    compat_fallback: match fallback {
+                        CompatFallback::Multicast => "multicast".into(),
+                        CompatFallback::Unicast => "unicast".into(),
+                    },
+                    query_source6: (cfg.ipv6 && link.is_some() && !src6.is_unspecified())
+                        .then(|| src6.to_string()),
+                    mld_querier,
+                    mld_other_querier: mld_other,
+                    mld_other_querier_version: if cfg.ipv6 { ver6 } else { None },
+                    older_querier: l4.0.map(|o| older_status(o, now)),
+                    mld_older_querier: l6.0.filter(|_| cfg.ipv6).map(|o| older_status(o, now)),
+                    timers: Some(link_timers(l4.1, l4.2)),
+                    mld_timers: cfg.ipv6.then(|| link_timers(l6.1, l6.2)),
+                }
+            },
+        )
         .collect();
     Snapshot {
         version: env!("CARGO_PKG_VERSION").into(),

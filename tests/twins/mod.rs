@@ -10,7 +10,7 @@ use crate::common::*;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-/// Short timers: GMI = 2 * 5 s + 1 s = 11 s.
+/// Short timers: GMI = 2 * 5 s + 2 * 1 s = 12 s.
 pub const TIMERS: [&str; 6] = [
     "--query-interval",
     "5s",
@@ -324,7 +324,7 @@ pub fn old_host_gets_unicast_and_leave_removes_it(f: &Fam) {
 }
 
 /// A host that stops answering queries (no leave) expires after the group membership
-/// interval (GMI, MLD's MALI: robustness x QI + QRI), and delivery to it stops; the other
+/// interval (GMI, MLD's MALI: robustness x QI + 2 x QRI), and delivery to it stops; the other
 /// member, which answers snoopcast's queries, stays well past it. This is what proves the
 /// querier: hosts only answer queries they accept, and h2 would expire too otherwise.
 ///
@@ -336,8 +336,8 @@ pub fn old_host_gets_unicast_and_leave_removes_it(f: &Fam) {
 pub fn silent_host_expires(f: &Fam) {
     let (g, gmi_name) = (f.g1, f.gmi_name);
     let lan = f.lan("expire", 2).build();
-    // GMI = 2 * 1.5 s + 0.5 s = 3.5 s.
-    let gmi = Duration::from_millis(3500);
+    // GMI = 2 * 1.5 s + 2 * 0.5 s = 4 s (RFC 9776 8.4).
+    let gmi = Duration::from_millis(4000);
     let daemon = start_snoopcast(
         &lan,
         &[
