@@ -288,6 +288,21 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Check everything `run` was given. `sys` finds interfaces and groups. Interfaces that
     /// exist are checked now; a missing one is an error unless `--wait-for-interfaces`.
+    /// Settings that work but that an RFC advises against, each said with what to do.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        // RFC 3376 section 8.1, RFC 3810 section 9.1: the Robustness Variable SHOULD NOT be
+        // one.
+        if self.settings.robustness == 1 {
+            w.push(
+                "robustness 1: one lost report or query expires a member, and a leave is \
+                 queried only once (RFC 3376 8.1 advises against 1); use 2 or more"
+                    .to_string(),
+            );
+        }
+        w
+    }
+
     pub fn from_args(a: &RunArgs, sys: &dyn Lookups) -> Result<Config, ConfigError> {
         let err = |s: String| Err(ConfigError(s));
         let present = |name: &str, opt: &str| match sys.interface(name) {
@@ -466,6 +481,26 @@ mod tests {
         c.downstreams[i]
             .resolve(fake(&c.downstreams[i].name).unwrap())
             .unwrap()
+    }
+
+    /// Issue 15 defect 9: `--robustness 1` is accepted with a warning (RFC 3376 8.1 SHOULD
+    /// NOT); 2 and more say nothing.
+    #[test]
+    fn robustness_one_warns() {
+        let base = ["--upstream", "tun0", "--downstream", "dn0", "--robustness"];
+        let with = |n: &str| {
+            let mut a = base.to_vec();
+            a.push(n);
+            cfg(&a).unwrap().warnings()
+        };
+        let w = with("1");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("RFC 3376 8.1") && w[0].contains("use 2"),
+            "{w:?}"
+        );
+        assert!(with("2").is_empty());
+        assert!(with("7").is_empty());
     }
 
     #[test]

@@ -96,8 +96,13 @@ fn run_command() -> clap::Command {
 
 /// `check`: everything `run` checks before it opens a socket; the effective configuration.
 fn check(a: &RunArgs, m: &clap::ArgMatches) -> ExitCode {
-    if let Err(e) = Config::from_args(a, &System) {
-        return fail(2, e);
+    match Config::from_args(a, &System) {
+        Err(e) => return fail(2, e),
+        Ok(c) => {
+            for w in c.warnings() {
+                eprintln!("snoopcast: warning: {w}");
+            }
+        }
     }
     emit(&config_file::render(&run_command(), m))
 }

@@ -106,6 +106,13 @@ pub struct UpstreamStatus {
     /// The last MLD general query heard on the upstream, if any.
     #[serde(default)]
     pub mld_querier: Option<HeardQuerier>,
+    /// The version of `querier` (IGMPv1/v2 here turns source-specific joins into
+    /// any-source ones); None while none is heard.
+    #[serde(default)]
+    pub querier_version: Option<u8>,
+    /// The version of `mld_querier` (MLDv1 likewise).
+    #[serde(default)]
+    pub mld_querier_version: Option<u8>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

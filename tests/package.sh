@@ -87,6 +87,7 @@ done <<'EOF'
 -rw-r--r-- usr/lib/sysusers.d/snoopcast.conf
 -rw-r--r-- usr/share/doc/snoopcast/README.Debian
 -rw-r--r-- usr/share/doc/snoopcast/TROUBLESHOOTING.md
+-rw-r--r-- usr/share/doc/snoopcast/CONFORMANCE.md
 -rw-r--r-- usr/share/doc/snoopcast/copyright
 -rw-r--r-- usr/share/doc/snoopcast/LICENSE-MIT
 -rw-r--r-- usr/share/doc/snoopcast/LICENSE-APACHE

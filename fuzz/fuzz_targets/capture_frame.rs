@@ -20,7 +20,7 @@
 use libfuzzer_sys::fuzz_target;
 use snoopcast::core::family::{is_routable_group_v6, GroupAddr};
 use snoopcast::core::filter::GroupFilter;
-use snoopcast::core::membership::{CompatFallback, HostKey, Settings, Table};
+use snoopcast::core::membership::{CompatFallback, Heard, HostKey, Settings, Table};
 use snoopcast::core::querier::{Mode, Querier, QuerierConfig};
 use snoopcast::wire::classify::{self, DownDrop, MldDrop};
 use snoopcast::runtime::sys::bpf;
@@ -77,6 +77,9 @@ fn downstream(data: &[u8]) {
     let now = Instant::now();
     match &f.message {
         Message::Query(_) => {
+            let Heard::Query(heard) = Heard::from(f.message.clone()) else {
+                unreachable!("a query converts to a query")
+            };
             let cfg = QuerierConfig {
                 mode: Mode::Auto,
                 version: 3,
@@ -85,8 +88,10 @@ fn downstream(data: &[u8]) {
                 robustness: 2,
             };
             let mut q = Querier::new(cfg, Ipv4Addr::new(10, 0, 0, 128), now);
-            q.accept_query(f.ip.src, 3, now);
+            q.accept_query(f.ip.src, &heard, now);
             q.poll(now);
+            // A group-and-source-specific query opens a window in the table.
+            small_table().note_query(0, &heard, now);
         }
         msg => {
             let mut t = small_table();
@@ -128,7 +133,8 @@ fn downstream_mld(data: &[u8]) {
             if f.ip.src.segments()[0] & 0xffc0 != 0xfe80
                 && !(f.ip.src.is_unspecified() && !matches!(f.message, mld::Message::Query(_))) =>
         {
-            assert_eq!(got, Err(MldDrop::BadSource { src: f.ip.src }))
+            let query = matches!(f.message, mld::Message::Query(_));
+            assert_eq!(got, Err(MldDrop::BadSource { src: f.ip.src, query }))
         }
         Ok(f) if !f.router_alert => {
             assert_eq!(got, Err(MldDrop::NoRouterAlert { src: f.ip.src }))

@@ -12,6 +12,22 @@ use super::membership::UpstreamWant;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
+/// The groups whose upstream membership lists sources while the upstream querier speaks
+/// `version`, older than the family's source-filtering one (IGMPv3, MLDv2). The kernel then
+/// reports in the older version (RFC 3376 7.2.1, RFC 3810 8.2.1), whose reports carry no
+/// sources: the join arrives as (*, G), which an SSM router ignores for an SSM group (RFC
+/// 4604 section 2.1), and any other router answers with every source.
+pub fn sources_lost<A: GroupAddr>(version: u8, joined: &BTreeMap<A, UpstreamWant<A>>) -> Vec<A> {
+    if version >= A::FILTER_VERSION {
+        return Vec::new();
+    }
+    joined
+        .iter()
+        .filter(|(_, w)| matches!(w, UpstreamWant::Sources(_)))
+        .map(|(g, _)| *g)
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JoinLimits {
     pub groups_per_socket: usize,
@@ -582,5 +598,33 @@ mod tests {
         assert_eq!(p.socket_count(), 1);
         p.undo(ops[0]);
         assert_eq!(p.socket_count(), 0);
+    }
+
+    /// Issue 15 defect 5: an IGMPv2 (MLDv1) querier upstream turns source-specific joins
+    /// into plain older reports: the source-specific groups are named.
+    #[test]
+    fn upstream_old_querier_names_ssm_groups() {
+        let ssm: Ipv4Addr = "232.1.1.1".parse().unwrap();
+        let asm: Ipv4Addr = "239.1.1.1".parse().unwrap();
+        let any: Ipv4Addr = "239.1.1.2".parse().unwrap();
+        let s: Ipv4Addr = "10.1.0.1".parse().unwrap();
+        let joined: BTreeMap<_, _> = [
+            (ssm, UpstreamWant::Sources([s].into())),
+            (asm, UpstreamWant::Sources([s].into())),
+            (any, UpstreamWant::AnySource),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(sources_lost(2, &joined), vec![ssm, asm]);
+        assert_eq!(sources_lost(1, &joined), vec![ssm, asm]);
+        assert!(
+            sources_lost(3, &joined).is_empty(),
+            "IGMPv3 keeps the sources"
+        );
+        let g6: std::net::Ipv6Addr = "ff3e::1".parse().unwrap();
+        let s6: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let joined6: BTreeMap<_, _> = [(g6, UpstreamWant::Sources([s6].into()))].into();
+        assert_eq!(sources_lost(1, &joined6), vec![g6]);
+        assert!(sources_lost(2, &joined6).is_empty());
     }
 }

@@ -4,6 +4,8 @@
 use super::shared::{GroupMsg, HeardQuery, IgmpIn, Shared, MAX_QUEUED_WEIGHT, TICK};
 use super::stats::{add, inc, Counters, RateLimit};
 use super::sys;
+use crate::core::family::GroupAddr;
+use crate::core::upstream::sources_lost;
 use crate::core::IfaceId;
 use crate::wire::classify::{self, DownDrop, MldDrop};
 use crate::wire::igmp::Message;
@@ -16,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 static WARN_MALFORMED: RateLimit = RateLimit::new(Duration::from_secs(10));
+static WARN_MLD_QUERY_SOURCE: RateLimit = RateLimit::new(Duration::from_secs(10));
 static WARN_CAPTURE: RateLimit = RateLimit::new(Duration::from_secs(10));
 
 /// The next captured frame, or None after a read timeout (so the caller can look at the stop
@@ -110,7 +113,9 @@ pub(crate) fn capture_downstream(
 /// The upstream query listener: reads IGMP and MLD on the upstream (the same socket filter
 /// as a downstream capture) and keeps the last general query of each family, for status
 /// and `snoopcast doctor` (is a router there to keep the box's memberships, and which
-/// version does it speak). Everything else is passed over: the data capture reads the
+/// version does it speak). Under an older querier (IGMPv1/v2, MLDv1) it warns, naming
+/// them, about the source-specific joins the kernel's older reports lose (issue 15 defect 5;
+/// RFC 3376 7.2.1, RFC 4604 2.1). Everything else is passed over: the data capture reads the
 /// data, and the hosts upstream are not ours. Runs until `stop` or `cancel`.
 pub(crate) fn listen_upstream_queries(
     sh: &Shared,
@@ -118,6 +123,9 @@ pub(crate) fn listen_upstream_queries(
     name: &str,
     cancel: &AtomicBool,
 ) {
+    // Per family: when the source-specific joins an older querier loses were last warned
+    // about, and which.
+    let mut warned: [Option<(Instant, Vec<String>)>; 2] = [None, None];
     while !sh.stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
         let Some(frame) = next_frame(&mut rx, name) else {
             continue;
@@ -135,11 +143,60 @@ pub(crate) fn listen_upstream_queries(
             at: Instant::now(),
         };
         let before = sh.up_queriers.lock()[family].replace(heard);
-        if before.is_none_or(|b| (b.source, b.version) != (source, version)) {
+        let changed = before.is_none_or(|b| (b.source, b.version) != (source, version));
+        if changed {
             let proto = if family == 0 { "IGMP" } else { "MLD" };
             info!("{name}: upstream {proto} querier {source}, version {version}");
         }
+        let lost = {
+            let st = sh.state.lock();
+            if family == 0 {
+                names(&sources_lost(version, &st.v4.joins().joined()))
+            } else {
+                names(&sources_lost(version, &st.v6.joins().joined()))
+            }
+        };
+        if lost.is_empty() {
+            warned[family] = None;
+            continue;
+        }
+        let now = Instant::now();
+        let due = warned[family]
+            .as_ref()
+            .is_none_or(|(at, was)| *was != lost || now >= *at + OLD_UPSTREAM_WARN_EVERY);
+        if due {
+            let (old, new) = if family == 0 {
+                (format!("IGMPv{version}"), "IGMPv3")
+            } else {
+                (format!("MLDv{version}"), "MLDv2")
+            };
+            warn!(
+                "{name}: the upstream querier {source} runs {old}: the kernel reports in {old}, \
+                 without sources, so these source-specific joins reach it as any-source and an \
+                 SSM router ignores them: {}; make the upstream router run {new}",
+                lost.join(", ")
+            );
+            warned[family] = Some((now, lost));
+        }
     }
+}
+
+/// How often the warning about source-specific joins under an older upstream querier
+/// repeats while nothing changes.
+const OLD_UPSTREAM_WARN_EVERY: Duration = Duration::from_secs(600);
+
+/// The groups as the warning names them: SSM ones marked.
+fn names<A: GroupAddr>(groups: &[A]) -> Vec<String> {
+    groups
+        .iter()
+        .map(|g| {
+            if g.is_ssm() {
+                format!("{g} (SSM)")
+            } else {
+                g.to_string()
+            }
+        })
+        .collect()
 }
 
 /// An IPv4 frame from a downstream capture: Ethernet, IPv4 (header length, checksum, total
@@ -196,9 +253,15 @@ fn accept_mld_frame(c: &Counters, name: &str, frame: &[u8]) -> Option<(MacAddr, 
             debug!("{name}: ignored MLD: {why}");
             return None;
         }
-        Err(why @ MldDrop::BadSource { .. }) => {
+        Err(why @ MldDrop::BadSource { query, .. }) => {
             inc(&c.mld_bad_source);
-            debug!("{name}: ignored MLD: {why}");
+            // RFC 3810 section 5.1.14: a query from a non-link-local source is discarded
+            // and SHOULD be logged (reports are only counted: hosts can be many).
+            if query && WARN_MLD_QUERY_SOURCE.allow(Instant::now()) {
+                warn!("{name}: ignored an MLD {why} (RFC 3810 5.1.14: a querier must use its link-local address); counted in mld_bad_source, not logged again for 10 s");
+            } else {
+                debug!("{name}: ignored MLD: {why}");
+            }
             return None;
         }
         Err(why @ MldDrop::NoRouterAlert { .. }) => {

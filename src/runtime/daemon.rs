@@ -152,6 +152,9 @@ pub fn run(
             .join(", "),
         workers
     );
+    for w in cfg.warnings() {
+        warn!("configuration: {w}");
+    }
     // The control thread owns the links; if it cannot start, the capture threads it would
     // have stopped see the stop flag instead.
     let sh = shared.clone();

@@ -14,7 +14,7 @@ use crate::core::querier::Mode;
 use crate::core::snooper::SnooperConfig;
 use crate::core::upstream::JoinLimits;
 use crossbeam_channel::Sender;
-use log::{error, info};
+use log::{error, info, warn};
 use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -96,6 +96,9 @@ impl Reloader {
                     .store(new.metrics_max_members, Ordering::Relaxed);
                 inc(&c.reloads);
                 info!("reload: applied {}", keys.join(", "));
+                for w in new.warnings() {
+                    warn!("configuration: {w}");
+                }
                 *running = new;
             }
         }

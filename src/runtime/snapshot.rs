@@ -306,6 +306,8 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
             sockets,
             querier: heard(up_queriers[0]),
             mld_querier: heard(up_queriers[1]),
+            querier_version: up_queriers[0].map(|q| q.version),
+            mld_querier_version: up_queriers[1].map(|q| q.version),
         },
         interfaces,
         counters: sh.counters.snapshot(),

@@ -71,7 +71,7 @@ pub enum MldDrop {
     BadHopLimit { hop_limit: u8, src: Ipv6Addr },
     /// Source not link-local (`mld_bad_source`): RFC 3810 sections 5.1.14 and 5.2.13. A
     /// report or Done from `::` is accepted (RFC 4541 section 3), a query from `::` is not.
-    BadSource { src: Ipv6Addr },
+    BadSource { src: Ipv6Addr, query: bool },
     /// No hop-by-hop Router Alert option (`mld_no_router_alert`): RFC 3810 section 5 and
     /// RFC 2710 section 3 require it; RFC 3810 section 6.2 and 7.4 discard messages without.
     NoRouterAlert { src: Ipv6Addr },
@@ -86,7 +86,12 @@ impl fmt::Display for MldDrop {
             MldDrop::BadHopLimit { hop_limit, src } => {
                 write!(f, "hop limit {hop_limit} from {src}")
             }
-            MldDrop::BadSource { src } => write!(f, "source {src} is not link-local"),
+            MldDrop::BadSource { src, query: false } => {
+                write!(f, "source {src} is not link-local")
+            }
+            MldDrop::BadSource { src, query: true } => {
+                write!(f, "query from {src}, which is not link-local")
+            }
             MldDrop::NoRouterAlert { src } => write!(f, "no Router Alert option from {src}"),
         }
     }
@@ -117,7 +122,10 @@ pub fn downstream_mld(frame: &[u8]) -> Result<MldFrame, MldDrop> {
     // by their MAC, so such a report is as good as any.
     let is_query = matches!(f.message, crate::wire::mld::Message::Query(_));
     if !(ipv6::is_link_local_unicast(src) || (src.is_unspecified() && !is_query)) {
-        return Err(MldDrop::BadSource { src });
+        return Err(MldDrop::BadSource {
+            src,
+            query: is_query,
+        });
     }
     if !f.router_alert {
         return Err(MldDrop::NoRouterAlert { src });
