@@ -34,6 +34,12 @@ impl QuerierConfig {
     pub fn startup_query_interval(&self) -> Duration {
         self.query_interval / 4
     }
+    /// The QRV our queries carry: the robustness, or 0 above 7, the field's maximum (RFC
+    /// 3376 4.1.6, RFC 3810 5.1.8).
+    fn qrv(&self) -> u8 {
+        u8::try_from(self.robustness).ok().filter(|&r| r <= 7).unwrap_or(0)
+    }
+
     /// The configured timers.
     pub fn timers(&self) -> Timers {
         Timers {
@@ -60,7 +66,7 @@ impl QuerierConfig {
             max_resp,
             group,
             s_flag: false,
-            qrv: if v3 { self.robustness.min(7) as u8 } else { 0 },
+            qrv: if v3 { self.qrv() } else { 0 },
             qqi: if v3 {
                 self.query_interval
             } else {
@@ -87,7 +93,7 @@ impl QuerierConfig {
             max_resp,
             group,
             s_flag: false,
-            qrv: if v2 { self.robustness.min(7) as u8 } else { 0 },
+            qrv: if v2 { self.qrv() } else { 0 },
             qqi: if v2 {
                 self.query_interval
             } else {
@@ -699,6 +705,19 @@ mod tests {
             (q.version, q.group, q.qrv),
             (QueryVersion::V2, ip("239.1.1.1"), 0)
         );
+        // RFC 3376 4.1.6 / RFC 3810 5.1.8: a robustness above 7 goes out as QRV 0.
+        let big = QuerierConfig {
+            robustness: 9,
+            ..cfg(Mode::Auto)
+        };
+        let Message::Query(q) = big.general_query() else {
+            panic!()
+        };
+        assert_eq!(q.qrv, 0);
+        let mld::Message::Query(q) = big.mld_general_query() else {
+            panic!()
+        };
+        assert_eq!(q.qrv, 0);
     }
 
     fn v3_query(qrv: u8, qqi_s: u64, max_resp_ms: u64) -> HeardQuery {

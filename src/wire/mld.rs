@@ -266,11 +266,15 @@ pub fn emit(src: Ipv6Addr, dst: Ipv6Addr, msg: &Message, out: &mut Vec<u8>) {
             out.extend_from_slice(&q.group.octets());
             if q.version == QueryVersion::V2 {
                 let s = if q.s_flag { S_FLAG } else { 0 };
-                out.push(s | (q.qrv & QRV_MASK));
+                // RFC 3810 section 5.1.8: a robustness above 7 is sent as QRV 0.
+                let qrv = if q.qrv > QRV_MASK { 0 } else { q.qrv };
+                out.push(s | qrv);
                 let qqi = u32::try_from(q.qqi.as_secs()).unwrap_or(u32::MAX);
                 out.push(super::igmp::encode_code(qqi));
-                out.extend_from_slice(&(q.sources.len() as u16).to_be_bytes());
-                for s in &q.sources {
+                // At most 65535 sources, so the count stays true.
+                let n = q.sources.len().min(usize::from(u16::MAX));
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+                for s in &q.sources[..n] {
                     out.extend_from_slice(&s.octets());
                 }
             }
@@ -288,13 +292,15 @@ pub fn emit(src: Ipv6Addr, dst: Ipv6Addr, msg: &Message, out: &mut Vec<u8>) {
         Message::ReportV2 { records } => {
             // Octets 4..6 are reserved (zero), the record count sits at 6..8.
             head(TYPE_V2_REPORT, 0, out);
-            out.extend_from_slice(&(records.len() as u16).to_be_bytes());
-            for r in records {
+            let n = records.len().min(usize::from(u16::MAX));
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+            for r in &records[..n] {
                 out.push(u8::from(r.record_type));
                 out.push(0);
-                out.extend_from_slice(&(r.sources.len() as u16).to_be_bytes());
+                let k = r.sources.len().min(usize::from(u16::MAX));
+                out.extend_from_slice(&(k as u16).to_be_bytes());
                 out.extend_from_slice(&r.group.octets());
-                for s in &r.sources {
+                for s in &r.sources[..k] {
                     out.extend_from_slice(&s.octets());
                 }
             }
@@ -371,6 +377,19 @@ mod tests {
             let b = bytes(HOST, ALL_MLDV2_ROUTERS, &m);
             assert_eq!(parse(HOST, ALL_MLDV2_ROUTERS, &b), Ok(m.clone()), "{m:?}");
         }
+    }
+
+    /// RFC 3810 section 5.1.8: a robustness above 7 is sent as QRV 0, not masked.
+    #[test]
+    fn qrv_above_seven_is_sent_as_zero() {
+        let [_, v2] = queries().try_into().unwrap();
+        let Message::Query(mut q) = v2 else { panic!() };
+        q.qrv = 9;
+        let b = bytes(HOST, ALL_NODES, &Message::Query(q));
+        let Ok(Message::Query(back)) = parse(HOST, ALL_NODES, &b) else {
+            panic!()
+        };
+        assert_eq!((back.qrv, back.s_flag), (0, true));
     }
 
     #[test]
