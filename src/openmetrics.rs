@@ -452,6 +452,7 @@ mod tests {
                 joined: vec![JoinStatus {
                     group: "239.1.1.1".into(),
                     sources: vec![],
+                    ..Default::default()
                 }],
                 sockets: 1,
                 ..Default::default()

@@ -120,6 +120,9 @@ pub struct JoinStatus {
     pub group: String,
     /// Empty for an any-source (*, G) join.
     pub sources: Vec<String>,
+    /// The sources an any-source join blocks (EXCLUDE mode, RFC 4605 4.1); empty for none.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -488,7 +491,14 @@ pub fn render(s: &Snapshot, v: &View) -> String {
         let _ = writeln!(o, "  nothing joined");
     }
     for j in &s.upstream.joined {
-        if j.sources.is_empty() {
+        if !j.exclude.is_empty() {
+            let _ = writeln!(
+                o,
+                "  {} any source except {}",
+                j.group,
+                j.exclude.join(", ")
+            );
+        } else if j.sources.is_empty() {
             let _ = writeln!(o, "  {} any source", j.group);
         } else {
             let _ = writeln!(o, "  {} from {}", j.group, j.sources.join(", "));
@@ -606,6 +616,7 @@ mod tests {
                 joined: vec![JoinStatus {
                     group: "239.1.1.1".into(),
                     sources: vec![],
+                    ..Default::default()
                 }],
                 sockets: 1,
                 ..Default::default()
@@ -680,6 +691,7 @@ mod tests {
         s.upstream.joined.push(JoinStatus {
             group: "239.1.1.2".into(),
             sources: vec![],
+            ..Default::default()
         });
         s
     }

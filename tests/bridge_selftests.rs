@@ -512,12 +512,31 @@ fn check<A: Family>(t: &Table<A>, hosts: &[(HostKey, &Outcome)], ctx: &str) {
             assert!(got.contains(w), "{ctx}: source {n} misses {w:?}: {got:?}");
         }
     }
-    // Upstream: (*, G) if any member excludes, else (S, G) for the union of INCLUDE lists.
+    // Upstream (RFC 4605 4.1): with an EXCLUDE member, (*, G) blocking what every EXCLUDE
+    // member excludes and no INCLUDE member wants; else (S, G) for the union of INCLUDE
+    // lists.
     let members: Vec<&Host> = hosts.iter().filter_map(|(_, o)| o.host.as_ref()).collect();
     let want = if members.is_empty() {
         None
     } else if members.iter().any(|h| h.mode == Exclude) {
-        Some(UpstreamWant::AnySource)
+        let excl: Vec<&&Host> = members.iter().filter(|h| h.mode == Exclude).collect();
+        let incl: BTreeSet<_> = members
+            .iter()
+            .filter(|h| h.mode != Exclude)
+            .flat_map(|h| h.sources.iter().copied())
+            .collect();
+        let blocked: BTreeSet<A> = excl[0]
+            .sources
+            .iter()
+            .copied()
+            .filter(|s| excl.iter().all(|h| h.sources.contains(s)) && !incl.contains(s))
+            .map(A::source)
+            .collect();
+        Some(if blocked.is_empty() {
+            UpstreamWant::AnySource
+        } else {
+            UpstreamWant::Exclude(blocked)
+        })
     } else {
         let union = members.iter().flat_map(|h| h.sources.iter().copied());
         Some(UpstreamWant::Sources(union.map(A::source).collect()))

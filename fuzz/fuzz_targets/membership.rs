@@ -28,8 +28,9 @@
 //!   model's; the table's `next_deadline` is the model's earliest timer, and after a poll it
 //!   and the snooper's `next_deadline` are in the future;
 //! - `upstream_wants()` is computed again from `members()` and the compatibility state: any
-//!   source where some member is EXCLUDE or an older host is present, else the union of the
-//!   INCLUDE sources;
+//!   source where an older host is present; with an EXCLUDE member, any source but those
+//!   every EXCLUDE member excludes and no INCLUDE member wants (RFC 4605 4.1); else the
+//!   union of the INCLUDE sources;
 //! - `forwarding()` sends (source, group) to exactly the members admitting the source, except
 //!   on interfaces in multicast fallback, which get one group-MAC copy;
 //! - the snooper's join operations, replayed on the kernel model (here 1-4 groups per socket
@@ -489,17 +490,35 @@ fn check_table(t: &Table, m: &Model, now: Instant, polled: bool) {
             "a due timer survived poll"
         );
     }
-    // Upstream wants, from the members and the compatibility state alone.
+    // Upstream wants, from the members and the compatibility state alone: RFC 4605 4.1,
+    // source by source. A source is blocked when every EXCLUDE member excludes it and no
+    // INCLUDE member lists it.
     let mut want: BTreeMap<Ipv4Addr, UpstreamWant> = BTreeMap::new();
-    for &(g, _, x) in &members {
-        let e = want
-            .entry(g)
-            .or_insert_with(|| UpstreamWant::Sources(BTreeSet::new()));
-        match (x.mode, &mut *e) {
-            (FilterMode::Exclude, _) => *e = UpstreamWant::AnySource,
-            (FilterMode::Include, UpstreamWant::Sources(all)) => all.extend(&x.sources),
-            (FilterMode::Include, UpstreamWant::AnySource) => {}
-        }
+    let groups: BTreeSet<Ipv4Addr> = members.iter().map(|&(g, _, _)| g).collect();
+    for g in groups {
+        let of_g: Vec<_> = members.iter().filter(|m| m.0 == g).map(|m| m.2).collect();
+        let incl: BTreeSet<Ipv4Addr> = of_g
+            .iter()
+            .filter(|x| x.mode == FilterMode::Include)
+            .flat_map(|x| x.sources.iter().copied())
+            .collect();
+        let excl: Vec<_> = of_g.iter().filter(|x| x.mode == FilterMode::Exclude).collect();
+        let w = if excl.is_empty() {
+            UpstreamWant::Sources(incl)
+        } else {
+            let cands: BTreeSet<Ipv4Addr> =
+                excl.iter().flat_map(|x| x.sources.iter().copied()).collect();
+            let blocked: BTreeSet<Ipv4Addr> = cands
+                .into_iter()
+                .filter(|s| excl.iter().all(|x| x.sources.contains(s)) && !incl.contains(s))
+                .collect();
+            if blocked.is_empty() {
+                UpstreamWant::AnySource
+            } else {
+                UpstreamWant::Exclude(blocked)
+            }
+        };
+        want.insert(g, w);
     }
     for &(_, g) in &compat {
         want.insert(g, UpstreamWant::AnySource);
@@ -970,7 +989,7 @@ fuzz_target!(|input: FuzzInput| {
                     assert_eq!(
                         run.s.joins().joined(),
                         if run.up_open {
-                            run.s.table().upstream_wants()
+                            run.lim.held_all(&run.s.table().upstream_wants())
                         } else {
                             BTreeMap::new()
                         },

@@ -226,8 +226,12 @@ impl<A> Event<A> {
 /// What the upstream must join for one group: the union of what members want.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamWant<A = Ipv4Addr> {
-    /// Some member is in EXCLUDE mode (or an older host is present): join (*, G).
+    /// Some member is in EXCLUDE mode and no source is excluded by all of them and wanted
+    /// by none (or an older host is present): join (*, G).
     AnySource,
+    /// Join (*, G) but block these sources: every EXCLUDE member excludes them and no
+    /// INCLUDE member lists them (the merge of RFC 4605 section 4.1). Never empty.
+    Exclude(BTreeSet<A>),
     /// Every member is INCLUDE: join (S, G) for each source in the union.
     Sources(BTreeSet<A>),
 }
@@ -539,27 +543,34 @@ impl<A: GroupAddr> Table<A> {
             if out.contains_key(&group) {
                 continue;
             }
-            // The router-side merge of RFC 3376 section 3.2: any EXCLUDE member makes the
-            // result EXCLUDE; we join (*, G) for it instead of tracking the intersection.
+            // The merge of RFC 4605 section 4.1 (RFC 3376 section 3.2): with any EXCLUDE
+            // member the result is EXCLUDE of the sources every EXCLUDE member excludes,
+            // minus those an INCLUDE member wants; else INCLUDE of the union.
             let mut union = BTreeSet::new();
-            let mut any = false;
+            let mut excluded: Option<BTreeSet<A>> = None;
             for m in hosts.values() {
                 match m.mode {
                     FilterMode::Exclude => {
-                        any = true;
-                        break;
+                        excluded = Some(match excluded {
+                            None => m.sources.clone(),
+                            Some(x) => &x & &m.sources,
+                        })
                     }
                     FilterMode::Include => union.extend(m.sources.iter().copied()),
                 }
             }
-            out.insert(
-                group,
-                if any {
-                    UpstreamWant::AnySource
-                } else {
-                    UpstreamWant::Sources(union)
-                },
-            );
+            let want = match excluded {
+                None => UpstreamWant::Sources(union),
+                Some(x) => {
+                    let x: BTreeSet<A> = &x - &union;
+                    if x.is_empty() {
+                        UpstreamWant::AnySource
+                    } else {
+                        UpstreamWant::Exclude(x)
+                    }
+                }
+            };
+            out.insert(group, want);
         }
         out
     }
@@ -3098,5 +3109,56 @@ mod tests {
         assert_eq!(t.member(h, G).unwrap().expires, t0 + secs(100));
         t.set_timers(0, None);
         assert_eq!(t.timers(0), settings().timers());
+    }
+
+    /// Issue 15 defect 8: the upstream want of EXCLUDE members is the RFC 4605 4.1 merge:
+    /// the sources every EXCLUDE member excludes, minus those an INCLUDE member wants.
+    #[test]
+    fn upstream_exclude_merge_rfc4605() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let want = |t: &Table| t.upstream_wants().get(&G).cloned();
+        t.accept_report(
+            host(0, 1),
+            hip(1),
+            &v3(RecordType::ModeIsExclude, G, &[1, 2, 3]),
+            t0,
+        );
+        assert_eq!(want(&t), Some(UpstreamWant::Exclude(set(&[1, 2, 3]))));
+        t.accept_report(
+            host(1, 2),
+            hip(2),
+            &v3(RecordType::ModeIsExclude, G, &[2, 3, 4]),
+            t0,
+        );
+        assert_eq!(want(&t), Some(UpstreamWant::Exclude(set(&[2, 3]))));
+        t.accept_report(
+            host(0, 3),
+            hip(3),
+            &v3(RecordType::ModeIsInclude, G, &[3, 9]),
+            t0,
+        );
+        assert_eq!(want(&t), Some(UpstreamWant::Exclude(set(&[2]))));
+        t.accept_report(
+            host(0, 4),
+            hip(4),
+            &v3(RecordType::ModeIsInclude, G, &[2]),
+            t0,
+        );
+        assert_eq!(
+            want(&t),
+            Some(UpstreamWant::AnySource),
+            "nothing left to block"
+        );
+        // An older host (its filter unknown) forces any source.
+        let mut t = table();
+        t.accept_report(
+            host(0, 1),
+            hip(1),
+            &v3(RecordType::ModeIsExclude, G, &[1]),
+            t0,
+        );
+        t.accept_report(host(0, 2), hip(2), &Message::ReportV2 { group: G }, t0);
+        assert_eq!(want(&t), Some(UpstreamWant::AnySource));
     }
 }

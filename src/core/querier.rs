@@ -37,7 +37,10 @@ impl QuerierConfig {
     /// The QRV our queries carry: the robustness, or 0 above 7, the field's maximum (RFC
     /// 3376 4.1.6, RFC 3810 5.1.8).
     fn qrv(&self) -> u8 {
-        u8::try_from(self.robustness).ok().filter(|&r| r <= 7).unwrap_or(0)
+        u8::try_from(self.robustness)
+            .ok()
+            .filter(|&r| r <= 7)
+            .unwrap_or(0)
     }
 
     /// The configured timers.

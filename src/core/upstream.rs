@@ -34,6 +34,33 @@ pub struct JoinLimits {
     pub sources_per_group: usize,
 }
 
+impl JoinLimits {
+    /// `want` as the pool holds it: an exclude list cut to the lowest `sources_per_group`
+    /// sources (one socket holds a group's block list; blocking fewer only lets more
+    /// through, and the data path filters per member anyway).
+    pub fn held<A: GroupAddr>(&self, want: &UpstreamWant<A>) -> UpstreamWant<A> {
+        match want {
+            UpstreamWant::Exclude(x) => {
+                let cut: BTreeSet<A> = x.iter().take(self.sources_per_group).copied().collect();
+                if cut.is_empty() {
+                    UpstreamWant::AnySource
+                } else {
+                    UpstreamWant::Exclude(cut)
+                }
+            }
+            w => w.clone(),
+        }
+    }
+
+    /// [`JoinLimits::held`] of every group.
+    pub fn held_all<A: GroupAddr>(
+        &self,
+        wants: &BTreeMap<A, UpstreamWant<A>>,
+    ) -> BTreeMap<A, UpstreamWant<A>> {
+        wants.iter().map(|(g, w)| (*g, self.held(w))).collect()
+    }
+}
+
 impl Default for JoinLimits {
     fn default() -> Self {
         JoinLimits {
@@ -61,12 +88,37 @@ pub enum JoinKind<A = Ipv4Addr> {
     JoinSource(A, A),
     /// MCAST_LEAVE_SOURCE_GROUP (S, G): (group, source)
     LeaveSource(A, A),
+    /// MCAST_BLOCK_SOURCE on the socket holding (*, G): (group, source)
+    Block(A, A),
+    /// MCAST_UNBLOCK_SOURCE: (group, source)
+    Unblock(A, A),
+}
+
+impl<A: Copy> JoinKind<A> {
+    /// The group the operation is about.
+    pub fn group(&self) -> A {
+        match *self {
+            JoinKind::JoinAny(g)
+            | JoinKind::LeaveAny(g)
+            | JoinKind::JoinSource(g, _)
+            | JoinKind::LeaveSource(g, _)
+            | JoinKind::Block(g, _)
+            | JoinKind::Unblock(g, _) => g,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Held<A> {
-    Any,
+    /// (*, G), EXCLUDE of these blocked sources (empty: any source).
+    Any(BTreeSet<A>),
     Sources(BTreeSet<A>),
+}
+
+impl<A> Held<A> {
+    fn is_any(&self) -> bool {
+        matches!(self, Held::Any(_))
+    }
 }
 
 /// The actual state: which socket holds what.
@@ -96,10 +148,16 @@ impl<A: GroupAddr> JoinPool<A> {
         for s in &self.sockets {
             for (g, h) in s {
                 match (out.get_mut(g), h) {
-                    (_, Held::Any) => {
+                    (_, Held::Any(blocked)) if blocked.is_empty() => {
                         out.insert(*g, UpstreamWant::AnySource);
                     }
-                    (Some(UpstreamWant::AnySource), Held::Sources(_)) => {}
+                    (_, Held::Any(blocked)) => {
+                        out.insert(*g, UpstreamWant::Exclude(blocked.clone()));
+                    }
+                    (
+                        Some(UpstreamWant::AnySource | UpstreamWant::Exclude(_)),
+                        Held::Sources(_),
+                    ) => {}
                     (Some(UpstreamWant::Sources(set)), Held::Sources(src)) => set.extend(src),
                     (None, Held::Sources(src)) => {
                         out.insert(*g, UpstreamWant::Sources(src.clone()));
@@ -123,7 +181,8 @@ impl<A: GroupAddr> JoinPool<A> {
                     return true;
                 }
                 match h {
-                    Held::Any => ops.push(JoinOp {
+                    // Leaving drops the socket's block list with the membership.
+                    Held::Any(_) => ops.push(JoinOp {
                         socket: i,
                         kind: JoinKind::LeaveAny(*g),
                     }),
@@ -157,15 +216,24 @@ impl<A: GroupAddr> JoinPool<A> {
                 continue;
             }
             match w {
-                UpstreamWant::AnySource => {
-                    if !self.sockets.iter().any(|s| s.get(&g) == Some(&Held::Any)) {
-                        let i = self.socket_with_room(g);
-                        self.sockets[i].insert(g, Held::Any);
-                        ops.push(JoinOp {
-                            socket: i,
-                            kind: JoinKind::JoinAny(g),
-                        });
-                    }
+                UpstreamWant::AnySource | UpstreamWant::Exclude(_) => {
+                    let i = match self
+                        .sockets
+                        .iter()
+                        .position(|s| s.get(&g).is_some_and(Held::is_any))
+                    {
+                        Some(i) => i,
+                        None => {
+                            let i = self.socket_with_room(g);
+                            self.sockets[i].insert(g, Held::Any(BTreeSet::new()));
+                            ops.push(JoinOp {
+                                socket: i,
+                                kind: JoinKind::JoinAny(g),
+                            });
+                            i
+                        }
+                    };
+                    self.set_blocked(i, g, &self.blocked_for(w), &mut ops);
                     self.drop_sources(g, |_| true, &mut ops);
                 }
                 UpstreamWant::Sources(wanted) => {
@@ -185,7 +253,7 @@ impl<A: GroupAddr> JoinPool<A> {
                             .or_insert_with(|| Held::Sources(BTreeSet::new()))
                         {
                             Held::Sources(set) => set.insert(src),
-                            Held::Any => unreachable!(
+                            Held::Any(_) => unreachable!(
                                 "socket_for_source never picks a socket holding (*, G)"
                             ),
                         };
@@ -196,7 +264,7 @@ impl<A: GroupAddr> JoinPool<A> {
                     }
                     self.drop_sources(g, |s| !wanted.contains(s), &mut ops);
                     for (i, s) in self.sockets.iter_mut().enumerate() {
-                        if s.get(&g) == Some(&Held::Any) {
+                        if s.get(&g).is_some_and(Held::is_any) {
                             s.remove(&g);
                             ops.push(JoinOp {
                                 socket: i,
@@ -214,8 +282,9 @@ impl<A: GroupAddr> JoinPool<A> {
     /// True when the sockets `at` (those holding `g`) hold exactly `want`: nothing to do.
     fn holds_exactly(&self, g: A, want: &UpstreamWant<A>, at: &[usize]) -> bool {
         match want {
-            UpstreamWant::AnySource => {
-                at.len() == 1 && self.sockets[at[0]].get(&g) == Some(&Held::Any)
+            UpstreamWant::AnySource | UpstreamWant::Exclude(_) => {
+                at.len() == 1
+                    && self.sockets[at[0]].get(&g) == Some(&Held::Any(self.blocked_for(want)))
             }
             UpstreamWant::Sources(wanted) => {
                 let mut held = BTreeSet::new();
@@ -228,6 +297,34 @@ impl<A: GroupAddr> JoinPool<A> {
                 held == *wanted
             }
         }
+    }
+
+    /// The sources to block for `want`, as [`JoinLimits::held`] cuts them.
+    fn blocked_for(&self, want: &UpstreamWant<A>) -> BTreeSet<A> {
+        match self.limits.held(want) {
+            UpstreamWant::Exclude(x) => x,
+            _ => BTreeSet::new(),
+        }
+    }
+
+    /// Make socket `i`'s (*, `g`) block exactly `want`: unblock first, then block.
+    fn set_blocked(&mut self, i: usize, g: A, want: &BTreeSet<A>, ops: &mut Vec<JoinOp<A>>) {
+        let Some(Held::Any(blocked)) = self.sockets[i].get_mut(&g) else {
+            return;
+        };
+        for &x in blocked.difference(want) {
+            ops.push(JoinOp {
+                socket: i,
+                kind: JoinKind::Unblock(g, x),
+            });
+        }
+        for &x in want.difference(blocked) {
+            ops.push(JoinOp {
+                socket: i,
+                kind: JoinKind::Block(g, x),
+            });
+        }
+        *blocked = want.clone();
     }
 
     /// Forgets empty sockets at the end of the pool, so that the runtime closes them: the
@@ -261,8 +358,21 @@ impl<A: GroupAddr> JoinPool<A> {
             JoinKind::JoinAny(g) => {
                 s.remove(&g);
             }
+            // The kernel kept the membership; its block list is unknown to us now, so
+            // forget it: the next reconcile unblocks nothing and blocks what it wants
+            // (a block already there answers EADDRNOTAVAIL, undone again, harmless).
             JoinKind::LeaveAny(g) => {
-                s.insert(g, Held::Any);
+                s.insert(g, Held::Any(BTreeSet::new()));
+            }
+            JoinKind::Block(g, x) => {
+                if let Some(Held::Any(b)) = s.get_mut(&g) {
+                    b.remove(&x);
+                }
+            }
+            JoinKind::Unblock(g, x) => {
+                if let Some(Held::Any(b)) = s.get_mut(&g) {
+                    b.insert(x);
+                }
             }
             JoinKind::JoinSource(g, src) => {
                 if let Some(Held::Sources(set)) = s.get_mut(&g) {
@@ -351,6 +461,8 @@ mod tests {
     #[derive(Default)]
     struct Kernel {
         socks: BTreeMap<usize, BTreeMap<Ipv4Addr, Option<BTreeSet<Ipv4Addr>>>>,
+        /// The block lists of the any-source memberships, by (socket, group).
+        blocked: BTreeMap<(usize, Ipv4Addr), BTreeSet<Ipv4Addr>>,
     }
     impl Kernel {
         fn apply(&mut self, ops: &[JoinOp], lim: JoinLimits) {
@@ -361,7 +473,23 @@ mod tests {
                         assert!(!s.contains_key(&g), "{op:?}: group already on socket");
                         s.insert(g, None);
                     }
-                    JoinKind::LeaveAny(g) => assert_eq!(s.remove(&g), Some(None), "{op:?}"),
+                    JoinKind::LeaveAny(g) => {
+                        assert_eq!(s.remove(&g), Some(None), "{op:?}");
+                        self.blocked.remove(&(op.socket, g));
+                    }
+                    JoinKind::Block(g, x) => {
+                        assert_eq!(s.get(&g), Some(&None), "{op:?}: block without (*, G)");
+                        let b = self.blocked.entry((op.socket, g)).or_default();
+                        assert!(b.insert(x), "{op:?}: already blocked");
+                        assert!(b.len() <= lim.sources_per_group);
+                    }
+                    JoinKind::Unblock(g, x) => {
+                        let b = self.blocked.get_mut(&(op.socket, g)).expect("unblock");
+                        assert!(b.remove(&x), "{op:?}: not blocked");
+                        if b.is_empty() {
+                            self.blocked.remove(&(op.socket, g));
+                        }
+                    }
                     JoinKind::JoinSource(g, x) => {
                         let e = s.entry(g).or_insert_with(|| Some(BTreeSet::new()));
                         let set = e.as_mut().expect("source join on an any-source membership");
@@ -391,11 +519,15 @@ mod tests {
         }
         fn joined(&self) -> BTreeMap<Ipv4Addr, UpstreamWant> {
             let mut out = BTreeMap::new();
-            for s in self.socks.values() {
+            for (i, s) in &self.socks {
                 for (g, h) in s {
                     match h {
                         None => {
-                            out.insert(*g, UpstreamWant::AnySource);
+                            let w = match self.blocked.get(&(*i, *g)) {
+                                Some(b) => UpstreamWant::Exclude(b.clone()),
+                                None => UpstreamWant::AnySource,
+                            };
+                            out.insert(*g, w);
                         }
                         Some(set) => {
                             let e = out
@@ -459,15 +591,7 @@ mod tests {
         want.insert(g(5000), UpstreamWant::Sources([src(1)].into()));
         let ops = p.reconcile(&want);
         k.apply(&ops, lim);
-        let mut touched: Vec<Ipv4Addr> = ops
-            .iter()
-            .map(|o| match o.kind {
-                JoinKind::JoinAny(g)
-                | JoinKind::LeaveAny(g)
-                | JoinKind::JoinSource(g, _)
-                | JoinKind::LeaveSource(g, _) => g,
-            })
-            .collect();
+        let mut touched: Vec<Ipv4Addr> = ops.iter().map(|o| o.kind.group()).collect();
         touched.sort();
         touched.dedup();
         assert_eq!(touched, vec![g(3), g(4), g(5000)]);
@@ -626,5 +750,74 @@ mod tests {
         let joined6: BTreeMap<_, _> = [(g6, UpstreamWant::Sources([s6].into()))].into();
         assert_eq!(sources_lost(1, &joined6), vec![g6]);
         assert!(sources_lost(2, &joined6).is_empty());
+    }
+
+    /// Issue 15 defect 8: an EXCLUDE want is one (*, G) with the sources blocked on the same
+    /// socket, changed by block and unblock alone, capped at the source limit; turning to
+    /// INCLUDE leaves it for (S, G) joins.
+    #[test]
+    fn exclude_want_blocks_sources_on_the_any_source_socket() {
+        let lim = JoinLimits {
+            groups_per_socket: 20,
+            sources_per_group: 3,
+        };
+        let mut p = JoinPool::new(lim);
+        let mut k = Kernel::default();
+        let ex = |ns: &[u32]| {
+            BTreeMap::from([(
+                g(1),
+                UpstreamWant::Exclude(ns.iter().map(|&n| src(n)).collect()),
+            )])
+        };
+        let ops = p.reconcile(&ex(&[1, 2]));
+        assert_eq!(
+            ops.iter().map(|o| o.kind).collect::<Vec<_>>(),
+            vec![
+                JoinKind::JoinAny(g(1)),
+                JoinKind::Block(g(1), src(1)),
+                JoinKind::Block(g(1), src(2))
+            ]
+        );
+        k.apply(&ops, lim);
+        assert_eq!(k.joined(), ex(&[1, 2]));
+        assert_eq!(p.joined(), ex(&[1, 2]));
+        // The list changes: one unblock, one block, no rejoin.
+        let ops = p.reconcile(&ex(&[2, 3]));
+        assert_eq!(
+            ops.iter().map(|o| o.kind).collect::<Vec<_>>(),
+            vec![
+                JoinKind::Unblock(g(1), src(1)),
+                JoinKind::Block(g(1), src(3))
+            ]
+        );
+        k.apply(&ops, lim);
+        assert!(p.reconcile(&ex(&[2, 3])).is_empty(), "held exactly");
+        // Past the source limit only the lowest three are blocked.
+        let ops = p.reconcile(&ex(&[2, 3, 4, 5, 6]));
+        k.apply(&ops, lim);
+        assert_eq!(k.joined(), ex(&[2, 3, 4]));
+        assert!(p.reconcile(&ex(&[2, 3, 4, 5, 6])).is_empty());
+        // Any source: everything unblocked, the membership kept.
+        let ops = p.reconcile(&any([g(1)]));
+        assert!(
+            ops.iter().all(|o| matches!(o.kind, JoinKind::Unblock(..))),
+            "{ops:?}"
+        );
+        k.apply(&ops, lim);
+        assert_eq!(k.joined(), any([g(1)]));
+        // Back to EXCLUDE, then INCLUDE: the (S, G) join comes before the leave.
+        k.apply(&p.reconcile(&ex(&[7])), lim);
+        let inc = BTreeMap::from([(g(1), UpstreamWant::Sources([src(8)].into()))]);
+        let ops = p.reconcile(&inc);
+        k.apply(&ops, lim);
+        assert_eq!(k.joined(), inc);
+        // A failed block is undone and retried.
+        let ops = p.reconcile(&ex(&[9]));
+        let block = *ops
+            .iter()
+            .find(|o| matches!(o.kind, JoinKind::Block(..)))
+            .unwrap();
+        p.undo(block);
+        assert_eq!(p.reconcile(&ex(&[9])), vec![block]);
     }
 }

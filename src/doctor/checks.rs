@@ -851,6 +851,7 @@ mod tests {
         s.upstream.joined.push(JoinStatus {
             group: "232.1.1.1".into(),
             sources: vec!["10.1.0.1".into()],
+            ..Default::default()
         });
         let w = only(&f, "upstream-querier");
         assert!(
@@ -864,6 +865,7 @@ mod tests {
         s.upstream.joined.push(JoinStatus {
             group: "ff0e::1".into(),
             sources: vec![],
+            ..Default::default()
         });
         s.uptime_ms = 1_000_000;
         assert!(only(&f, "upstream-querier").text.contains("no MLD"));

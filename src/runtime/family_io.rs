@@ -30,6 +30,14 @@ pub trait FamilyIo: GroupAddr {
         source: Self,
         join: bool,
     ) -> io::Result<()>;
+    /// MCAST_BLOCK_SOURCE / MCAST_UNBLOCK_SOURCE on an any-source membership.
+    fn block_source(
+        s: &Socket,
+        ifindex: u32,
+        group: Self,
+        source: Self,
+        block: bool,
+    ) -> io::Result<()>;
     /// The Ethernet frame of a query from `mac`.
     fn query_frame(mac: MacAddr, q: &QueryOut<Self>) -> Vec<u8>;
     /// Counter of the queries sent.
@@ -49,6 +57,9 @@ impl FamilyIo for Ipv4Addr {
     }
     fn source_specific(s: &Socket, ifx: u32, g: Self, src: Self, join: bool) -> io::Result<()> {
         sys::source_specific(s, ifx, g, src, join)
+    }
+    fn block_source(s: &Socket, ifx: u32, g: Self, src: Self, block: bool) -> io::Result<()> {
+        sys::block_source(s, ifx, g, src, block)
     }
     fn query_frame(mac: MacAddr, q: &QueryOut<Self>) -> Vec<u8> {
         // General queries to all-systems, group-specific ones to the group (RFC 3376
@@ -84,6 +95,9 @@ impl FamilyIo for Ipv6Addr {
     }
     fn source_specific(s: &Socket, ifx: u32, g: Self, src: Self, join: bool) -> io::Result<()> {
         sys::source_specific6(s, ifx, g, src, join)
+    }
+    fn block_source(s: &Socket, ifx: u32, g: Self, src: Self, block: bool) -> io::Result<()> {
+        sys::block_source6(s, ifx, g, src, block)
     }
     fn query_frame(mac: MacAddr, q: &QueryOut<Self>) -> Vec<u8> {
         // RFC 3810 section 7.6.3.1 / RFC 2710 section 4: general queries to all-nodes,
@@ -136,6 +150,8 @@ impl<A: FamilyIo> JoinSockets<A> {
             JoinKind::LeaveAny(g) => A::any_source(s, ifindex, g, false),
             JoinKind::JoinSource(g, src) => A::source_specific(s, ifindex, g, src, true),
             JoinKind::LeaveSource(g, src) => A::source_specific(s, ifindex, g, src, false),
+            JoinKind::Block(g, src) => A::block_source(s, ifindex, g, src, true),
+            JoinKind::Unblock(g, src) => A::block_source(s, ifindex, g, src, false),
         }
     }
 

@@ -116,6 +116,12 @@ pub(crate) fn log_join<A: GroupAddr>(up: &str, kind: &JoinKind<A>) {
         JoinKind::LeaveSource(g, src) => {
             log_change(format_args!("upstream {up}: left {g} from {src}"))
         }
+        JoinKind::Block(g, src) => {
+            log_change(format_args!("upstream {up}: {g}: blocked source {src}"))
+        }
+        JoinKind::Unblock(g, src) => {
+            log_change(format_args!("upstream {up}: {g}: unblocked source {src}"))
+        }
     }
 }
 

@@ -156,11 +156,16 @@ fn format_family<A: GroupAddr>(
             last_packet_ms_ago,
         };
     }
+    let text = |s: &BTreeSet<A>| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     joined.extend(f.joined.into_iter().map(|(g, w)| JoinStatus {
         group: g.to_string(),
-        sources: match w {
-            UpstreamWant::AnySource => vec![],
-            UpstreamWant::Sources(s) => s.iter().map(|s| s.to_string()).collect(),
+        sources: match &w {
+            UpstreamWant::Sources(s) => text(s),
+            _ => vec![],
+        },
+        exclude: match &w {
+            UpstreamWant::Exclude(x) => text(x),
+            _ => vec![],
         },
     }));
 }

@@ -1,7 +1,8 @@
 //! A model of the kernel's upstream join sockets, shared by the `membership` and `snooper`
 //! targets: one membership per group and socket, `groups_per_socket` groups per socket
 //! (igmp_max_memberships), `sources_per_group` sources per group (igmp_max_msf), no (S, G)
-//! on a (*, G) membership, no leave of what is not joined. Closing a socket drops what it
+//! on a (*, G) membership, no leave of what is not joined, blocks only on a (*, G)
+//! membership and at most `sources_per_group` of them. Closing a socket drops what it
 //! holds.
 
 use snoopcast::core::family::GroupAddr;
@@ -12,12 +13,15 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct Kernel<A> {
     /// Per socket: group -> None for (*, G), Some(sources) for (S, G).
     pub socks: BTreeMap<usize, BTreeMap<A, Option<BTreeSet<A>>>>,
+    /// The sources blocked on the (*, G) memberships, by (socket, group); never empty.
+    pub blocked: BTreeMap<(usize, A), BTreeSet<A>>,
 }
 
 impl<A> Default for Kernel<A> {
     fn default() -> Self {
         Kernel {
             socks: BTreeMap::new(),
+            blocked: BTreeMap::new(),
         }
     }
 }
@@ -40,9 +44,33 @@ impl<A: GroupAddr> Kernel<A> {
             JoinKind::LeaveAny(g) => match s.get(&g) {
                 Some(None) => {
                     s.remove(&g);
+                    self.blocked.remove(&(op.socket, g));
                     Ok(())
                 }
                 _ => Err("EADDRNOTAVAIL: no (*, G) to leave"),
+            },
+            JoinKind::Block(g, x) => match s.get(&g) {
+                Some(None) => {
+                    let b = self.blocked.entry((op.socket, g)).or_default();
+                    if b.contains(&x) {
+                        Err("EADDRNOTAVAIL: source already blocked")
+                    } else if b.len() >= lim.sources_per_group {
+                        Err("ENOBUFS: igmp_max_msf")
+                    } else {
+                        b.insert(x);
+                        Ok(())
+                    }
+                }
+                _ => Err("EINVAL: block without a (*, G) membership"),
+            },
+            JoinKind::Unblock(g, x) => match self.blocked.get_mut(&(op.socket, g)) {
+                Some(b) if b.remove(&x) => {
+                    if b.is_empty() {
+                        self.blocked.remove(&(op.socket, g));
+                    }
+                    Ok(())
+                }
+                _ => Err("EADDRNOTAVAIL: source not blocked"),
             },
             JoinKind::JoinSource(g, x) => match s.get_mut(&g) {
                 Some(None) => Err("EINVAL: (S, G) on a (*, G) membership"),
@@ -86,6 +114,7 @@ impl<A: GroupAddr> Kernel<A> {
     /// `Action::KeepSockets(n)`: the sockets from `n` on are closed.
     pub fn keep(&mut self, n: usize) {
         self.socks.retain(|&i, _| i < n);
+        self.blocked.retain(|&(i, _), _| i < n);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -95,18 +124,22 @@ impl<A: GroupAddr> Kernel<A> {
     /// What the sockets hold, merged as `JoinPool::joined` merges its plan.
     pub fn joined(&self) -> BTreeMap<A, UpstreamWant<A>> {
         let mut out: BTreeMap<A, UpstreamWant<A>> = BTreeMap::new();
-        for s in self.socks.values() {
+        for (i, s) in &self.socks {
             for (g, h) in s {
                 match h {
                     None => {
-                        out.insert(*g, UpstreamWant::AnySource);
+                        let w = match self.blocked.get(&(*i, *g)) {
+                            Some(b) => UpstreamWant::Exclude(b.clone()),
+                            None => UpstreamWant::AnySource,
+                        };
+                        out.insert(*g, w);
                     }
                     Some(set) => match out
                         .entry(*g)
                         .or_insert_with(|| UpstreamWant::Sources(BTreeSet::new()))
                     {
                         UpstreamWant::Sources(all) => all.extend(set),
-                        UpstreamWant::AnySource => {}
+                        UpstreamWant::AnySource | UpstreamWant::Exclude(_) => {}
                     },
                 }
             }
