@@ -22,8 +22,8 @@ use snoopcast::core::family::{is_routable_group_v6, GroupAddr};
 use snoopcast::core::filter::GroupFilter;
 use snoopcast::core::membership::{CompatFallback, Heard, HostKey, Settings, Table};
 use snoopcast::core::querier::{Mode, Querier, QuerierConfig};
-use snoopcast::wire::classify::{self, DownDrop, MldDrop};
 use snoopcast::runtime::sys::bpf;
+use snoopcast::wire::classify::{self, DownDrop, MldDrop};
 use snoopcast::wire::igmp::Message;
 use snoopcast::wire::mld;
 use snoopcast::wire::{self, ethernet, ipv4, ipv6, LinkType};
@@ -134,7 +134,13 @@ fn downstream_mld(data: &[u8]) {
                 && !(f.ip.src.is_unspecified() && !matches!(f.message, mld::Message::Query(_))) =>
         {
             let query = matches!(f.message, mld::Message::Query(_));
-            assert_eq!(got, Err(MldDrop::BadSource { src: f.ip.src, query }))
+            assert_eq!(
+                got,
+                Err(MldDrop::BadSource {
+                    src: f.ip.src,
+                    query
+                })
+            )
         }
         Ok(f) if !f.router_alert => {
             assert_eq!(got, Err(MldDrop::NoRouterAlert { src: f.ip.src }))

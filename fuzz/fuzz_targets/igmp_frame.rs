@@ -57,7 +57,10 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|e| panic!("built frame does not parse: {e:?} {frame:02x?}"));
         assert_eq!(g.message, f.message);
         assert_eq!(g.src_mac, f.src_mac);
-        assert_eq!(g.dst_mac, snoopcast::wire::ethernet::ipv4_group_mac(f.ip.dst));
+        assert_eq!(
+            g.dst_mac,
+            snoopcast::wire::ethernet::ipv4_group_mac(f.ip.dst)
+        );
         assert_eq!((g.ip.src, g.ip.dst), (f.ip.src, f.ip.dst));
         assert_eq!((g.ip.ttl, g.ip.router_alert), (1, true));
         assert_eq!(g.ip.header_len, ipv4::ROUTER_ALERT_HEADER_LEN);

@@ -190,7 +190,10 @@ fn check_mld(frame: &[u8]) {
     assert_eq!(back.message, f.message);
     assert_eq!((back.ip.src, back.ip.dst), (f.ip.src, f.ip.dst));
     assert_eq!(back.src_mac, mac);
-    assert_eq!(back.dst_mac, snoopcast::wire::ethernet::ipv6_group_mac(f.ip.dst));
+    assert_eq!(
+        back.dst_mac,
+        snoopcast::wire::ethernet::ipv6_group_mac(f.ip.dst)
+    );
     assert_eq!(back.ip.hop_limit, 1);
     assert!(back.router_alert);
     assert!(ipv6::parse_data_packet(&built[14..]).is_err());

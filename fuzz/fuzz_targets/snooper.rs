@@ -676,7 +676,8 @@ impl<A: Fam> Run<A> {
         }
         let stale = self.up_open
             && !self.stopped
-            && self.cfg.limits.held_all(&self.s.table().upstream_wants()) != self.s.joins().joined();
+            && self.cfg.limits.held_all(&self.s.table().upstream_wants())
+                != self.s.joins().joined();
         if !stale {
             self.wants_stale_since = None;
         } else if self.wants_stale_since.is_none() {

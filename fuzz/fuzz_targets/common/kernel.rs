@@ -63,15 +63,19 @@ impl<A: GroupAddr> Kernel<A> {
                 }
                 _ => Err("EINVAL: block without a (*, G) membership"),
             },
-            JoinKind::Unblock(g, x) => match self.blocked.get_mut(&(op.socket, g)) {
-                Some(b) if b.remove(&x) => {
-                    if b.is_empty() {
-                        self.blocked.remove(&(op.socket, g));
+            JoinKind::Unblock(g, x) => {
+                let key = (op.socket, g);
+                match self.blocked.get_mut(&key) {
+                    Some(b) if b.contains(&x) => {
+                        b.remove(&x);
+                        if b.is_empty() {
+                            self.blocked.remove(&key);
+                        }
+                        Ok(())
                     }
-                    Ok(())
+                    _ => Err("EADDRNOTAVAIL: source not blocked"),
                 }
-                _ => Err("EADDRNOTAVAIL: source not blocked"),
-            },
+            }
             JoinKind::JoinSource(g, x) => match s.get_mut(&g) {
                 Some(None) => Err("EINVAL: (S, G) on a (*, G) membership"),
                 Some(Some(set)) => {
