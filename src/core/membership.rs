@@ -126,9 +126,78 @@ pub struct Member<A = Ipv4Addr> {
     pub version: u8,
     pub expires: Instant,
     pub counters: Arc<MemberCounters>,
+    /// Where one MAC reports from more than one address (a MAC-translating Wi-Fi repeater,
+    /// a proxy-ARP bridge: several hosts behind one MAC), each address's own filter; then
+    /// `mode` and `sources` are their union (the one copy per MAC carries what any of them
+    /// wants), `version` the oldest and `expires` the earliest. Empty for one address.
+    pub per_ip: BTreeMap<A, IpFilter<A>>,
+}
+
+/// One address's filter of a [`Member`] shared by several addresses behind one MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpFilter<A> {
+    pub mode: FilterMode,
+    pub sources: BTreeSet<A>,
+    pub version: u8,
+    pub expires: Instant,
+}
+
+/// At most this many addresses share one MAC's membership of a group; a report from one
+/// more is ignored (IgnoreReason::AddressesLimit), so one MAC cannot grow a member without
+/// bound.
+pub const MAX_ADDRESSES_PER_MAC: usize = 8;
+
+/// The union of the filters of the addresses behind one MAC (as RFC 3376 3.2 merges
+/// several sockets' filters): INCLUDE of the union when all are INCLUDE, else EXCLUDE of
+/// what every EXCLUDE filter excludes minus what any INCLUDE filter wants.
+fn union_filter<A: GroupAddr>(per_ip: &BTreeMap<A, IpFilter<A>>) -> (FilterMode, BTreeSet<A>) {
+    let incl: BTreeSet<A> = per_ip
+        .values()
+        .filter(|f| f.mode == FilterMode::Include)
+        .flat_map(|f| f.sources.iter().copied())
+        .collect();
+    let mut excl: Option<BTreeSet<A>> = None;
+    for f in per_ip.values().filter(|f| f.mode == FilterMode::Exclude) {
+        excl = Some(match excl {
+            None => f.sources.clone(),
+            Some(x) => &x & &f.sources,
+        });
+    }
+    match excl {
+        None => (FilterMode::Include, incl),
+        Some(x) => (FilterMode::Exclude, &x - &incl),
+    }
 }
 
 impl<A: GroupAddr> Member<A> {
+    /// The filter the address `ip` itself stated, None when it has stated none.
+    pub fn filter_of(&self, ip: A) -> Option<(FilterMode, &BTreeSet<A>)> {
+        if self.per_ip.is_empty() {
+            (self.ip == ip).then_some((self.mode, &self.sources))
+        } else {
+            self.per_ip.get(&ip).map(|f| (f.mode, &f.sources))
+        }
+    }
+
+    /// Recompute the union fields from `per_ip`, or, with one address left, go back to
+    /// being a one-address member.
+    fn settle(&mut self) {
+        if self.per_ip.len() == 1 {
+            let (ip, f) = self.per_ip.pop_first().expect("one entry");
+            self.ip = ip;
+            self.mode = f.mode;
+            self.sources = f.sources;
+            self.version = f.version;
+            self.expires = f.expires;
+            return;
+        }
+        let (mode, sources) = union_filter(&self.per_ip);
+        self.mode = mode;
+        self.sources = sources;
+        self.version = self.per_ip.values().map(|f| f.version).min().unwrap_or(self.version);
+        self.expires = self.per_ip.values().map(|f| f.expires).min().unwrap_or(self.expires);
+    }
+
     /// Whether this member wants traffic from `source` (RFC 3376 section 3.2 semantics).
     pub fn admits(&self, source: A) -> bool {
         match self.mode {
@@ -168,6 +237,8 @@ pub enum IgnoreReason {
     MembersLimit,
     /// Sources beyond max_sources_per_member were dropped (the record was still applied).
     SourcesLimit,
+    /// The MAC already reports the group from [`MAX_ADDRESSES_PER_MAC`] addresses.
+    AddressesLimit,
 }
 
 /// What changed; the runtime logs these and carries out the ones that need I/O.
@@ -408,6 +479,9 @@ impl<A: GroupAddr> Table<A> {
                 // Group membership timer ran out (RFC 3376 section 6.5 / 8.4): the host was
                 // silent for a whole Group Membership Interval.
                 TimerKey::Member(group, host) => {
+                    if self.expire_addresses(group, host, at, &mut ev) {
+                        continue;
+                    }
                     if let Some(m) = self.remove_member(group, host) {
                         ev.push(Event::Left {
                             host,
@@ -425,6 +499,38 @@ impl<A: GroupAddr> Table<A> {
             }
         }
         ev
+    }
+
+    /// A shared member's timer ran out at `at`: drop the addresses silent since, keep the
+    /// others (true) or let the member go (false, also for a one-address member).
+    fn expire_addresses(&mut self, group: A, host: HostKey, at: Instant, ev: &mut Vec<Event<A>>) -> bool {
+        let Some(m) = self.groups.get_mut(&group).and_then(|hs| hs.get_mut(&host)) else {
+            return false;
+        };
+        if m.per_ip.is_empty() {
+            return false;
+        }
+        m.per_ip.retain(|_, f| f.expires > at);
+        if m.per_ip.is_empty() {
+            return false;
+        }
+        let (old_mode, before) = (m.mode, m.sources.clone());
+        m.settle();
+        let changed = m.mode != old_mode || m.sources != before;
+        let (new_expires, mode, list, ip) =
+            (m.expires, m.mode, m.sources.iter().copied().collect(), m.ip);
+        self.timers
+            .insert((new_expires, TimerKey::Member(group, host)));
+        if changed {
+            ev.push(Event::Changed {
+                host,
+                ip,
+                group,
+                mode,
+                sources: list,
+            });
+        }
+        true
     }
 
     /// The earliest instant at which `poll` has work, if any.
@@ -671,7 +777,14 @@ impl<A: GroupAddr> Table<A> {
     /// IGMPv2 Leave Group (RFC 2236 section 3). We know exactly who left, so that host's
     /// membership goes at once; the last-member queries exist only for the silent,
     /// report-suppressed hosts of compatibility mode.
-    fn accept_leave(&mut self, host: HostKey, group: A, now: Instant, ev: &mut Vec<Event<A>>) {
+    fn accept_leave(
+        &mut self,
+        host: HostKey,
+        ip: A,
+        group: A,
+        now: Instant,
+        ev: &mut Vec<Event<A>>,
+    ) {
         if !self.filter.admits(group) {
             ev.push(Event::Ignored {
                 host,
@@ -689,7 +802,10 @@ impl<A: GroupAddr> Table<A> {
             });
             return;
         }
-        if let Some(m) = self.remove_member(group, host) {
+        if self.is_shared(host, group, ip) {
+            // One of several addresses behind the MAC leaves (issue 15 defect 7).
+            self.drop_address(host, ip, group, ev);
+        } else if let Some(m) = self.remove_member(group, host) {
             ev.push(Event::Left {
                 host,
                 ip: m.ip,
@@ -753,7 +869,7 @@ impl<A: GroupAddr> Table<A> {
             RecordType::ModeIsInclude => self.queried_sources(host.iface, group, now).cloned(),
             _ => None,
         };
-        let current = self.member(host, group).map(|m| (m.mode, &m.sources));
+        let current = self.member(host, group).and_then(|m| m.filter_of(ip));
         use FilterMode::{Exclude, Include};
         let (mode, sources) = match (record_type, current) {
             // IS_IN(C) answering a query for sources Q: it speaks for Q only, so INCLUDE(A)
@@ -821,8 +937,9 @@ impl<A: GroupAddr> Table<A> {
             // ones, so repeated reports give a stable set.
             let old = self
                 .member(host, group)
-                .filter(|m| m.mode == mode)
-                .map(|m| &m.sources);
+                .and_then(|m| m.filter_of(ip))
+                .filter(|(m, _)| *m == mode)
+                .map(|(_, s)| s);
             let (mut kept, fresh): (BTreeSet<_>, BTreeSet<_>) = sources
                 .iter()
                 .partition(|s| old.is_some_and(|o| o.contains(s)));
@@ -835,7 +952,10 @@ impl<A: GroupAddr> Table<A> {
             capped = true;
         }
         if mode == FilterMode::Include && sources.is_empty() {
-            if let Some(m) = self.remove_member(group, host) {
+            if self.is_shared(host, group, ip) {
+                // One of several addresses behind the MAC leaves; the others stay.
+                self.drop_address(host, ip, group, ev);
+            } else if let Some(m) = self.remove_member(group, host) {
                 ev.push(Event::Left {
                     host,
                     ip: m.ip,
@@ -853,7 +973,59 @@ impl<A: GroupAddr> Table<A> {
             return Applied::Absent;
         }
         let expires = now + self.timers(host.iface).group_membership_interval();
-        if let Some(m) = self.groups.get_mut(&group).and_then(|hs| hs.get_mut(&host)) {
+        if self.is_shared(host, group, ip) {
+            let m = self
+                .groups
+                .get_mut(&group)
+                .and_then(|hs| hs.get_mut(&host))
+                .expect("a shared member exists");
+            // Issue 15 defect 7: another address behind the same MAC keeps its own filter;
+            // the MAC's one copy carries the union.
+            if !m.per_ip.contains_key(&ip) && m.per_ip.len().max(1) >= MAX_ADDRESSES_PER_MAC {
+                ev.push(Event::Ignored {
+                    host,
+                    group,
+                    reason: IgnoreReason::AddressesLimit,
+                });
+                return Applied::Rejected;
+            }
+            let (old_expires, old_mode, before) = (m.expires, m.mode, m.sources.clone());
+            if m.per_ip.is_empty() {
+                let first = IpFilter {
+                    mode: m.mode,
+                    sources: std::mem::take(&mut m.sources),
+                    version: m.version,
+                    expires: m.expires,
+                };
+                m.per_ip.insert(m.ip, first);
+            }
+            m.per_ip.insert(
+                ip,
+                IpFilter {
+                    mode,
+                    sources,
+                    version,
+                    expires,
+                },
+            );
+            m.ip = ip;
+            m.settle();
+            let changed = m.mode != old_mode || m.sources != before;
+            let (new_expires, mode, list) = (m.expires, m.mode, m.sources.iter().copied().collect());
+            self.timers
+                .remove(&(old_expires, TimerKey::Member(group, host)));
+            self.timers
+                .insert((new_expires, TimerKey::Member(group, host)));
+            if changed {
+                ev.push(Event::Changed {
+                    host,
+                    ip,
+                    group,
+                    mode,
+                    sources: list,
+                });
+            }
+        } else if let Some(m) = self.groups.get_mut(&group).and_then(|hs| hs.get_mut(&host)) {
             let changed = m.mode != mode || m.sources != sources;
             self.timers
                 .remove(&(m.expires, TimerKey::Member(group, host)));
@@ -899,6 +1071,7 @@ impl<A: GroupAddr> Table<A> {
                 version,
                 expires,
                 counters: Arc::default(),
+                per_ip: BTreeMap::new(),
             };
             self.groups.entry(group).or_default().insert(host, m);
             self.host_groups.entry(host).or_default().insert(group);
@@ -922,6 +1095,42 @@ impl<A: GroupAddr> Table<A> {
         // A report answered the last-member queries: a member is there after all.
         self.cancel_last_member_queries(host.iface, group);
         Applied::Member
+    }
+
+    /// Whether `host`'s membership of `group` is (or, with a report from `ip`, becomes)
+    /// shared by several addresses behind its MAC.
+    fn is_shared(&self, host: HostKey, group: A, ip: A) -> bool {
+        self.member(host, group)
+            .is_some_and(|m| !m.per_ip.is_empty() || m.ip != ip)
+    }
+
+    /// The address `ip` of a shared member leaves (a leave, TO_IN{}): the member keeps the
+    /// others' union. Nothing when `ip` stated no filter.
+    fn drop_address(&mut self, host: HostKey, ip: A, group: A, ev: &mut Vec<Event<A>>) {
+        let Some(m) = self.groups.get_mut(&group).and_then(|hs| hs.get_mut(&host)) else {
+            return;
+        };
+        if m.per_ip.remove(&ip).is_none() {
+            return;
+        }
+        let (old_expires, old_mode, before) = (m.expires, m.mode, m.sources.clone());
+        m.settle();
+        let changed = m.mode != old_mode || m.sources != before;
+        let (new_expires, mode, list, left) =
+            (m.expires, m.mode, m.sources.iter().copied().collect(), m.ip);
+        self.timers
+            .remove(&(old_expires, TimerKey::Member(group, host)));
+        self.timers
+            .insert((new_expires, TimerKey::Member(group, host)));
+        if changed {
+            ev.push(Event::Changed {
+                host,
+                ip: left,
+                group,
+                mode,
+                sources: list,
+            });
+        }
     }
 
     /// Remove one member and its indexes.
@@ -1133,7 +1342,7 @@ impl<A: GroupAddr> Table<A> {
             Heard::OldReport { version, group } => {
                 self.accept_old_report(host, ip, *group, *version, now, &mut ev)
             }
-            Heard::Leave { group } => self.accept_leave(host, *group, now, &mut ev),
+            Heard::Leave { group } => self.accept_leave(host, ip, *group, now, &mut ev),
             Heard::Records(records) => {
                 for r in records {
                     self.accept_record(host, ip, r.record_type, r.group, &r.sources, now, &mut ev);
@@ -3160,5 +3369,59 @@ mod tests {
         );
         t.accept_report(host(0, 2), hip(2), &Message::ReportV2 { group: G }, t0);
         assert_eq!(want(&t), Some(UpstreamWant::AnySource));
+    }
+
+    /// Issue 15 defect 7: hosts behind one MAC (a MAC-translating repeater) keep their own
+    /// filters, per address; the MAC gets one copy for the union; one's leave or expiry
+    /// leaves the others; at most MAX_ADDRESSES_PER_MAC addresses.
+    #[test]
+    fn several_hosts_behind_one_mac_keep_their_own_filters() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let h = host(0, 1);
+        t.accept_report(h, hip(1), &v3(RecordType::ModeIsInclude, G, &[1, 2]), t0);
+        let ev = t.accept_report(h, hip(2), &v3(RecordType::ModeIsInclude, G, &[3]), t0);
+        assert!(matches!(ev.as_slice(), [Event::Changed { .. }]), "{ev:?}");
+        assert_eq!(state(&t, h, G), Some((FilterMode::Include, set(&[1, 2, 3]))));
+        let m = t.member(h, G).unwrap();
+        assert_eq!(m.filter_of(hip(2)), Some((FilterMode::Include, &set(&[3]))));
+        assert_eq!(t.member_count(), 1, "one member, one copy per MAC");
+        // Host 2 blocks its source: host 1's filter is untouched (it used to be overwritten).
+        t.accept_report(h, hip(2), &v3(RecordType::BlockOld, G, &[3]), t0 + secs(1));
+        assert_eq!(state(&t, h, G), Some((FilterMode::Include, set(&[1, 2]))));
+        let m = t.member(h, G).unwrap();
+        assert!(m.per_ip.is_empty() && m.ip == hip(1), "back to one address");
+        // IGMPv2: one host's leave keeps the other's membership.
+        let g2 = G2;
+        t.accept_report(h, hip(3), &Message::ReportV2 { group: g2 }, t0);
+        t.accept_report(h, hip(4), &Message::ReportV2 { group: g2 }, t0);
+        let ev = t.accept_report(h, hip(3), &Message::LeaveV2 { group: g2 }, t0 + secs(1));
+        assert!(!ev.iter().any(|e| matches!(e, Event::Left { .. })), "{ev:?}");
+        assert_eq!(t.member(h, g2).unwrap().ip, hip(4));
+        // An EXCLUDE host and an INCLUDE host: EXCLUDE of what the first excludes minus
+        // what the second wants.
+        let g3 = Ipv4Addr::new(239, 1, 1, 3);
+        t.accept_report(h, hip(5), &v3(RecordType::ModeIsExclude, g3, &[1, 2]), t0);
+        t.accept_report(h, hip(6), &v3(RecordType::ModeIsInclude, g3, &[2]), t0 + secs(10));
+        assert_eq!(state(&t, h, g3), Some((FilterMode::Exclude, set(&[1]))));
+        // Host 5 goes silent: at its expiry host 6's INCLUDE{2} is left, then nothing.
+        let ev = t.poll(t0 + secs(24));
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::Changed { group, .. } if *group == g3)),
+            "{ev:?}"
+        );
+        assert_eq!(state(&t, h, g3), Some((FilterMode::Include, set(&[2]))));
+        t.poll(t0 + secs(34));
+        assert!(t.member(h, g3).is_none());
+        // A ninth address is refused.
+        let g4 = Ipv4Addr::new(239, 1, 1, 4);
+        let t1 = t0 + secs(40);
+        for n in 10..18 {
+            t.accept_report(h, hip(n), &v3(RecordType::ModeIsExclude, g4, &[]), t1);
+        }
+        assert_eq!(t.member(h, g4).unwrap().per_ip.len(), MAX_ADDRESSES_PER_MAC);
+        let ev = t.accept_report(h, hip(18), &v3(RecordType::ModeIsExclude, g4, &[]), t1);
+        assert_eq!(ignored(&ev), vec![IgnoreReason::AddressesLimit]);
+        t.assert_consistent();
     }
 }

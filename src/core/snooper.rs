@@ -105,6 +105,7 @@ pub enum Count {
     MembersDroppedIface,
     LimitGroupsPerHost,
     LimitMembers,
+    LimitAddressesPerMac,
     IgnoredFiltered,
     IgnoredSsm,
 }
@@ -148,6 +149,7 @@ impl<A> Note<A> {
             Note::Membership(Event::Ignored { reason, .. }) => match reason {
                 IgnoreReason::GroupsPerHostLimit => Count::LimitGroupsPerHost,
                 IgnoreReason::MembersLimit => Count::LimitMembers,
+                IgnoreReason::AddressesLimit => Count::LimitAddressesPerMac,
                 IgnoreReason::GroupFiltered => Count::IgnoredFiltered,
                 IgnoreReason::SsmExclude => Count::IgnoredSsm,
                 IgnoreReason::UnknownRecord | IgnoreReason::SourcesLimit => return None,

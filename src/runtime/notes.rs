@@ -101,6 +101,7 @@ fn counter(sh: &Shared, k: Count) -> &AtomicU64 {
         Count::MembersDroppedIface => &c.members_dropped_iface,
         Count::LimitGroupsPerHost => &c.limit_groups_per_host,
         Count::LimitMembers => &c.limit_members,
+        Count::LimitAddressesPerMac => &c.limit_addresses_per_mac,
         Count::IgnoredFiltered => &c.ignored_filtered,
         Count::IgnoredSsm => &c.ignored_ssm,
     }
@@ -219,7 +220,9 @@ fn log_event<A: GroupAddr>(sh: &Shared, e: &Event<A>) {
         } => {
             let limit = matches!(
                 reason,
-                IgnoreReason::GroupsPerHostLimit | IgnoreReason::MembersLimit
+                IgnoreReason::GroupsPerHostLimit
+                    | IgnoreReason::MembersLimit
+                    | IgnoreReason::AddressesLimit
             );
             if limit && WARN_LIMIT.allow(Instant::now()) {
                 warn!(

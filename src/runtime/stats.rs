@@ -92,6 +92,8 @@ counters! {
     limit_groups_per_host,
     /// Reports ignored: the table had --max-members members.
     limit_members,
+    /// Reports ignored: the MAC already reported the group from 8 other addresses.
+    limit_addresses_per_mac,
     /// Records ignored: group outside --allow / inside --deny / link-local.
     ignored_filtered,
     /// Records ignored: EXCLUDE or v1/v2 for the SSM range.
