@@ -89,6 +89,19 @@ pub struct MemberStatus {
     pub expires_in_ms: u64,
     pub packets: u64,
     pub bytes: u64,
+    /// Where several hosts report from behind this one MAC: every address with its own
+    /// filter (`mode` and `sources` above are then their union); absent for one address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<AddressFilter>,
+}
+
+/// One address's own filter of a member shared by several hosts behind one MAC.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressFilter {
+    pub ip: String,
+    pub mode: String,
+    pub sources: Vec<String>,
+    pub expires_in_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -607,6 +620,7 @@ mod tests {
                     expires_in_ms: 1234,
                     packets: 10,
                     bytes: 13160,
+                    addresses: vec![],
                 }],
                 upstream: GroupTraffic::default(),
             }],

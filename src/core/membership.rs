@@ -194,8 +194,18 @@ impl<A: GroupAddr> Member<A> {
         let (mode, sources) = union_filter(&self.per_ip);
         self.mode = mode;
         self.sources = sources;
-        self.version = self.per_ip.values().map(|f| f.version).min().unwrap_or(self.version);
-        self.expires = self.per_ip.values().map(|f| f.expires).min().unwrap_or(self.expires);
+        self.version = self
+            .per_ip
+            .values()
+            .map(|f| f.version)
+            .min()
+            .unwrap_or(self.version);
+        self.expires = self
+            .per_ip
+            .values()
+            .map(|f| f.expires)
+            .min()
+            .unwrap_or(self.expires);
     }
 
     /// Whether this member wants traffic from `source` (RFC 3376 section 3.2 semantics).
@@ -503,7 +513,13 @@ impl<A: GroupAddr> Table<A> {
 
     /// A shared member's timer ran out at `at`: drop the addresses silent since, keep the
     /// others (true) or let the member go (false, also for a one-address member).
-    fn expire_addresses(&mut self, group: A, host: HostKey, at: Instant, ev: &mut Vec<Event<A>>) -> bool {
+    fn expire_addresses(
+        &mut self,
+        group: A,
+        host: HostKey,
+        at: Instant,
+        ev: &mut Vec<Event<A>>,
+    ) -> bool {
         let Some(m) = self.groups.get_mut(&group).and_then(|hs| hs.get_mut(&host)) else {
             return false;
         };
@@ -1011,7 +1027,8 @@ impl<A: GroupAddr> Table<A> {
             m.ip = ip;
             m.settle();
             let changed = m.mode != old_mode || m.sources != before;
-            let (new_expires, mode, list) = (m.expires, m.mode, m.sources.iter().copied().collect());
+            let (new_expires, mode, list) =
+                (m.expires, m.mode, m.sources.iter().copied().collect());
             self.timers
                 .remove(&(old_expires, TimerKey::Member(group, host)));
             self.timers
@@ -3382,7 +3399,10 @@ mod tests {
         t.accept_report(h, hip(1), &v3(RecordType::ModeIsInclude, G, &[1, 2]), t0);
         let ev = t.accept_report(h, hip(2), &v3(RecordType::ModeIsInclude, G, &[3]), t0);
         assert!(matches!(ev.as_slice(), [Event::Changed { .. }]), "{ev:?}");
-        assert_eq!(state(&t, h, G), Some((FilterMode::Include, set(&[1, 2, 3]))));
+        assert_eq!(
+            state(&t, h, G),
+            Some((FilterMode::Include, set(&[1, 2, 3])))
+        );
         let m = t.member(h, G).unwrap();
         assert_eq!(m.filter_of(hip(2)), Some((FilterMode::Include, &set(&[3]))));
         assert_eq!(t.member_count(), 1, "one member, one copy per MAC");
@@ -3396,18 +3416,27 @@ mod tests {
         t.accept_report(h, hip(3), &Message::ReportV2 { group: g2 }, t0);
         t.accept_report(h, hip(4), &Message::ReportV2 { group: g2 }, t0);
         let ev = t.accept_report(h, hip(3), &Message::LeaveV2 { group: g2 }, t0 + secs(1));
-        assert!(!ev.iter().any(|e| matches!(e, Event::Left { .. })), "{ev:?}");
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Left { .. })),
+            "{ev:?}"
+        );
         assert_eq!(t.member(h, g2).unwrap().ip, hip(4));
         // An EXCLUDE host and an INCLUDE host: EXCLUDE of what the first excludes minus
         // what the second wants.
         let g3 = Ipv4Addr::new(239, 1, 1, 3);
         t.accept_report(h, hip(5), &v3(RecordType::ModeIsExclude, g3, &[1, 2]), t0);
-        t.accept_report(h, hip(6), &v3(RecordType::ModeIsInclude, g3, &[2]), t0 + secs(10));
+        t.accept_report(
+            h,
+            hip(6),
+            &v3(RecordType::ModeIsInclude, g3, &[2]),
+            t0 + secs(10),
+        );
         assert_eq!(state(&t, h, g3), Some((FilterMode::Exclude, set(&[1]))));
         // Host 5 goes silent: at its expiry host 6's INCLUDE{2} is left, then nothing.
         let ev = t.poll(t0 + secs(24));
         assert!(
-            ev.iter().any(|e| matches!(e, Event::Changed { group, .. } if *group == g3)),
+            ev.iter()
+                .any(|e| matches!(e, Event::Changed { group, .. } if *group == g3)),
             "{ev:?}"
         );
         assert_eq!(state(&t, h, g3), Some((FilterMode::Include, set(&[2]))));

@@ -9,8 +9,8 @@ use crate::core::querier::{OlderQuerier, Role, Timers};
 use crate::core::snooper::Snooper;
 use crate::core::IfaceId;
 use crate::status::{
-    CompatStatus, DaemonSettings, GroupStatus, GroupTraffic, HeardQuerier, InterfaceStatus,
-    JoinStatus, LinkTimers, MemberStatus, Snapshot, UpstreamStatus,
+    AddressFilter, CompatStatus, DaemonSettings, GroupStatus, GroupTraffic, HeardQuerier,
+    InterfaceStatus, JoinStatus, LinkTimers, MemberStatus, Snapshot, UpstreamStatus,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -120,16 +120,23 @@ fn format_family<A: GroupAddr>(
                 interface: ifname(h.iface),
                 mac: h.mac.to_string(),
                 ip: m.ip.to_string(),
-                mode: match m.mode {
-                    FilterMode::Include => "include".into(),
-                    FilterMode::Exclude => "exclude".into(),
-                },
+                mode: mode_text(m.mode),
                 sources: m.sources.iter().map(|s| s.to_string()).collect(),
                 igmp_version: (!v6).then_some(m.version),
                 mld_version: v6.then_some(m.version),
                 expires_in_ms: left_ms(m.expires, now),
                 packets: m.counters.packets.load(Ordering::Relaxed),
                 bytes: m.counters.bytes.load(Ordering::Relaxed),
+                addresses: m
+                    .per_ip
+                    .iter()
+                    .map(|(ip, f)| AddressFilter {
+                        ip: ip.to_string(),
+                        mode: mode_text(f.mode),
+                        sources: f.sources.iter().map(|s| s.to_string()).collect(),
+                        expires_in_ms: left_ms(f.expires, now),
+                    })
+                    .collect(),
             });
     }
     for (g, i, t) in f.compat {
@@ -168,6 +175,13 @@ fn format_family<A: GroupAddr>(
             _ => vec![],
         },
     }));
+}
+
+fn mode_text(m: FilterMode) -> String {
+    match m {
+        FilterMode::Include => "include".into(),
+        FilterMode::Exclude => "exclude".into(),
+    }
 }
 
 fn older_status<A: GroupAddr>(o: OlderQuerier<A>, now: Instant) -> HeardQuerier {
