@@ -829,6 +829,13 @@ fn mld_report_from_unspecified_makes_member_and_query_from_unspecified_is_ignore
     assert_eq!(counter(&status, "mld_bad_source"), 3, "{dump}");
     assert_eq!(counter(&status, "mld_queries_received"), 0, "{dump}");
     assert!(is_member(&status, ASM6, &a), "members unaffected\n{dump}");
+    // RFC 3810 5.1.14: discarded and logged at warn, once per 10 s for the three.
+    let log = daemon.log_text();
+    let warned = log
+        .lines()
+        .filter(|l| l.contains("ignored an MLD query from ::, which is not link-local"))
+        .count();
+    assert_eq!(warned, 1, "one warning for 3 queries from ::\n{log}");
 
     // The same query from a link-local address lower than dn0's is heard and wins.
     py(&a.ns, MLD_PY, &["query", "fe80::1", "1"]);
