@@ -420,6 +420,7 @@ fn expected_count<A>(n: &Note<A>) -> Option<(Count, u64)> {
         Note::Membership(Event::Ignored { reason, .. }) => match reason {
             IgnoreReason::GroupsPerHostLimit => Some((Count::LimitGroupsPerHost, 1)),
             IgnoreReason::MembersLimit => Some((Count::LimitMembers, 1)),
+            IgnoreReason::AddressesLimit => Some((Count::LimitAddressesPerMac, 1)),
             IgnoreReason::GroupFiltered => Some((Count::IgnoredFiltered, 1)),
             IgnoreReason::SsmExclude => Some((Count::IgnoredSsm, 1)),
             IgnoreReason::UnknownRecord | IgnoreReason::SourcesLimit => None,
