@@ -530,11 +530,32 @@ impl<A: GroupAddr> Table<A> {
         if m.per_ip.is_empty() {
             return false;
         }
+        // The timer that ran out is already off the index.
+        self.resettle(group, host, None, ev);
+        true
+    }
+
+    /// A shared member's per-address filters changed: recompute the union, move its timer
+    /// from `old_expires` (None: already off the index) to the new earliest expiry, and
+    /// report a change of the union.
+    fn resettle(
+        &mut self,
+        group: A,
+        host: HostKey,
+        old_expires: Option<Instant>,
+        ev: &mut Vec<Event<A>>,
+    ) {
+        let Some(m) = self.groups.get_mut(&group).and_then(|hs| hs.get_mut(&host)) else {
+            return;
+        };
         let (old_mode, before) = (m.mode, m.sources.clone());
         m.settle();
         let changed = m.mode != old_mode || m.sources != before;
         let (new_expires, mode, list, ip) =
             (m.expires, m.mode, m.sources.iter().copied().collect(), m.ip);
+        if let Some(t) = old_expires {
+            self.timers.remove(&(t, TimerKey::Member(group, host)));
+        }
         self.timers
             .insert((new_expires, TimerKey::Member(group, host)));
         if changed {
@@ -546,7 +567,6 @@ impl<A: GroupAddr> Table<A> {
                 sources: list,
             });
         }
-        true
     }
 
     /// The earliest instant at which `poll` has work, if any.
@@ -1005,11 +1025,11 @@ impl<A: GroupAddr> Table<A> {
                 });
                 return Applied::Rejected;
             }
-            let (old_expires, old_mode, before) = (m.expires, m.mode, m.sources.clone());
+            let old_expires = m.expires;
             if m.per_ip.is_empty() {
                 let first = IpFilter {
                     mode: m.mode,
-                    sources: std::mem::take(&mut m.sources),
+                    sources: m.sources.clone(),
                     version: m.version,
                     expires: m.expires,
                 };
@@ -1025,23 +1045,7 @@ impl<A: GroupAddr> Table<A> {
                 },
             );
             m.ip = ip;
-            m.settle();
-            let changed = m.mode != old_mode || m.sources != before;
-            let (new_expires, mode, list) =
-                (m.expires, m.mode, m.sources.iter().copied().collect());
-            self.timers
-                .remove(&(old_expires, TimerKey::Member(group, host)));
-            self.timers
-                .insert((new_expires, TimerKey::Member(group, host)));
-            if changed {
-                ev.push(Event::Changed {
-                    host,
-                    ip,
-                    group,
-                    mode,
-                    sources: list,
-                });
-            }
+            self.resettle(group, host, Some(old_expires), ev);
         } else if let Some(m) = self.groups.get_mut(&group).and_then(|hs| hs.get_mut(&host)) {
             let changed = m.mode != mode || m.sources != sources;
             self.timers
@@ -1130,24 +1134,8 @@ impl<A: GroupAddr> Table<A> {
         if m.per_ip.remove(&ip).is_none() {
             return;
         }
-        let (old_expires, old_mode, before) = (m.expires, m.mode, m.sources.clone());
-        m.settle();
-        let changed = m.mode != old_mode || m.sources != before;
-        let (new_expires, mode, list, left) =
-            (m.expires, m.mode, m.sources.iter().copied().collect(), m.ip);
-        self.timers
-            .remove(&(old_expires, TimerKey::Member(group, host)));
-        self.timers
-            .insert((new_expires, TimerKey::Member(group, host)));
-        if changed {
-            ev.push(Event::Changed {
-                host,
-                ip: left,
-                group,
-                mode,
-                sources: list,
-            });
-        }
+        let old_expires = m.expires;
+        self.resettle(group, host, Some(old_expires), ev);
     }
 
     /// Remove one member and its indexes.

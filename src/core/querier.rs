@@ -278,18 +278,10 @@ impl<A: GroupAddr> Querier<A> {
     /// where its queries carry them (RFC 3376 4.1.6, 4.1.7; RFC 3810 5.1.8, 5.1.9), the
     /// configured ones otherwise.
     pub fn timers(&self) -> Timers {
-        let c = self.cfg.timers();
         if self.role == Role::Querier || self.adopted_until.is_none() {
-            return c;
+            return self.cfg.timers();
         }
-        let a = self.adopted;
-        Timers {
-            robustness: a.robustness.unwrap_or(c.robustness),
-            query_interval: a.query_interval.unwrap_or(c.query_interval),
-            query_response_interval: a
-                .query_response_interval
-                .unwrap_or(c.query_response_interval),
-        }
+        self.timers_adopted()
     }
 
     /// The older-version querier present, if any.

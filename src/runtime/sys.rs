@@ -837,6 +837,24 @@ pub fn any_source(sock: &Socket, ifindex: u32, group: Ipv4Addr, join: bool) -> i
     setsockopt(sock, libc::IPPROTO_IP, opt, &req)
 }
 
+/// One of the RFC 3678 options that take a `group_source_req` (join, leave, block or
+/// unblock a source of a group on interface `ifindex`), at `level`.
+fn group_source(
+    sock: &Socket,
+    level: libc::c_int,
+    ifindex: u32,
+    group: libc::sockaddr_storage,
+    source: libc::sockaddr_storage,
+    opt: libc::c_int,
+) -> io::Result<()> {
+    let req = libc::group_source_req {
+        gsr_interface: ifindex,
+        gsr_group: group,
+        gsr_source: source,
+    };
+    setsockopt(sock, level, opt, &req)
+}
+
 /// MCAST_JOIN_SOURCE_GROUP / MCAST_LEAVE_SOURCE_GROUP.
 pub fn source_specific(
     sock: &Socket,
@@ -845,17 +863,19 @@ pub fn source_specific(
     source: Ipv4Addr,
     join: bool,
 ) -> io::Result<()> {
-    let req = libc::group_source_req {
-        gsr_interface: ifindex,
-        gsr_group: sockaddr_in(group),
-        gsr_source: sockaddr_in(source),
-    };
     let opt = if join {
         libc::MCAST_JOIN_SOURCE_GROUP
     } else {
         libc::MCAST_LEAVE_SOURCE_GROUP
     };
-    setsockopt(sock, libc::IPPROTO_IP, opt, &req)
+    group_source(
+        sock,
+        libc::IPPROTO_IP,
+        ifindex,
+        sockaddr_in(group),
+        sockaddr_in(source),
+        opt,
+    )
 }
 
 /// MCAST_BLOCK_SOURCE / MCAST_UNBLOCK_SOURCE (RFC 3678 5.1): on a socket holding `group`
@@ -870,17 +890,19 @@ pub fn block_source(
     source: Ipv4Addr,
     block: bool,
 ) -> io::Result<()> {
-    let req = libc::group_source_req {
-        gsr_interface: ifindex,
-        gsr_group: sockaddr_in(group),
-        gsr_source: sockaddr_in(source),
-    };
     let opt = if block {
         libc::MCAST_BLOCK_SOURCE
     } else {
         libc::MCAST_UNBLOCK_SOURCE
     };
-    setsockopt(sock, libc::IPPROTO_IP, opt, &req)
+    group_source(
+        sock,
+        libc::IPPROTO_IP,
+        ifindex,
+        sockaddr_in(group),
+        sockaddr_in(source),
+        opt,
+    )
 }
 
 /// A UDP socket that only holds IPv6 multicast memberships, like [`join_socket`]: unbound
@@ -946,17 +968,19 @@ pub fn source_specific6(
     source: Ipv6Addr,
     join: bool,
 ) -> io::Result<()> {
-    let req = libc::group_source_req {
-        gsr_interface: ifindex,
-        gsr_group: sockaddr_in6(group),
-        gsr_source: sockaddr_in6(source),
-    };
     let opt = if join {
         libc::MCAST_JOIN_SOURCE_GROUP
     } else {
         libc::MCAST_LEAVE_SOURCE_GROUP
     };
-    setsockopt(sock, libc::IPPROTO_IPV6, opt, &req)
+    group_source(
+        sock,
+        libc::IPPROTO_IPV6,
+        ifindex,
+        sockaddr_in6(group),
+        sockaddr_in6(source),
+        opt,
+    )
 }
 
 /// [`block_source`] for IPv6 (RFC 3678 5.1, level IPPROTO_IPV6; the limit is
@@ -968,17 +992,19 @@ pub fn block_source6(
     source: Ipv6Addr,
     block: bool,
 ) -> io::Result<()> {
-    let req = libc::group_source_req {
-        gsr_interface: ifindex,
-        gsr_group: sockaddr_in6(group),
-        gsr_source: sockaddr_in6(source),
-    };
     let opt = if block {
         libc::MCAST_BLOCK_SOURCE
     } else {
         libc::MCAST_UNBLOCK_SOURCE
     };
-    setsockopt(sock, libc::IPPROTO_IPV6, opt, &req)
+    group_source(
+        sock,
+        libc::IPPROTO_IPV6,
+        ifindex,
+        sockaddr_in6(group),
+        sockaddr_in6(source),
+        opt,
+    )
 }
 
 /// Send one frame on a bound packet socket. Never blocks for long: the socket is
