@@ -19,6 +19,8 @@ pub trait GroupAddr:
     const PROTOCOL: &'static str;
     /// The version of a current-state (source-filtering) report: IGMPv3, MLDv2.
     const FILTER_VERSION: u8;
+    /// Bytes of one address on the wire (4, 16): the size of report records.
+    const ADDR_LEN: usize;
 
     /// Whether a query must come from a real address of the link: MLD queries from `::` are
     /// discarded by hosts (RFC 3810 section 5.1.14); IGMP queries may come from 0.0.0.0 (RFC
@@ -41,6 +43,7 @@ impl GroupAddr for Ipv4Addr {
     const MAX: Self = Ipv4Addr::BROADCAST;
     const PROTOCOL: &'static str = "IGMP";
     const FILTER_VERSION: u8 = 3;
+    const ADDR_LEN: usize = 4;
     const QUERIES_NEED_SOURCE: bool = false;
 
     fn is_unspecified(&self) -> bool {
@@ -64,6 +67,7 @@ impl GroupAddr for Ipv6Addr {
     );
     const PROTOCOL: &'static str = "MLD";
     const FILTER_VERSION: u8 = 2;
+    const ADDR_LEN: usize = 16;
     const QUERIES_NEED_SOURCE: bool = true;
 
     fn is_unspecified(&self) -> bool {

@@ -7,6 +7,7 @@ pub mod filter;
 pub mod membership;
 pub mod pacer;
 pub mod querier;
+pub mod reporter;
 pub mod snooper;
 pub mod upstream;
 
