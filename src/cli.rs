@@ -150,6 +150,11 @@ pub struct RunArgs {
     /// Maximum response time advertised in general queries (RFC 3376 8.3).
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub query_response_interval: Duration,
+    /// Keep the upstream membership of a group this long after its last member left, so a
+    /// member coming back (IPTV channel zapping) finds the stream still there; 0: leave at
+    /// once.
+    #[arg(long, value_name = "DUR", default_value = "0s", value_parser = parse_delay)]
+    pub upstream_leave_delay: Duration,
     /// Robustness variable (RFC 3376 8.1), 1 to 7.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=7))]
     pub robustness: u32,
@@ -324,6 +329,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     if d > Duration::from_secs(86_400) {
         return Err(format!("'{s}' is too long: at most 24h"));
+    }
+    Ok(d)
+}
+
+/// A delay that may be zero (`0s`: none), at most an hour.
+pub fn parse_delay(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 0s, 30s, 2m"))?;
+    if d > Duration::from_secs(3600) {
+        return Err(format!("'{s}' is too long: at most 1h"));
     }
     Ok(d)
 }

@@ -8,6 +8,7 @@ use crate::wire::{LinkType, MacAddr};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Facts about a present interface, as `runtime::iface::lookup` reads them from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +149,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// `--metrics-max-members`: most members with their own metrics series.
     pub metrics_max_members: usize,
+    /// `--upstream-leave-delay`: how long a group stays reported upstream after its last
+    /// member left.
+    pub upstream_leave_delay: Duration,
 }
 
 /// What a reload may change while the daemon runs, and what it may not.
@@ -195,7 +199,7 @@ impl Config {
             return Reload::NeedsRestart(key);
         }
         let (so, sn) = (&o.settings, &n.settings);
-        let live: [(&'static str, bool); 13] = [
+        let live: [(&'static str, bool); 14] = [
             ("downstream", names(o) != names(n)),
             ("allow/deny", o.filter != n.filter),
             (
@@ -209,6 +213,10 @@ impl Config {
                 so.query_response_interval != sn.query_response_interval,
             ),
             ("robustness", so.robustness != sn.robustness),
+            (
+                "upstream-leave-delay",
+                o.upstream_leave_delay != n.upstream_leave_delay,
+            ),
             ("querier", o.querier.mode != n.querier.mode),
             ("igmp-version", o.querier.version != n.querier.version),
             ("mld-version", o.querier6.version != n.querier6.version),
@@ -423,6 +431,7 @@ impl Config {
             log_file: a.log_file.clone(),
             metrics_listen: a.metrics_listen,
             metrics_max_members: usize::try_from(a.metrics_max_members).unwrap_or(usize::MAX),
+            upstream_leave_delay: a.upstream_leave_delay,
         })
     }
 }

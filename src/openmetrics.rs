@@ -10,7 +10,7 @@
 //! build_info{version}                          info
 //! uptime_seconds                               gauge
 //! upstream_up{interface}                       gauge 1/0
-//! upstream_joins, upstream_join_sockets        gauge
+//! upstream_joins, upstream_report_version      gauge
 //! downstream_up{interface}                     gauge 1/0
 //! querier_role{interface,protocol,querier_role} stateset: querier, non-querier, off
 //! downstream_members{interface}, downstream_groups{interface}   gauge
@@ -165,16 +165,28 @@ pub fn render(s: &Snapshot, max_member_series: usize, counter_docs: &[(&str, &st
         "snoopcast_upstream_joins",
         "gauge",
         None,
-        "Groups (IPv4 and IPv6) joined on the upstream interface.",
+        "Groups (IPv4 and IPv6) reported on the upstream interface.",
     );
     o.sample("snoopcast_upstream_joins", &[], u.joined.len());
     o.family(
-        "snoopcast_upstream_join_sockets",
+        "snoopcast_upstream_report_version",
         "gauge",
         None,
-        "Kernel sockets holding the upstream memberships.",
+        "Protocol version of the reports sent upstream (IGMP 3, 2 or 1; MLD 2 or 1): lower \
+         while an older querier is present there.",
     );
-    o.sample("snoopcast_upstream_join_sockets", &[], u.sockets);
+    o.sample(
+        "snoopcast_upstream_report_version",
+        &[("protocol", "igmp")],
+        u.report_version,
+    );
+    if u.mld_report_version > 0 {
+        o.sample(
+            "snoopcast_upstream_report_version",
+            &[("protocol", "mld")],
+            u.mld_report_version,
+        );
+    }
     o.family(
         "snoopcast_downstream_up",
         "gauge",
@@ -454,7 +466,7 @@ mod tests {
                     sources: vec![],
                     ..Default::default()
                 }],
-                sockets: 1,
+                report_version: 3,
                 ..Default::default()
             },
             interfaces: vec![
@@ -619,7 +631,7 @@ mod tests {
             "snoopcast_members 3",
             r#"snoopcast_group_members{group="239.1.1.1"} 2"#,
             "snoopcast_upstream_joins 1",
-            "snoopcast_upstream_join_sockets 1",
+            "snoopcast_upstream_report_version{protocol=\"igmp\"} 3",
             r#"snoopcast_build_info{version="0.1.0"} 1"#,
         ] {
             assert!(t.lines().any(|x| x == l), "{l} missing:\n{t}");

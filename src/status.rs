@@ -110,9 +110,25 @@ pub struct UpstreamStatus {
     /// "up" while open, "down" while missing or down.
     #[serde(default)]
     pub state: String,
+    /// What snoopcast reports upstream for the members (RFC 4605 4.1 merge), per group.
     pub joined: Vec<JoinStatus>,
-    /// Kernel sockets holding the memberships.
-    pub sockets: usize,
+    /// The IGMP version of the reports it sends: 3, or 2 / 1 while an older querier is
+    /// present upstream (RFC 3376 7.2.1).
+    #[serde(default)]
+    pub report_version: u8,
+    /// The MLD version of its reports: 2, or 1 while an MLDv1 querier is present.
+    #[serde(default)]
+    pub mld_report_version: u8,
+    /// The last IGMP query heard upstream (general or group-specific).
+    #[serde(default)]
+    pub last_query: Option<QueryHeard>,
+    #[serde(default)]
+    pub mld_last_query: Option<QueryHeard>,
+    /// The last IGMP report sent upstream.
+    #[serde(default)]
+    pub last_report: Option<ReportSent>,
+    #[serde(default)]
+    pub mld_last_report: Option<ReportSent>,
     /// The last IGMP general query heard on the upstream, if any.
     #[serde(default)]
     pub querier: Option<HeardQuerier>,
@@ -128,9 +144,33 @@ pub struct UpstreamStatus {
     pub mld_querier_version: Option<u8>,
 }
 
+/// A query heard upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryHeard {
+    pub address: String,
+    pub version: u8,
+    /// The group of a group-specific query; None for a general query.
+    pub group: Option<String>,
+    pub ms_ago: u64,
+}
+
+/// A report sent upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSent {
+    /// "state-change", "current-state" (an answer to a query) or "leave".
+    pub kind: String,
+    pub version: u8,
+    /// Group records it carried.
+    pub records: usize,
+    pub ms_ago: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinStatus {
     pub group: String,
+    /// Kept only by --upstream-leave-delay: the members left, it is left in this long.
+    #[serde(default)]
+    pub leaving_in_ms: Option<u64>,
     /// Empty for an any-source (*, G) join.
     pub sources: Vec<String>,
     /// The sources an any-source join blocks (EXCLUDE mode, RFC 4605 4.1); empty for none.
@@ -482,9 +522,30 @@ pub fn render(s: &Snapshot, v: &View) -> String {
     }
     let _ = writeln!(
         o,
-        "\nUpstream {} ({}, {} join sockets):",
-        s.upstream.interface, s.upstream.state, s.upstream.sockets
+        "\nUpstream {} ({}, reports in IGMPv{}{}):",
+        s.upstream.interface,
+        s.upstream.state,
+        s.upstream.report_version,
+        if s.upstream.mld_report_version > 0 {
+            format!(" and MLDv{}", s.upstream.mld_report_version)
+        } else {
+            String::new()
+        }
     );
+    for (proto, r) in [
+        ("IGMP", &s.upstream.last_report),
+        ("MLD", &s.upstream.mld_last_report),
+    ] {
+        if let Some(r) = r {
+            let _ = writeln!(
+                o,
+                "  last {proto} report: {} ({} records) {} ago",
+                r.kind,
+                r.records,
+                secs(r.ms_ago)
+            );
+        }
+    }
     for (proto, q) in [
         ("IGMP", &s.upstream.querier),
         ("MLD", &s.upstream.mld_querier),
@@ -501,10 +562,12 @@ pub fn render(s: &Snapshot, v: &View) -> String {
         }
     }
     if s.upstream.joined.is_empty() {
-        let _ = writeln!(o, "  nothing joined");
+        let _ = writeln!(o, "  nothing reported");
     }
     for j in &s.upstream.joined {
-        if !j.exclude.is_empty() {
+        if let Some(ms) = j.leaving_in_ms {
+            let _ = writeln!(o, "  {} (members gone; leaving in {})", j.group, secs(ms));
+        } else if !j.exclude.is_empty() {
             let _ = writeln!(
                 o,
                 "  {} any source except {}",
@@ -632,7 +695,7 @@ mod tests {
                     sources: vec![],
                     ..Default::default()
                 }],
-                sockets: 1,
+                report_version: 3,
                 ..Default::default()
             },
             interfaces: vec![InterfaceStatus {

@@ -1120,7 +1120,7 @@ fn soak_join_leave_expire_flap() {
     );
     println!(
         "soak: counters: members_expired {}, members_dropped_iface {}, reports_v2 {}, \
-         reports_v3 {}, leaves_v2 {}, queries_sent {}, upstream_join_errors {}, \
+         reports_v3 {}, leaves_v2 {}, queries_sent {}, report_send_errors {}, \
          capture_drops {}, events_dropped {}, igmp_malformed {}",
         c("members_expired"),
         c("members_dropped_iface"),
@@ -1128,7 +1128,7 @@ fn soak_join_leave_expire_flap() {
         c("reports_v3"),
         c("leaves_v2"),
         c("queries_sent"),
-        c("upstream_join_errors"),
+        c("report_send_errors"),
         c("capture_drops"),
         c("events_dropped"),
         c("igmp_malformed")

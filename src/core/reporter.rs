@@ -889,7 +889,7 @@ mod tests {
     }
 
     #[test]
-    fn an_include_join_is_to_in_with_its_sources_and_a_new_source_is_allow() {
+    fn an_include_join_is_allow_and_a_new_source_merges_into_the_pending_report() {
         let t0 = Instant::now();
         let mut r = open(t0);
         let out = r.set_wanted(wants(&[(SSM, UpstreamWant::Sources(set(&[S1])))]), t0);

@@ -88,6 +88,7 @@ pub(crate) fn capture_downstream(
         let weight = match &msg {
             GroupMsg::V4(_, m) => m.weight(),
             GroupMsg::V6(_, m) => m.weight(),
+            GroupMsg::UpV4(..) | GroupMsg::UpV6(..) => 1,
         };
         if sh.queued_weight.fetch_add(weight, Ordering::AcqRel) + weight > MAX_QUEUED_WEIGHT {
             sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
@@ -111,30 +112,54 @@ pub(crate) fn capture_downstream(
 }
 
 /// The upstream query listener: reads IGMP and MLD on the upstream (the same socket filter
-/// as a downstream capture) and keeps the last general query of each family, for status
-/// and `snoopcast doctor` (is a router there to keep the box's memberships, and which
-/// version does it speak). Under an older querier (IGMPv1/v2, MLDv1) it warns, naming
-/// them, about the source-specific joins the kernel's older reports lose (issue 15 defect 5;
-/// RFC 3376 7.2.1, RFC 4604 2.1). Everything else is passed over: the data capture reads the
-/// data, and the hosts upstream are not ours. Runs until `stop` or `cancel`.
+/// as a downstream capture) and hands every query to the control thread, whose reporter
+/// answers it (RFC 3376 5.2, RFC 3810 6.2) and follows an older querier's version. The
+/// last general query of each family is also kept, for status and `snoopcast doctor`. Under
+/// an older querier (IGMPv1/v2, MLDv1) it warns, naming them, about the source-specific
+/// wants that the older reports lose (RFC 3376 7.2.1, RFC 4604 2.1). Reports of other hosts
+/// upstream are passed over. Runs until `stop` or `cancel`.
 pub(crate) fn listen_upstream_queries(
     sh: &Shared,
     mut rx: Box<dyn pnet_datalink::DataLinkReceiver>,
     name: &str,
+    ev: Sender<IgmpIn>,
     cancel: &AtomicBool,
 ) {
-    // Per family: when the source-specific joins an older querier loses were last warned
+    // Per family: when the source-specific wants an older querier loses were last warned
     // about, and which.
     let mut warned: [Option<(Instant, Vec<String>)>; 2] = [None, None];
     while !sh.stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
         let Some(frame) = next_frame(&mut rx, name) else {
             continue;
         };
-        let Some((source, version)) = classify::upstream_query(frame) else {
+        let Some((src_mac, msg)) = upstream_query(frame) else {
             continue;
+        };
+        let (source, version, general): (std::net::IpAddr, u8, bool) = match &msg {
+            GroupMsg::UpV4(src, q) => ((*src).into(), q.version, q.group.is_unspecified()),
+            GroupMsg::UpV6(src, q) => ((*src).into(), q.version, q.group.is_unspecified()),
+            _ => continue,
         };
         let family = usize::from(source.is_ipv6());
         if family == 1 && !sh.cfg.ipv6 {
+            continue;
+        }
+        let weight = 1;
+        sh.queued_weight.fetch_add(weight, Ordering::AcqRel);
+        match ev.try_send(IgmpIn {
+            iface: 0,
+            src_mac,
+            msg,
+            weight,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                sh.queued_weight.fetch_sub(weight, Ordering::AcqRel);
+                inc(&sh.counters.events_dropped);
+            }
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+        if !general {
             continue;
         }
         let heard = HeardQuery {
@@ -151,9 +176,9 @@ pub(crate) fn listen_upstream_queries(
         let lost = {
             let st = sh.state.lock();
             if family == 0 {
-                names(&sources_lost(version, &st.v4.joins().joined()))
+                names(&sources_lost(version, st.v4.reporter().state()))
             } else {
-                names(&sources_lost(version, &st.v6.joins().joined()))
+                names(&sources_lost(version, st.v6.reporter().state()))
             }
         };
         if lost.is_empty() {
@@ -171,12 +196,31 @@ pub(crate) fn listen_upstream_queries(
                 (format!("MLDv{version}"), "MLDv2")
             };
             warn!(
-                "{name}: the upstream querier {source} runs {old}: the kernel reports in {old}, \
-                 without sources, so these source-specific joins reach it as any-source and an \
+                "{name}: the upstream querier {source} runs {old}: snoopcast reports in {old}, \
+                 without sources, so these source-specific groups reach it as any-source and an \
                  SSM router ignores them: {}; make the upstream router run {new}",
                 lost.join(", ")
             );
             warned[family] = Some((now, lost));
+        }
+    }
+}
+
+/// A query on the upstream, well-formed by the rules of a downstream frame (checksums, TTL
+/// or hop limit 1, MLD from a link-local address with Router Alert), with its source MAC.
+fn upstream_query(frame: &[u8]) -> Option<(MacAddr, GroupMsg)> {
+    use crate::core::membership::Heard;
+    if classify::is_ipv6_frame(frame) {
+        let f = classify::downstream_mld(frame).ok()?;
+        match Heard::from(f.message) {
+            Heard::Query(q) => Some((f.src_mac, GroupMsg::UpV6(f.ip.src, q))),
+            _ => None,
+        }
+    } else {
+        let f = classify::downstream(frame).ok()?;
+        match Heard::from(f.message) {
+            Heard::Query(q) => Some((f.src_mac, GroupMsg::UpV4(f.ip.src, q))),
+            _ => None,
         }
     }
 }

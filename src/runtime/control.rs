@@ -261,7 +261,7 @@ mod tests {
                 interface: "up0".into(),
                 state: "up".into(),
                 joined: vec![],
-                sockets: 0,
+                report_version: 3,
                 ..Default::default()
             },
             interfaces: vec![],

@@ -2,19 +2,21 @@
 //! message, feeds both snoopers, and carries out what they return. Every decision is taken
 //! in `core::snooper`; this file only waits, translates and executes.
 
-use super::family_io::{FamilyIo, JoinSockets};
+use super::family_io::FamilyIo;
 use super::links::{LinkChange, Links};
-use super::notes::{log_join, log_note};
+use super::notes::log_note;
 use super::reload::Reconfig;
 use super::shared::{GroupMsg, IgmpIn, Shared};
 use super::stats::{inc, RateLimit};
 use super::{iface, notify, sys};
 use crate::core::querier::Mode;
+use crate::core::reporter::ReportOut;
 use crate::core::snooper::{Action, Input, QueryOut, Snooper};
-use crate::core::upstream::JoinOp;
+use crate::core::upstream::{FilterOp, LinkFilter, MAX_LINK_GROUPS};
+use crate::wire::{LinkType, MacAddr};
 use crossbeam_channel::{select, Receiver};
 use log::{debug, info, warn};
-use std::io;
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,7 +28,71 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 const BATCH: usize = 255;
 
 static WARN_SEND: RateLimit = RateLimit::new(Duration::from_secs(10));
-static WARN_JOIN: RateLimit = RateLimit::new(Duration::from_secs(10));
+static WARN_REPORT: RateLimit = RateLimit::new(Duration::from_secs(10));
+static WARN_FILTER: RateLimit = RateLimit::new(Duration::from_secs(10));
+
+/// The upstream as the control thread keeps it: the link-layer filter of its data socket,
+/// the group MACs each family wants in it, the addresses reports come from.
+#[derive(Default)]
+struct UpSide {
+    filter: LinkFilter,
+    /// Per family (IPv4, IPv6): the MACs of the groups reported.
+    listen: [BTreeSet<MacAddr>; 2],
+    /// Its primary IPv4 address (0.0.0.0 when it has none: RFC 3376 section 4.2.13).
+    source4: Option<Ipv4Addr>,
+    /// Its link-local address (:: until it has one: RFC 3810 section 5.2.13).
+    source6: Option<Ipv6Addr>,
+}
+
+impl UpSide {
+    /// Read the upstream's addresses again (at open, and with each interface check).
+    fn refresh(&mut self, sh: &Shared) {
+        if let Some(i) = iface::lookup(&sh.cfg.upstream) {
+            self.source4 = i.ipv4;
+            self.source6 = i.ipv6_link_local;
+        }
+    }
+
+    /// Bring the data socket's link-layer memberships to the union of both families' MACs.
+    fn refilter(&mut self, sh: &Shared) {
+        let Some(tx) = sh.up_tx.read().clone() else {
+            return;
+        };
+        if tx.info.link != LinkType::Ethernet {
+            // An L3 link (tun) has no link-layer filter: it passes every packet.
+            return;
+        }
+        let want: BTreeSet<MacAddr> = self.listen[0].union(&self.listen[1]).copied().collect();
+        let (_, ops) = self.filter.plan(&want, MAX_LINK_GROUPS);
+        for op in ops {
+            let r = match op {
+                FilterOp::Add(m) => {
+                    sys::packet_membership(&tx.capture, tx.info.index, Some(m), true)
+                }
+                FilterOp::Drop(m) => {
+                    sys::packet_membership(&tx.capture, tx.info.index, Some(m), false)
+                }
+                FilterOp::AllMulticast(on) => {
+                    sys::packet_membership(&tx.capture, tx.info.index, None, on)
+                }
+            };
+            match r {
+                Ok(()) => self.filter.apply(op),
+                Err(e) => {
+                    inc(&sh.counters.upstream_filter_errors);
+                    if WARN_FILTER.allow(Instant::now()) {
+                        warn!(
+                            "upstream {}: changing its multicast filter ({op:?}) failed: {e}; \
+                             the groups it concerns may not arrive (counted in \
+                             upstream_filter_errors, not logged again for 10 s)",
+                            tx.info.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// One round's inputs, per family.
 struct Inputs {
@@ -44,8 +110,8 @@ pub(crate) fn control_loop(
     rx: Receiver<IgmpIn>,
     mut reloads: Receiver<Reconfig>,
 ) {
-    let mut socks4 = JoinSockets::<Ipv4Addr>::new();
-    let mut socks6 = JoinSockets::<Ipv6Addr>::new();
+    let mut up = UpSide::default();
+    up.refresh(sh);
     let mut changes = opened;
     let mut inbox: Vec<IgmpIn> = Vec::new();
     let mut next_watch = Instant::now() + WATCH_INTERVAL;
@@ -102,6 +168,7 @@ pub(crate) fn control_loop(
         let mut found = Vec::new();
         if now >= next_watch && !stopping {
             changes.extend(links.watch(sh, now));
+            up.refresh(sh);
             next_watch = now + WATCH_INTERVAL;
             let line = status_line(sh, links.upstream_index().is_some());
             if line != said {
@@ -123,6 +190,11 @@ pub(crate) fn control_loop(
             v6: Vec::new(),
         };
         for ch in changes.drain(..) {
+            if matches!(ch, LinkChange::UpOpened(_)) {
+                // A new data socket: it holds no memberships yet.
+                up.filter = LinkFilter::default();
+                up.refresh(sh);
+            }
             link_change(sh, ch, &mut inputs);
         }
         inputs.v6.append(&mut found);
@@ -146,6 +218,8 @@ pub(crate) fn control_loop(
                     src,
                     msg,
                 }),
+                GroupMsg::UpV4(src, query) => inputs.v4.push(Input::UpstreamQuery { src, query }),
+                GroupMsg::UpV6(src, query) => inputs.v6.push(Input::UpstreamQuery { src, query }),
             }
         }
         if stopping {
@@ -161,9 +235,19 @@ pub(crate) fn control_loop(
                 feed(&mut st.v6, inputs.v6, now),
             )
         };
-        let up = links.upstream_index();
-        execute(sh, &mut socks4, up, a4);
-        execute(sh, &mut socks6, up, a6);
+        let src4 = up.source4.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let src6 = up.source6.unwrap_or(Ipv6Addr::UNSPECIFIED);
+        let l4 = execute(sh, src4, a4);
+        let l6 = execute(sh, src6, a6);
+        if l4.is_some() || l6.is_some() {
+            if let Some(m) = l4 {
+                up.listen[0] = m;
+            }
+            if let Some(m) = l6 {
+                up.listen[1] = m;
+            }
+            up.refilter(sh);
+        }
         if stopping {
             links.shutdown();
             return;
@@ -185,13 +269,8 @@ fn status_line(sh: &Shared, upstream_open: bool) -> String {
     )
 }
 
-/// The input of a reload: the new configuration, with the join limits the snooper has
-/// (they were read from the kernel at start).
-fn reconfigure<A: FamilyIo>(
-    s: &Snooper<A>,
-    mut cfg: crate::core::snooper::SnooperConfig,
-) -> Input<A> {
-    cfg.limits = s.config().limits;
+/// The input of a reload: the new configuration.
+fn reconfigure<A: FamilyIo>(_s: &Snooper<A>, cfg: crate::core::snooper::SnooperConfig) -> Input<A> {
     Input::Reconfigure(Box::new(cfg))
 }
 
@@ -265,29 +344,19 @@ fn link_change(sh: &Shared, ch: LinkChange, inputs: &mut Inputs) {
     }
 }
 
-/// Carry out a snooper's actions in order. Joins the kernel refuses go back to the snooper,
-/// which undoes them in its plan and retries later.
+/// Carry out a snooper's actions in order; reports go out from `source`. Returns the last
+/// set of group MACs the snooper wants the upstream to receive, if it gave one.
 fn execute<A: FamilyIo>(
     sh: &Shared,
-    socks: &mut JoinSockets<A>,
-    upstream: Option<u32>,
+    source: A,
     actions: Vec<Action<A>>,
-) {
-    let mut refused: Vec<JoinOp<A>> = Vec::new();
+) -> Option<BTreeSet<MacAddr>> {
+    let mut listen = None;
     for a in actions {
         match a {
             Action::SendQuery(q) => send_query(sh, &q),
-            Action::Join(op) => {
-                let Some(ifx) = upstream else { continue };
-                match socks.apply(ifx, op) {
-                    Ok(()) => log_join(&sh.cfg.upstream, &op.kind),
-                    Err(e) => {
-                        join_refused(sh, op, &e);
-                        refused.push(op);
-                    }
-                }
-            }
-            Action::KeepSockets(n) => socks.keep(n),
+            Action::Report(r) => send_report(sh, source, &r),
+            Action::Listen(macs) => listen = Some(macs),
             Action::Publish(fib) => {
                 let mut cur = sh.fib.write();
                 *cur = Arc::new(A::with_fib(&cur, fib));
@@ -296,32 +365,37 @@ fn execute<A: FamilyIo>(
             Action::Log(note) => log_note(sh, &note),
         }
     }
-    if !refused.is_empty() {
-        let now = Instant::now();
-        let more: Vec<Action<A>> = {
-            let mut st = sh.state.lock();
-            let s = A::snooper(&mut st);
-            refused
-                .into_iter()
-                .flat_map(|op| s.handle(Input::JoinFailed(op), now))
-                .collect()
-        };
-        execute(sh, socks, upstream, more);
-    }
+    listen
 }
 
-fn join_refused<A: FamilyIo>(sh: &Shared, op: JoinOp<A>, e: &io::Error) {
-    inc(&sh.counters.upstream_join_errors);
-    // Hosts choose how many groups we join: a flood of them must not turn into a warning
-    // per group every retry.
-    if WARN_JOIN.allow(Instant::now()) {
-        warn!(
-            "upstream {}: {:?} failed: {e} (further failures counted in upstream_join_errors, \
-             not logged, for 10 s)",
-            sh.cfg.upstream, op.kind
-        );
-    } else {
-        debug!("upstream {}: {:?} failed: {e}", sh.cfg.upstream, op.kind);
+/// Send one report on the upstream: an Ethernet frame from its MAC, or on an L3 link (tun)
+/// the IP packet alone.
+fn send_report<A: FamilyIo>(sh: &Shared, source: A, r: &ReportOut<A>) {
+    let Some(tx) = sh.up_tx.read().clone() else {
+        return;
+    };
+    let mac = tx.info.mac.unwrap_or(MacAddr::zero());
+    let frame = A::report_frame(mac, source, r);
+    let packet = match tx.info.link {
+        LinkType::Ethernet => &frame[..],
+        _ => &frame[crate::wire::ethernet::HEADER_LEN..],
+    };
+    match sys::send(&tx.sock, packet) {
+        Ok(_) => {
+            inc(A::reports_sent(&sh.counters));
+            debug!("upstream {}: sent {r:?}", tx.info.name);
+        }
+        Err(e) => {
+            inc(&sh.counters.report_send_errors);
+            if WARN_REPORT.allow(Instant::now()) {
+                warn!(
+                    "upstream {}: sending a {} report failed: {e} (counted in \
+                     report_send_errors; further failures not logged for 10 s)",
+                    tx.info.name,
+                    A::PROTOCOL
+                );
+            }
+        }
     }
 }
 

@@ -70,9 +70,14 @@ pub fn run(
         .iter()
         .map(|d| d.as_ref().and_then(|d| d.query_source))
         .collect();
+    // The random delays of the upstream reports: each process its own (RFC 3376 5.2).
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()).rotate_left(32);
     let state = State {
-        v4: Snooper::new(cfg4, &sources, now),
-        v6: Snooper::new(cfg6, &[], now),
+        v4: Snooper::new(cfg4, &sources, now).with_seed(seed),
+        v6: Snooper::new(cfg6, &[], now).with_seed(seed.rotate_left(17)),
     };
     let cfg_metrics_max = cfg.metrics_max_members;
     let shared = Arc::new(Shared {
@@ -84,6 +89,7 @@ pub fn run(
         fib_gen: AtomicU64::new(0),
         links_gen: AtomicU64::new(0),
         up_link: RwLock::new(None),
+        up_tx: RwLock::new(None),
         counters: Counters::default(),
         queued_weight: AtomicUsize::new(0),
         up_queriers: Default::default(),

@@ -8,7 +8,7 @@
 
 use super::capture::{capture_downstream, listen_upstream_queries};
 use super::datapath::{capture_upstream, Pool};
-use super::shared::{spawn, DownTx, IgmpIn, RunError, Shared, TICK};
+use super::shared::{spawn, DownTx, IgmpIn, RunError, Shared, UpTx, TICK};
 use super::{iface, sys};
 use crate::config::DownLink;
 use crate::core::IfaceId;
@@ -63,13 +63,16 @@ fn send_socket(iface: &iface::IfaceInfo) -> Result<Socket, RunError> {
 fn igmp_capture(
     iface: &iface::IfaceInfo,
     ipv6: bool,
+    allmulti: bool,
 ) -> Result<(Box<dyn pnet_datalink::DataLinkReceiver>, Socket), RunError> {
     let what = "IGMP capture socket";
     let s = sys::packet_socket().map_err(|e| open_err(what, &iface.name, e))?;
     let stats = (|| {
         sys::attach_filter(&s, &sys::bpf::group_messages(true, ipv6))?;
         sys::set_ignore_outgoing(&s)?;
-        sys::add_allmulti(&s, iface.index)?;
+        if allmulti {
+            sys::add_allmulti(&s, iface.index)?;
+        }
         sys::set_rcvbuf(&s, IGMP_RCVBUF)?;
         s.try_clone()
     })()
@@ -163,6 +166,8 @@ pub enum Prepared {
     Up {
         info: iface::IfaceInfo,
         sock: Socket,
+        /// The report socket and the data capture socket again (its filter memberships).
+        tx: UpTx,
         /// IGMP and MLD capture for the query listener (Ethernet upstreams only: on an L3
         /// link such as tun no router queries the box).
         queries: Option<Box<dyn pnet_datalink::DataLinkReceiver>>,
@@ -283,7 +288,7 @@ impl Links {
             .ok_or_else(|| RunError::Io(format!("downstream slot {i} is free")))?;
         let link = d.resolve(info).map_err(RunError::Io)?;
         let sock = send_socket(&link.iface)?;
-        let (rx, stats) = igmp_capture(&link.iface, sh.cfg.ipv6)?;
+        let (rx, stats) = igmp_capture(&link.iface, sh.cfg.ipv6, true)?;
         Ok(Prepared::Down {
             i,
             link,
@@ -295,14 +300,27 @@ impl Links {
 
     fn prepare_up(sh: &Shared, info: iface::IfaceInfo) -> Result<Prepared, RunError> {
         let sock = data_capture(&info, sh.cfg.ipv6)?;
+        let capture = sock
+            .try_clone()
+            .map_err(|e| open_err("data capture socket", &info.name, e))?;
+        let tx = UpTx {
+            sock: send_socket(&info)?,
+            capture,
+            info: info.clone(),
+        };
+        // The upstream's queries: general ones go to all-systems / all-nodes, which the
+        // interface always receives; group-specific ones to a group reported, which the
+        // data socket's memberships let in. No all-multicast here (RFC 4605 section 4:
+        // the box receives only what it reported).
         let queries = if info.link == LinkType::Ethernet {
-            Some(igmp_capture(&info, sh.cfg.ipv6)?.0)
+            Some(igmp_capture(&info, sh.cfg.ipv6, false)?.0)
         } else {
             None
         };
         Ok(Prepared::Up {
             info,
             sock,
+            tx,
             queries,
         })
     }
@@ -344,6 +362,7 @@ impl Links {
             Prepared::Up {
                 info,
                 sock,
+                tx,
                 queries,
             } => {
                 let (sh2, jobs, c2, link, name) = (
@@ -359,8 +378,9 @@ impl Links {
                 let listener = match queries {
                     Some(rx) => {
                         let (sh3, c3, name) = (sh.clone(), cancel.clone(), info.name.clone());
+                        let ev = self.ev_tx.clone();
                         let spawned = spawn(format!("qry-up:{}", info.name), true, move || {
-                            listen_upstream_queries(&sh3, rx, &name, &c3)
+                            listen_upstream_queries(&sh3, rx, &name, ev, &c3)
                         });
                         match spawned {
                             Ok(h) => Some(h),
@@ -374,6 +394,7 @@ impl Links {
                     None => None,
                 };
                 *sh.up_link.write() = Some(info.clone());
+                *sh.up_tx.write() = Some(Arc::new(tx));
                 let s = &mut self.up;
                 s.open = Some(info.index);
                 s.capture = Some(Capture {
@@ -472,6 +493,7 @@ impl Links {
                 );
                 Self::close(&mut self.up, &mut self.finished, now);
                 *sh.up_link.write() = None;
+                *sh.up_tx.write() = None;
                 changes.push(LinkChange::UpClosed);
             }
         }

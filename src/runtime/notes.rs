@@ -4,10 +4,11 @@
 use super::shared::Shared;
 use super::stats::{LogBudget, RateLimit, Take};
 use crate::core::family::GroupAddr;
-use crate::core::membership::{CompatFallback, Event, FilterMode, IgnoreReason, LeaveReason};
+use crate::core::membership::{
+    CompatFallback, Event, FilterMode, IgnoreReason, LeaveReason, UpstreamWant,
+};
 use crate::core::querier::RoleChange;
 use crate::core::snooper::{Count, Note};
-use crate::core::upstream::JoinKind;
 use crate::core::IfaceId;
 use log::{debug, info, warn};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,6 +88,29 @@ pub(crate) fn log_note<A: GroupAddr>(sh: &Shared, note: &Note<A>) {
                 ifname(*iface)
             )
         }
+        Note::Upstream { group, want } => {
+            let up = &sh.cfg.upstream;
+            let list = |s: &std::collections::BTreeSet<A>| {
+                s.iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            match want {
+                None => log_change(format_args!("upstream {up}: left {group}")),
+                Some(UpstreamWant::AnySource) => log_change(format_args!(
+                    "upstream {up}: reporting {group} (any source)"
+                )),
+                Some(UpstreamWant::Exclude(x)) => log_change(format_args!(
+                    "upstream {up}: reporting {group} (any source except {})",
+                    list(x)
+                )),
+                Some(UpstreamWant::Sources(x)) => log_change(format_args!(
+                    "upstream {up}: reporting {group} from {}",
+                    list(x)
+                )),
+            }
+        }
         Note::QuerySourceFound { iface, source } => info!(
             "{}: IPv6 link-local address {source} is there now; MLD queries go out from it",
             ifname(*iface)
@@ -104,25 +128,6 @@ fn counter(sh: &Shared, k: Count) -> &AtomicU64 {
         Count::LimitAddressesPerMac => &c.limit_addresses_per_mac,
         Count::IgnoredFiltered => &c.ignored_filtered,
         Count::IgnoredSsm => &c.ignored_ssm,
-    }
-}
-
-pub(crate) fn log_join<A: GroupAddr>(up: &str, kind: &JoinKind<A>) {
-    match kind {
-        JoinKind::JoinAny(g) => log_change(format_args!("upstream {up}: joined {g} (any source)")),
-        JoinKind::LeaveAny(g) => log_change(format_args!("upstream {up}: left {g}")),
-        JoinKind::JoinSource(g, src) => {
-            log_change(format_args!("upstream {up}: joined {g} from {src}"))
-        }
-        JoinKind::LeaveSource(g, src) => {
-            log_change(format_args!("upstream {up}: left {g} from {src}"))
-        }
-        JoinKind::Block(g, src) => {
-            log_change(format_args!("upstream {up}: {g}: blocked source {src}"))
-        }
-        JoinKind::Unblock(g, src) => {
-            log_change(format_args!("upstream {up}: {g}: unblocked source {src}"))
-        }
     }
 }
 

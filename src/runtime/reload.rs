@@ -6,13 +6,13 @@
 
 use super::logging;
 use super::notify;
-use super::shared::{read_sysctl, Shared};
+use super::shared::Shared;
 use super::stats::inc;
 use crate::config::{assign_slots, Config, Downstream, Reload};
 use crate::core::membership::CompatFallback;
 use crate::core::querier::Mode;
+use crate::core::reporter::ReporterConfig;
 use crate::core::snooper::SnooperConfig;
-use crate::core::upstream::JoinLimits;
 use crossbeam_channel::Sender;
 use log::{error, info, warn};
 use parking_lot::Mutex;
@@ -105,24 +105,19 @@ impl Reloader {
     }
 }
 
-/// The two snoopers' configuration: the IPv4 one with the kernel's IGMP join limits, the
-/// IPv6 one with its MLD limits and, with `--no-ipv6`, no querier.
+/// The two snoopers' configuration: the IPv6 one, with `--no-ipv6`, without a querier.
+/// Both report upstream with the downstream robustness and query interval (the robustness
+/// of a network is one setting) and the upstream leave delay.
 pub(crate) fn snooper_configs(
     cfg: &Config,
     slots: &[Option<Downstream>],
 ) -> (SnooperConfig, SnooperConfig) {
-    let limits = JoinLimits {
-        groups_per_socket: read_sysctl("/proc/sys/net/ipv4/igmp_max_memberships")
-            .unwrap_or(20)
-            .max(1),
-        sources_per_group: read_sysctl("/proc/sys/net/ipv4/igmp_max_msf")
-            .unwrap_or(10)
-            .max(1),
+    let reporter = ReporterConfig {
+        robustness: u8::try_from(cfg.settings.robustness).unwrap_or(7),
+        query_interval: cfg.settings.query_interval,
+        leave_delay: cfg.upstream_leave_delay,
+        ..ReporterConfig::default()
     };
-    let limits6 = ipv6_join_limits(
-        read_sysctl("/proc/sys/net/ipv6/mld_max_msf"),
-        read_sysctl("/proc/sys/net/core/optmem_max"),
-    );
     let v4 = SnooperConfig {
         settings: cfg.settings.clone(),
         filter: cfg.filter.clone(),
@@ -135,7 +130,7 @@ pub(crate) fn snooper_configs(
             })
             .collect(),
         querier: cfg.querier.clone(),
-        limits,
+        reporter: reporter.clone(),
     };
     let mut querier6 = cfg.querier6.clone();
     if !cfg.ipv6 {
@@ -143,22 +138,12 @@ pub(crate) fn snooper_configs(
     }
     let v6 = SnooperConfig {
         querier: querier6,
-        limits: limits6,
+        reporter: ReporterConfig {
+            // The ICMPv6 part of an MLD report: the MTU less the IPv6 and hop-by-hop headers.
+            max_report_len: 1500 - 40 - 8,
+            ..reporter
+        },
         ..v4.clone()
     };
     (v4, v6)
-}
-
-/// Per-socket limits of IPv6 joins. Linux has no IPv6 counterpart of igmp_max_memberships:
-/// a socket holds groups until its option memory (net.core.optmem_max) runs out, about 56
-/// bytes per group plus 16 per source, and the kernel holds the old and the new source list
-/// while one grows. Sources per group: net.ipv6.mld_max_msf (global, so missing inside a
-/// network namespace: its default, 64).
-fn ipv6_join_limits(mld_max_msf: Option<usize>, optmem_max: Option<usize>) -> JoinLimits {
-    let sources = mld_max_msf.unwrap_or(64).max(1);
-    let per_group = 80 + 16 * sources.div_ceil(10) * 10;
-    JoinLimits {
-        groups_per_socket: (optmem_max.unwrap_or(20_480) / 2 / per_group).clamp(1, 1000),
-        sources_per_group: sources,
-    }
 }

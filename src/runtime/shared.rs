@@ -7,6 +7,7 @@ use super::sys;
 use crate::config::{Config, DownLink, Downstream};
 use crate::core::fib::Forwarding;
 use crate::core::membership::Heard;
+use crate::core::querier;
 use crate::core::snooper::Snooper;
 use crate::core::IfaceId;
 use crate::wire::MacAddr;
@@ -56,6 +57,9 @@ pub struct IgmpIn {
 pub(crate) enum GroupMsg {
     V4(Ipv4Addr, Heard<Ipv4Addr>),
     V6(Ipv6Addr, Heard<Ipv6Addr>),
+    /// A query heard on the upstream (the `iface` of its [`IgmpIn`] is then unused).
+    UpV4(Ipv4Addr, querier::HeardQuery<Ipv4Addr>),
+    UpV6(Ipv6Addr, querier::HeardQuery<Ipv6Addr>),
 }
 
 /// Everything the control thread owns, one snooper per address family; the status thread
@@ -69,6 +73,15 @@ pub(crate) struct State {
 pub struct DownTx {
     pub sock: Socket,
     pub link: DownLink,
+}
+
+/// The upstream's send side while it is open: reports go out of `sock`; `capture` is the
+/// data capture socket again, whose link-layer multicast memberships (PACKET_ADD_MEMBERSHIP)
+/// make the NIC pass the groups reported.
+pub struct UpTx {
+    pub sock: Socket,
+    pub capture: Socket,
+    pub info: iface::IfaceInfo,
 }
 
 /// Downstream slots beyond the configured ones, for interfaces a reload adds.
@@ -93,6 +106,8 @@ pub struct Shared {
     pub links_gen: AtomicU64,
     /// The upstream interface while it is open.
     pub up_link: RwLock<Option<iface::IfaceInfo>>,
+    /// The upstream's send side while it is open.
+    pub up_tx: RwLock<Option<Arc<UpTx>>>,
     /// The last IGMP and MLD general query heard on the upstream (`[v4, v6]`), written by
     /// the upstream query listener (`qry-up:IF`), read by status.
     pub up_queriers: Mutex<[Option<HeardQuery>; 2]>,

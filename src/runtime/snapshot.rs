@@ -6,11 +6,13 @@ use crate::config::Downstream;
 use crate::core::family::GroupAddr;
 use crate::core::membership::{CompatFallback, FilterMode, HostKey, UpstreamWant};
 use crate::core::querier::{OlderQuerier, Role, Timers};
+use crate::core::reporter::{LastQuery, LastReport};
 use crate::core::snooper::Snooper;
 use crate::core::IfaceId;
 use crate::status::{
     AddressFilter, CompatStatus, DaemonSettings, GroupStatus, GroupTraffic, HeardQuerier,
-    InterfaceStatus, JoinStatus, LinkTimers, MemberStatus, Snapshot, UpstreamStatus,
+    InterfaceStatus, JoinStatus, LinkTimers, MemberStatus, QueryHeard, ReportSent, Snapshot,
+    UpstreamStatus,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -26,7 +28,10 @@ struct FamilyCopy<A> {
     members: Vec<(A, HostKey, crate::core::membership::Member<A>)>,
     compat: Vec<(A, IfaceId, Instant)>,
     joined: BTreeMap<A, UpstreamWant<A>>,
-    sockets: usize,
+    held: BTreeMap<A, Instant>,
+    report_version: u8,
+    last_query: Option<LastQuery<A>>,
+    last_report: Option<LastReport>,
     /// Each querier's role, source address and the other querier's version.
     roles: Vec<(Role<A>, A, Option<u8>)>,
     /// Each querier's older-version querier heard, and the timers its link runs by.
@@ -38,7 +43,7 @@ struct FamilyCopy<A> {
 }
 
 fn copy_family<A: GroupAddr>(s: &Snooper<A>, ifaces: usize, now_ms: u64) -> FamilyCopy<A> {
-    let (table, queriers, joins) = (s.table(), s.queriers(), s.joins());
+    let (table, queriers, rep) = (s.table(), s.queriers(), s.reporter());
     let members: Vec<_> = table.members().map(|(g, h, m)| (g, h, m.clone())).collect();
     let groups: BTreeSet<A> = members
         .iter()
@@ -71,8 +76,11 @@ fn copy_family<A: GroupAddr>(s: &Snooper<A>, ifaces: usize, now_ms: u64) -> Fami
         members,
         compat,
         traffic,
-        joined: joins.joined(),
-        sockets: joins.socket_count(),
+        joined: rep.state().clone(),
+        held: rep.held().clone(),
+        report_version: rep.version(),
+        last_query: rep.last_query().cloned(),
+        last_report: rep.last_report().cloned(),
         roles: queriers
             .iter()
             .map(|q| (q.role(), q.own_ip(), q.other_version()))
@@ -164,8 +172,10 @@ fn format_family<A: GroupAddr>(
         };
     }
     let text = |s: &BTreeSet<A>| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let held = f.held;
     joined.extend(f.joined.into_iter().map(|(g, w)| JoinStatus {
         group: g.to_string(),
+        leaving_in_ms: held.get(&g).map(|t| left_ms(*t, now)),
         sources: match &w {
             UpstreamWant::Sources(s) => text(s),
             _ => vec![],
@@ -175,6 +185,24 @@ fn format_family<A: GroupAddr>(
             _ => vec![],
         },
     }));
+}
+
+fn query_heard<A: GroupAddr>(q: &LastQuery<A>, now: Instant) -> QueryHeard {
+    QueryHeard {
+        address: q.source.to_string(),
+        version: q.version,
+        group: (!q.group.is_unspecified()).then(|| q.group.to_string()),
+        ms_ago: now.saturating_duration_since(q.at).as_millis() as u64,
+    }
+}
+
+fn report_sent(r: &LastReport, now: Instant) -> ReportSent {
+    ReportSent {
+        kind: r.kind.into(),
+        version: r.version,
+        records: r.records,
+        ms_ago: now.saturating_duration_since(r.at).as_millis() as u64,
+    }
 }
 
 fn mode_text(m: FilterMode) -> String {
@@ -234,7 +262,14 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
             settings,
         )
     };
-    let sockets = v4.sockets + v6.sockets;
+    let reported = (
+        v4.report_version,
+        v6.report_version,
+        v4.last_query.as_ref().map(|q| query_heard(q, now)),
+        v6.last_query.as_ref().map(|q| query_heard(q, now)),
+        v4.last_report.as_ref().map(|r| report_sent(r, now)),
+        v6.last_report.as_ref().map(|r| report_sent(r, now)),
+    );
     let up_queriers = *sh.up_queriers.lock();
     let heard = |q: Option<super::shared::HeardQuery>| {
         q.map(|q| HeardQuerier {
@@ -322,7 +357,12 @@ pub(crate) fn snapshot(sh: &Shared) -> Snapshot {
                 "down".into()
             },
             joined,
-            sockets,
+            report_version: reported.0,
+            mld_report_version: if cfg.ipv6 { reported.1 } else { 0 },
+            last_query: reported.2,
+            mld_last_query: reported.3,
+            last_report: reported.4,
+            mld_last_report: reported.5,
             querier: heard(up_queriers[0]),
             mld_querier: heard(up_queriers[1]),
             querier_version: up_queriers[0].map(|q| q.version),

@@ -102,8 +102,15 @@ counters! {
     members_expired,
     /// IGMP messages dropped because the control thread was behind.
     events_dropped,
-    /// Upstream join/leave operations the kernel refused.
-    upstream_join_errors,
+    /// IGMP reports (v3 state-change and current-state, v1/v2 reports and leaves) sent
+    /// upstream.
+    reports_sent,
+    /// MLD reports (v2, v1 reports and dones) sent upstream.
+    mld_reports_sent,
+    /// Upstream reports that could not be sent (the upstream socket refused them).
+    report_send_errors,
+    /// Changes of the upstream's link-layer multicast filter the kernel refused.
+    upstream_filter_errors,
     /// Members dropped because their downstream interface went away or down.
     members_dropped_iface,
     /// Checksums completed in frames sent by a local program (CHECKSUM_PARTIAL).

@@ -11,6 +11,8 @@ use std::os::fd::AsRawFd;
 const SOL_PACKET: libc::c_int = 263;
 const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const PACKET_DROP_MEMBERSHIP: libc::c_int = 2;
+const PACKET_MR_MULTICAST: libc::c_ushort = 0;
 const PACKET_MR_ALLMULTI: libc::c_ushort = 2;
 const PACKET_AUXDATA: libc::c_int = 8;
 const PACKET_STATISTICS: libc::c_int = 6;
@@ -153,6 +155,19 @@ pub fn set_ignore_outgoing(sock: &Socket) -> io::Result<()> {
 
 /// Receive all multicast on the interface (IGMPv2 reports go to the group address itself).
 pub fn add_allmulti(sock: &Socket, ifindex: u32) -> io::Result<()> {
+    packet_membership(sock, ifindex, None, true)
+}
+
+/// Add (or drop) a link-layer multicast membership of the packet socket: the group MAC
+/// `mac` (PACKET_MR_MULTICAST, which programs the NIC's filter) or, for None, all
+/// multicast (PACKET_MR_ALLMULTI). The kernel counts them per socket and drops them when
+/// the socket closes.
+pub fn packet_membership(
+    sock: &Socket,
+    ifindex: u32,
+    mac: Option<crate::wire::MacAddr>,
+    add: bool,
+) -> io::Result<()> {
     #[repr(C)]
     struct PacketMreq {
         mr_ifindex: libc::c_int,
@@ -160,13 +175,23 @@ pub fn add_allmulti(sock: &Socket, ifindex: u32) -> io::Result<()> {
         mr_alen: libc::c_ushort,
         mr_address: [u8; 8],
     }
-    let mreq = PacketMreq {
+    let mut mreq = PacketMreq {
         mr_ifindex: ifindex as i32,
         mr_type: PACKET_MR_ALLMULTI,
         mr_alen: 0,
         mr_address: [0; 8],
     };
-    setsockopt(sock, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)
+    if let Some(m) = mac {
+        mreq.mr_type = PACKET_MR_MULTICAST;
+        mreq.mr_alen = 6;
+        mreq.mr_address[..6].copy_from_slice(&m.octets());
+    }
+    let op = if add {
+        PACKET_ADD_MEMBERSHIP
+    } else {
+        PACKET_DROP_MEMBERSHIP
+    };
+    setsockopt(sock, SOL_PACKET, op, &mreq)
 }
 
 /// A larger receive buffer: SO_RCVBUFFORCE when we have CAP_NET_ADMIN, else SO_RCVBUF

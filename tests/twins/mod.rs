@@ -80,9 +80,10 @@ pub fn members_get_unicast_copies_only(f: &Fam) {
             upstream_joined(&status).iter().any(|j| j == g),
             "{g} not in upstream.joined\n{dump}"
         );
+        // snoopcast reports upstream itself (issue 16): the box kernel joins nothing.
         assert!(
-            f.kernel_has(&lan, "up0", g),
-            "the box kernel has not joined {g} on up0: {:?}",
+            !f.kernel_has(&lan, "up0", g),
+            "the box kernel holds {g} on up0, it must not: {:?}",
             f.kernel_groups(&lan, "up0")
         );
     }
@@ -170,7 +171,7 @@ pub fn leave_stops_delivery_at_once(f: &Fam) {
         r2.since_mark_class(g, UNICAST)
     );
 
-    // The last member leaves: the upstream join goes too (status and the box kernel).
+    // The last member leaves: the upstream membership goes too.
     let mut h2 = lan.start_agent(2, &[]);
     h2.join(g);
     wait_for_status(&lan, JOIN_WAIT, "h2 in G1 again", |s| is_member(s, g, &b));
@@ -178,11 +179,6 @@ pub fn leave_stops_delivery_at_once(f: &Fam) {
     wait_for_status(&lan, Duration::from_secs(2), "G1 left upstream", |s| {
         members(s, g).is_empty() && !upstream_joined(s).iter().any(|j| j == g)
     });
-    assert!(
-        wait_until(Duration::from_secs(2), || !f.kernel_has(&lan, "up0", g)),
-        "the box kernel still has {g} on up0: {:?}",
-        f.kernel_groups(&lan, "up0")
-    );
     drop(h2.finish());
     daemon.stop_ok();
 }
@@ -469,8 +465,8 @@ pub fn source_specific_join_gets_only_that_source(f: &Fam) {
         "h1 asked for {s1} only: {m1}\n{status:#}"
     );
     assert!(
-        f.kernel_has(&lan, "up0", ssm),
-        "the box kernel has not joined {ssm} on up0: {:?}",
+        upstream_joined(&status).iter().any(|j| j == ssm) && !f.kernel_has(&lan, "up0", ssm),
+        "{ssm} must be reported upstream by snoopcast, not joined by the box kernel: {:?}",
         f.kernel_groups(&lan, "up0")
     );
 
@@ -538,14 +534,17 @@ pub fn many_groups_all_joined_and_delivered(f: &Fam) {
     let kernel = f.kernel_groups(&lan, "up0");
     let missing: Vec<&&str> = refs
         .iter()
-        .filter(|g| !joined.iter().any(|j| j == *g) || !kernel.iter().any(|(k, _)| k == *g))
+        .filter(|g| !joined.iter().any(|j| j == *g))
+        .collect();
+    assert!(missing.is_empty(), "not reported upstream: {missing:?}");
+    let in_kernel: Vec<&&str> = refs
+        .iter()
+        .filter(|g| kernel.iter().any(|(k, _)| k == **g))
         .collect();
     assert!(
-        missing.is_empty(),
-        "not joined upstream (status or kernel): {missing:?}\nkernel: {kernel:?}"
+        in_kernel.is_empty(),
+        "the box kernel holds forwarded groups on up0: {in_kernel:?}"
     );
-    let sockets = &status["upstream"]["sockets"];
-    eprintln!("upstream join sockets for {n} {} groups: {sockets}", f.name);
 
     let mut args = vec!["--count", "30", "--rate", "600"];
     for g in &refs {
