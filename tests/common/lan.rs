@@ -66,6 +66,8 @@ pub struct LanBuilder {
     mld_versions: Vec<(usize, u8)>,
     /// OpenVPN clients instead of dn0's hosts (`openvpn_tap`, openvpn.rs); 0: none.
     pub(super) openvpn_clients: usize,
+    /// The src-box link goes through a snooping bridge (`upstream_snooping_bridge`).
+    upstream_bridge: bool,
 }
 
 impl LanBuilder {
@@ -109,6 +111,17 @@ impl LanBuilder {
     /// The upstream is a dummy `up0` with a local sender (see `Upstream::Dummy`).
     pub fn dummy_upstream(mut self) -> Self {
         self.upstream = Upstream::Dummy;
+        self
+    }
+
+    /// The upstream link goes through a Linux bridge with IGMP and MLD snooping in its own
+    /// namespace (role `upsw`), a snooping switch between the source and the box:
+    /// `s0 [src] --veth-- u0 [upsw: br0] u1 --veth-- up0 [box]`. br0 has mcast_snooping 1,
+    /// mcast_querier 1, mcast_igmp_version 3 and mcast_mld_version 2 (its IGMP queries come
+    /// from 0.0.0.0, its MLD queries from br0's link-local address when the LAN has IPv6).
+    /// Read its database with `bridge mdb show` in `Lan::upsw_ns`. Veth upstream only.
+    pub fn upstream_snooping_bridge(mut self) -> Self {
+        self.upstream_bridge = true;
         self
     }
 
@@ -216,6 +229,7 @@ impl Lan {
             src_addrs: Vec::new(),
             mld_versions: Vec::new(),
             openvpn_clients: 0,
+            upstream_bridge: false,
         }
     }
 
@@ -230,6 +244,10 @@ impl Lan {
     }
     pub fn sw_ns(&self) -> String {
         self.ns("sw")
+    }
+    /// The snooping bridge on the upstream link (`LanBuilder::upstream_snooping_bridge`).
+    pub fn upsw_ns(&self) -> String {
+        self.ns("upsw")
     }
     /// The switch behind dn1.
     pub fn sw2_ns(&self) -> String {
@@ -315,11 +333,16 @@ impl Lan {
 
         match (self.upstream, &src) {
             (Upstream::Veth, Some(src)) => {
-                // src <-> box
-                run(&[
-                    "ip", "link", "add", "s0", "netns", src, "type", "veth", "peer", "name", "up0",
-                    "netns", &bx,
-                ]);
+                if b.upstream_bridge {
+                    // src <-> upsw (a snooping bridge) <-> box
+                    self.add_upstream_bridge(src, &bx, b.ipv6);
+                } else {
+                    // src <-> box
+                    run(&[
+                        "ip", "link", "add", "s0", "netns", src, "type", "veth", "peer", "name",
+                        "up0", "netns", &bx,
+                    ]);
+                }
                 ip(src, &["link", "set", "s0", "address", "02:5c:00:01:00:01"]);
                 ip(&bx, &["link", "set", "up0", "address", "02:5c:00:01:00:02"]);
                 ip(src, &["addr", "add", "10.1.0.1/24", "dev", "s0"]);
@@ -437,6 +460,44 @@ impl Lan {
         if b.ipv6 {
             self.wait_ipv6_ready();
         }
+    }
+
+    /// The namespace `upsw` with a snooping bridge br0 (see
+    /// `LanBuilder::upstream_snooping_bridge`) and the veths s0 (src) -- u0 (upsw) and
+    /// u1 (upsw) -- up0 (box), its ports up.
+    fn add_upstream_bridge(&mut self, src: &str, bx: &str, ipv6: bool) {
+        let upsw = self.add_ns("upsw", ipv6);
+        run(&[
+            "ip", "link", "add", "s0", "netns", src, "type", "veth", "peer", "name", "u0", "netns",
+            &upsw,
+        ]);
+        run(&[
+            "ip", "link", "add", "u1", "netns", &upsw, "type", "veth", "peer", "name", "up0",
+            "netns", bx,
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &upsw,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "1",
+            "mcast_querier",
+            "1",
+            "mcast_igmp_version",
+            "3",
+            "mcast_mld_version",
+            "2",
+        ]);
+        for port in ["u0", "u1"] {
+            run(&["ip", "-n", &upsw, "link", "set", port, "master", "br0"]);
+            run(&["ip", "-n", &upsw, "link", "set", port, "up"]);
+        }
+        run(&["ip", "-n", &upsw, "link", "set", "br0", "up"]);
     }
 
     /// Downstream `d` (0 or 1): the box's `dn<d>`, a veth to port p0 of a dumb switch (a
@@ -618,7 +679,7 @@ pub fn remove_stale_namespaces() {
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
-        let ours = matches!(role, "src" | "box" | "sw" | "sw2" | "inet")
+        let ours = matches!(role, "src" | "box" | "sw" | "sw2" | "inet" | "upsw")
             || (role.len() > 1 && role.starts_with(['h', 'c']) && role[1..].parse::<u32>().is_ok());
         if !ours {
             continue;
