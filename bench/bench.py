@@ -10,12 +10,19 @@ builds a virtual LAN in network namespaces:
                                                             '-- swN+2 -- eth0 [scb-hN+2]
                                                                     2 non-subscribers
 
-and measures three systems in scb-box, one after the other on the same LAN:
-  snoopcast  the daemon under test (upstream up0, downstream dn0);
-  kernel     a Linux bridge brk over up0 and dn0 with IGMP snooping, its own querier and
-             mcast_to_unicast on dn0 (the kernel's per-host multicast-to-unicast);
-  ceiling    bench/ceiling.c sending the very frames snoopcast would emit, flat out.
-The source (bench/mcgen.c) runs on CPU 0, everything of the box on CPU 1.
+and measures up to five systems in scb-box, one after the other on the same LAN (--systems):
+  snoopcast    the daemon under test (upstream up0, downstream dn0);
+  kernel       a Linux bridge brk over up0 and dn0 with IGMP snooping, its own querier and
+               mcast_to_unicast on dn0 (the kernel's per-host multicast-to-unicast);
+  ceiling      bench/ceiling.c sending the very frames snoopcast would emit, flat out;
+  cfwd         bench/cfwd.c, a minimal C forwarder: recvmmsg on an AF_PACKET socket on up0
+               (the group's MAC through PACKET_ADD_MEMBERSHIP, no IP-level join), one copy
+               per subscriber MAC given on its command line, sendmmsg on dn0;
+  cfwd_joined  the same with the box kernel joined to the group on up0 (cfwd --kernel-join,
+               as snoopcast joins upstream): every frame also enters the box's IP stack.
+The source (bench/mcgen.c) runs on CPU 0, everything of the box on CPU 1. While cfwd runs
+nothing queries the hosts, so the switch gets static fdb entries for the subscribers (their
+learned entries would age out after 300 s).
 
 Copies are counted at the switch (an nftables netdev ingress rule on swup counts and drops
 UDP: the box's own output capacity, the primary number) or at the hosts (rx_packets of the
@@ -35,6 +42,7 @@ import hashlib
 import json
 import os
 import platform
+import select
 import signal
 import socket
 import statistics
@@ -56,17 +64,20 @@ GROUP, PORT, TTL = "239.77.0.1", 5000, 16
 SRC_IP, UP_IP, DN_IP = "10.78.0.1", "10.78.0.2", "10.77.0.1"
 SRC_MAC, UP_MAC, DN_MAC = "02:5c:0b:01:00:01", "02:5c:0b:01:00:02", "02:5c:0b:01:00:03"
 SNOOPCAST_LOG = "/tmp/scb-snoopcast.log"
+CFWD_LOG = "/tmp/scb-cfwd.log"  # cfwd's stdout: one JSON line of counters per SIGUSR1
 SRC_CPU, BOX_CPU = 0, 1
 LOSS_OK = 0.001  # "lossless": at most 0.1 % of the copies missing at the switch
 SETTLE = 0.3  # seconds after the source stops before counters are read (queues drain)
-SYSTEMS = ("snoopcast", "kernel", "ceiling")
+SYSTEMS = ("snoopcast", "kernel", "ceiling", "cfwd", "cfwd_joined")
+CFWD_SYSTEMS = ("cfwd", "cfwd_joined")
+DAEMONS = ("snoopcast",) + CFWD_SYSTEMS  # systems with a process whose counters are read
 # Where up0's receive work (RPS) runs: the box CPU unless --rps-cpu says otherwise.
 RPS_CPU = BOX_CPU
 
 
 def pinning():
-    text = (f"source mcgen on CPU {SRC_CPU} (taskset); snoopcast / ceiling on CPU {BOX_CPU} "
-            f"(taskset); RPS of up0 on CPU {RPS_CPU}")
+    text = (f"source mcgen on CPU {SRC_CPU} (taskset); snoopcast / ceiling / cfwd on CPU "
+            f"{BOX_CPU} (taskset); RPS of up0 on CPU {RPS_CPU}")
     if RPS_CPU == BOX_CPU:
         return text + (", so the box's receive softirq (kernel bridge, snoopcast's capture) "
                        "runs there too")
@@ -151,6 +162,15 @@ class Lan:
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
                              mreqn + struct.pack("i", socket.if_nametoindex("eth0")))
                 self.sockets.append(s)
+
+    def static_fdb(self, on):
+        """Static fdb entries in the switch for the subscribers (on) or none (off). For cfwd:
+        nothing queries the hosts then, and a learned entry would age out (300 s), turning the
+        copies into floods to every port."""
+        verb = "replace" if on else "del"
+        lines = [f"fdb {verb} {host_mac(i)} dev sw{i} master" + (" static" if on else "")
+                 for i in self.subscribers]
+        run("bridge", "-n", SW, "-batch", "-", stdin="\n".join(lines) + "\n")
 
     def close(self):
         for s in self.sockets:
@@ -344,6 +364,114 @@ class KernelBridge:
         self.lan.box_addresses(True)
 
 
+def box_kernel_groups(iface="up0"):
+    """The IPv4 groups the box kernel has joined on `iface` (/proc/net/igmp of scb-box)."""
+    groups, dev = set(), None
+    for line in run("cat", "/proc/net/igmp", ns=BOX).splitlines()[1:]:
+        if not line[:1].isspace():  # "Idx Device : Count Querier": an interface
+            dev = line.split()[1]
+        elif dev == iface:  # "\t\t\t\tGROUP Users Timer Reporter": GROUP as a native %08X
+            groups.add(socket.inet_ntoa(struct.pack("=I", int(line.split()[0], 16))))
+    return groups
+
+
+class Cfwd:
+    """bench/cfwd.c in the box: up0 -> dn0, the subscribers' MACs on its command line, pinned
+    like snoopcast; joined: with --kernel-join (the box kernel a member of GROUP on up0)."""
+    STOP_TIMEOUT = 5
+
+    def __init__(self, binary, lan, joined):
+        self.binary, self.lan, self.joined = binary, lan, joined
+        self.name = "cfwd_joined" if joined else "cfwd"
+        self.proc = None
+        self.log = None
+        self.kernel_groups = None  # the box kernel's groups on up0 while it runs
+
+    def start(self):
+        argv = ["ip", "netns", "exec", BOX, "taskset", "-c", str(BOX_CPU), self.binary,
+                "--in", "up0", "--out", "dn0", "--group", GROUP]
+        for i in self.lan.subscribers:
+            argv += ["--mac", host_mac(i)]
+        if self.joined:
+            argv.append("--kernel-join")
+        log(f"  start: {' '.join(argv[7:14])} --mac {host_mac(1)} ... ({self.lan.n} MACs)"
+            + (" --kernel-join" if self.joined else ""))
+        # Its stdout on a file description of its own (this one only reads, from a second).
+        with open(CFWD_LOG, "w") as out:
+            # ip netns exec and taskset exec in place: the pid is cfwd's.
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, text=True)
+        self.log = open(CFWD_LOG)
+        # Its one line on stderr comes once its signal handlers and sockets are set up (a
+        # SIGUSR1 before that would kill it).
+        ready, _, _ = select.select([self.proc.stderr], [], [], 10)
+        line = self.proc.stderr.readline() if ready else ""
+        if not line.startswith("cfwd: ") or "->" not in line:
+            self.proc.kill()
+            self.proc.wait()
+            raise BenchError(f"{self.name} did not come up: {line.strip()}"
+                             f"{self.proc.stderr.read().strip()}")
+        log(f"  {line.strip()}")
+        self.counters()  # it answers SIGUSR1: looping
+        deadline = time.monotonic() + 5
+        while not self.kernel_membership_right():
+            if time.monotonic() > deadline:
+                self.kernel_membership_right(fail=True)
+            time.sleep(0.1)
+        log(f"  {self.name}: box kernel groups on up0 (/proc/net/igmp): "
+            f"{', '.join(self.kernel_groups) or 'none'}")
+
+    def kernel_membership_right(self, fail=False):
+        """The proof of the variant: the box kernel holds GROUP on up0 exactly when joined.
+        Reads /proc/net/igmp into kernel_groups; fail: BenchError unless right."""
+        self.kernel_groups = sorted(box_kernel_groups())
+        right = (GROUP in self.kernel_groups) == self.joined
+        if fail and not right:
+            raise BenchError(f"{self.name}: the box kernel's groups on up0 are "
+                             f"{self.kernel_groups} (/proc/net/igmp), expected {GROUP} "
+                             f"{'in' if self.joined else 'not in'} them")
+        return right
+
+    def counters(self, timeout=5):
+        """Its cumulative counters: SIGUSR1, then the JSON line it prints."""
+        self.check_running()
+        self.log.seek(0)
+        lines = len(self.log.readlines())
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.log.seek(0)
+            got = self.log.readlines()
+            if len(got) > lines and got[-1].endswith("\n"):
+                return json.loads(got[-1])
+            self.check_running()
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name}: no counters within {timeout} s of SIGUSR1")
+            time.sleep(0.02)
+
+    cpu_seconds = Snoopcast.cpu_seconds
+
+    def check_running(self):
+        if self.proc.poll() is not None:
+            raise BenchError(f"{self.name} exited ({self.proc.returncode}): "
+                             f"{self.proc.stderr.read().strip()}")
+
+    def stop(self):
+        """SIGTERM (it prints its counters and exits 0), SIGKILL after STOP_TIMEOUT."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(self.STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            log(f"  {self.name} did not stop within {self.STOP_TIMEOUT} s of SIGTERM: killed")
+            self.proc.kill()
+            self.proc.wait()
+            rc = None
+        self.log.close()
+        self.proc.stderr.close()
+        return rc
+
+
 # --------------------------------------------------------------------------------------------
 # One measurement
 
@@ -369,7 +497,9 @@ class Bench:
     """Measurements on one LAN: counting mode, the generator, snapshots, search."""
 
     def __init__(self, args, lan, snoopcast):
-        self.args, self.lan, self.snoopcast = args, lan, snoopcast
+        self.args, self.lan = args, lan
+        # The running process of each daemon system: counters and CPU time per measurement.
+        self.daemons = {"snoopcast": snoopcast}
         self.counting = "switch"
         self.mcgen = os.path.join(args.helpers, "mcgen")
         self.ceiling = os.path.join(args.helpers, "ceiling")
@@ -379,16 +509,17 @@ class Bench:
             self.lan.switch_counting(mode == "switch")
             self.counting = mode
 
-    def snapshot(self, with_snoopcast):
+    def snapshot(self, daemon):
+        """Counters now; those of `daemon` (a Snoopcast or Cfwd) too, unless None."""
         s = {"cpu1": cpu_times(BOX_CPU), "backlog_drops": backlog_drops()}
         if self.counting == "switch":
             s["switch"] = self.lan.switch_count()
         else:
             s["hosts"] = self.lan.host_rx()
-        if with_snoopcast:
-            self.snoopcast.check_running()
-            s["counters"] = self.snoopcast.counters()
-            s["cpu"] = self.snoopcast.cpu_seconds()
+        if daemon:
+            daemon.check_running()
+            s["counters"] = daemon.counters()
+            s["cpu"] = daemon.cpu_seconds()
         return s
 
     def generator_argv(self, system, size, rate, duration):
@@ -406,12 +537,12 @@ class Bench:
 
         rate: offered input frames/s, 0 = blast (ignored by the ceiling)."""
         n = self.lan.n
-        snoop = system == "snoopcast"
-        before = self.snapshot(snoop)
+        daemon = self.daemons.get(system)
+        before = self.snapshot(daemon)
         out = run(*self.generator_argv(system, size, rate, duration), timeout=duration + 30)
         gen = json.loads(out.strip().splitlines()[-1])
         time.sleep(SETTLE)
-        after = self.snapshot(snoop)
+        after = self.snapshot(daemon)
 
         m = {"system": system, "purpose": purpose, "counting": self.counting, "n": n,
              "size": size, "offered_rate": None if system == "ceiling" else rate,
@@ -433,14 +564,18 @@ class Bench:
         m.update(cpu1_busy=busy / total, cpu1_softirq=soft / total, cpu1_steal=steal / total,
                  cpu1_s_per_mcopies=(busy / os.sysconf("SC_CLK_TCK")) / (delivered / 1e6)
                  if delivered else None)
-        if snoop:
-            m["snoopcast_counters"] = {
+        if daemon:
+            keys = ("frames_received", "frames_forwarded", "copies_sent", "copies_dropped",
+                    "capture_drops") + (("ignored", "batches") if system != "snoopcast" else ())
+            # snoopcast_counters / snoopcast_cpu_s, cfwd_counters / cfwd_cpu_s (cfwd_joined's
+            # too: "cfwd" is the program, m["system"] says which variant).
+            prog = "snoopcast" if system == "snoopcast" else "cfwd"
+            m[f"{prog}_counters"] = {
                 k: after["counters"][k] - before["counters"].get(k, 0)
-                for k in ("frames_received", "frames_forwarded", "copies_sent",
-                          "copies_dropped", "capture_drops") if k in after["counters"]}
+                for k in keys if k in after["counters"]}
             cpu = after["cpu"] - before["cpu"]
-            m.update(snoopcast_cpu_s=cpu,
-                     cpu_s_per_mcopies=cpu / (delivered / 1e6) if delivered else None)
+            m[f"{prog}_cpu_s"] = cpu
+            m["cpu_s_per_mcopies"] = cpu / (delivered / 1e6) if delivered else None
         return m
 
     # A system on one (N, size) case -------------------------------------------------------
@@ -451,8 +586,8 @@ class Bench:
             extra = (f" offered {m['offered_rate'] or 'blast'} in {m['input_rate']:.0f}/s"
                      f" loss {100 * m['loss']:.3f}%")
         extra += f" backlog drops {m['backlog_drops']}"
-        if "snoopcast_counters" in m:
-            c = m["snoopcast_counters"]
+        c = m.get("snoopcast_counters") or m.get("cfwd_counters")
+        if c:
             extra += (f" dropped {c.get('copies_dropped', 0)}"
                       + (f" capture_drops {c['capture_drops']}" if "capture_drops" in c else ""))
         if "nonsubscriber_rx" in m:
@@ -552,6 +687,7 @@ def run_n(args, n, results):
     log(f"N={n}: building the LAN ({n} subscribers + 2 non-subscribers)")
     lan = Lan(n)
     snoopcast = Snoopcast(args.snoopcast, args.snoopcast_arg, lan)
+    cfwd = None
     try:
         lan.build()
         lan.join()
@@ -595,9 +731,31 @@ def run_n(args, n, results):
                 bench.at_hosts("snoopcast", size, res)
                 cases[size]["systems"]["snoopcast"] = res
             snoopcast.stop()
+        cfwd_systems = [x for x in CFWD_SYSTEMS if x in args.systems]
+        if cfwd_systems:
+            lan.static_fdb(True)
+        for name in cfwd_systems:
+            log(f"N={n}: {name}")
+            cfwd = Cfwd(os.path.join(args.helpers, "cfwd"), lan, name == "cfwd_joined")
+            cfwd.start()
+            bench.daemons[name] = cfwd
+            bench.wait_delivery(name)
+            for size in args.sizes:
+                log(f"  N={n} size={size} {name}")
+                res = bench.lossless_system(name, size, ceiling.get(size))
+                bench.at_hosts(name, size, res)
+                # Still as at the start, after the measurements (the membership held).
+                cfwd.kernel_membership_right(fail=True)
+                res["box_kernel_groups_up0"] = cfwd.kernel_groups
+                cases[size]["systems"][name] = res
+            cfwd.stop()
+        if cfwd_systems:
+            lan.static_fdb(False)
         results["cases"] += cases.values()
     finally:
         snoopcast.stop()
+        if cfwd:
+            cfwd.stop()
         lan.close()
 
 
@@ -608,7 +766,8 @@ def machine_info(args):
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    with open(args.snoopcast, "rb") as f:
+    digest = None  # the binary need not exist when snoopcast is not among the systems
+    with contextlib.suppress(OSError), open(args.snoopcast, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     return {"nproc": os.cpu_count(), "kernel": platform.release(), "cpu_model": model,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -669,67 +828,94 @@ def table(results):
         f"duration {a['duration']} s per measurement, {a['reps']} repetitions, median "
         f"[min-max]; lossless = loss <= {100 * LOSS_OK:g} % at the highest offered rate found; "
         f"snoopcast args: {' '.join(a['snoopcast_args']) or '(none)'}",
+        "systems: " + ", ".join(a.get("systems", SYSTEMS)) + "; cfwd = bench/cfwd.c (minimal C "
+        "forwarder, no IP-level join), cfwd_joined = cfwd with the box kernel joined on up0",
         "",
         "Lossless copies/s (switch); * = median loss of the repetitions above 0.1 % (the "
-        "noisy machine moved the edge)",
-        f"{'N':>3} {'size':>5}  {'snoopcast':>25} {'kernel':>25} {'ceiling':>24} "
-        f"{'s/k':>5} {'s/c':>5}  {'snoopcast@kernel rate':>25}",
+        "noisy machine moved the edge); ratios: s/k snoopcast / kernel, s/c snoopcast / "
+        "ceiling, s/f snoopcast / cfwd, s/fj snoopcast / cfwd_joined",
+        f"{'N':>3} {'size':>5}  {'snoopcast':>24} {'kernel':>24} {'ceiling':>24} "
+        f"{'cfwd':>24} {'cfwd_joined':>24} {'s/k':>5} {'s/c':>5} {'s/f':>5} {'s/fj':>5}  "
+        f"{'snoopcast@kernel rate':>24}",
     ]
     for case in results["cases"]:
         s = case["systems"]
-        sn, kn, ce = (s.get(x, {}) for x in SYSTEMS)
-        ls, lk, lc = med(sn.get("lossless", [])), med(kn.get("lossless", [])), \
-            med(ce.get("runs", []))
+        sn, kn, ce, cf, cj = (s.get(x, {}) for x in SYSTEMS)
+        ls, lk, lc, lf, lj = (med(sn.get("lossless", [])), med(kn.get("lossless", [])),
+                              med(ce.get("runs", [])), med(cf.get("lossless", [])),
+                              med(cj.get("lossless", [])))
         at_k = med(sn.get("at_kernel_rate", []))
         lines.append(f"{case['n']:>3} {case['size']:>5}  "
-                     f"{spread(ls, sn.get('lossless')):>25} {spread(lk, kn.get('lossless')):>25} "
-                     f"{spread(lc):>24} {ratio(ls, lk):>5} {ratio(ls, lc):>5}  "
-                     f"{spread(at_k, sn.get('at_kernel_rate')):>25}")
+                     f"{spread(ls, sn.get('lossless')):>24} {spread(lk, kn.get('lossless')):>24} "
+                     f"{spread(lc):>24} {spread(lf, cf.get('lossless')):>24} "
+                     f"{spread(lj, cj.get('lossless')):>24} {ratio(ls, lk):>5} "
+                     f"{ratio(ls, lc):>5} {ratio(ls, lf):>5} {ratio(ls, lj):>5}  "
+                     f"{spread(at_k, sn.get('at_kernel_rate')):>24}")
     lines += [
         "",
-        "Blast (source flat out) copies/s (switch), blast/lossless; snoopcast under blast per "
-        "repetition (median): copies_dropped (own queue), capture_drops (socket), input frames",
-        "never received (sent - frames_received); CPU-s per million copies at the lossless "
-        "rate: snoopcast process, and CPU1 busy from /proc/stat (tick-sampled: it misses softirq",
-        "work done while the CPU would otherwise idle, so the kernel's figure is a lower bound)",
-        f"{'N':>3} {'size':>5}  {'snoopcast':>24} {'b/l':>5} {'kernel':>24} {'b/l':>5}  "
-        f"{'dropped':>9} {'capture':>9} {'unrecv':>9}  {'snoop':>6} {'CPU1 s/k/c':>17}",
+        "Blast (source flat out) copies/s (switch), blast/lossless",
+        f"{'N':>3} {'size':>5}  {'snoopcast':>24} {'b/l':>5} {'kernel':>24} {'b/l':>5} "
+        f"{'cfwd':>24} {'b/l':>5} {'cfwd_joined':>24} {'b/l':>5}",
     ]
     for case in results["cases"]:
         s = case["systems"]
-        sn, kn, ce = (s.get(x, {}) for x in SYSTEMS)
-        bs, bk = med(sn.get("blast", [])), med(kn.get("blast", []))
-        ls, lk = med(sn.get("lossless", [])), med(kn.get("lossless", []))
-        drops = ["-"] * 3
-        if sn.get("blast"):
-            c = [m["snoopcast_counters"] for m in sn["blast"]]
-            sent = [m["generator"]["sent"] for m in sn["blast"]]
-            drops = [f"{statistics.median(x.get('copies_dropped', 0) for x in c):.0f}",
-                     f"{statistics.median(x['capture_drops'] for x in c):.0f}"
-                     if all("capture_drops" in x for x in c) else "n/a",
-                     f"{statistics.median(t - x['frames_received'] for t, x in zip(sent, c)):.0f}"]
-        cpu = med(sn.get("lossless", []), "cpu_s_per_mcopies")
-        cpu1 = [med(x, "cpu1_s_per_mcopies") for x in
-                (sn.get("lossless", []), kn.get("lossless", []), ce.get("runs", []))]
-        cpu1s = "/".join(f"{c[0]:.2f}" if c else "-" for c in cpu1)
-        lines.append(f"{case['n']:>3} {case['size']:>5}  {spread(bs):>24} {ratio(bs, ls):>5} "
-                     f"{spread(bk):>24} {ratio(bk, lk):>5}  {drops[0]:>9} {drops[1]:>9} "
-                     f"{drops[2]:>9}  {f'{cpu[0]:.2f}' if cpu else '-':>6} {cpu1s:>17}")
+        cols = []
+        for name in ("snoopcast", "kernel", "cfwd", "cfwd_joined"):
+            b, lo = med(s.get(name, {}).get("blast", [])), med(s.get(name, {}).get("lossless", []))
+            cols.append(f"{spread(b):>24} {ratio(b, lo):>5}")
+        lines.append(f"{case['n']:>3} {case['size']:>5}  " + " ".join(cols))
+    lines += [
+        "",
+        "Under the blast, per repetition (median): copies_dropped (snoopcast: its own queue; "
+        "cfwd: sends refused), "
+        "capture_drops (capture socket full), input frames never received (sent - "
+        "frames_received);",
+        "CPU-s per million copies at the lossless rate: the process (snoopcast, cfwd, "
+        "cfwd_joined), and CPU1 busy from /proc/stat (tick-sampled: it misses softirq work",
+        "done while the CPU would otherwise idle, so the kernel's figure is a lower bound) "
+        "for snoopcast/kernel/ceiling/cfwd/cfwd_joined",
+        f"{'N':>3} {'size':>5} {'system':>11}  {'dropped':>9} {'capture':>9} {'unrecv':>9}  "
+        f"{'process':>7}",
+    ]
+    for case in results["cases"]:
+        s = case["systems"]
+        for name in DAEMONS:
+            sys_res = s.get(name, {})
+            if not sys_res:
+                continue
+            drops = ["-"] * 3
+            if sys_res.get("blast"):
+                key = "snoopcast_counters" if name == "snoopcast" else "cfwd_counters"
+                c = [m[key] for m in sys_res["blast"]]
+                sent = [m["generator"]["sent"] for m in sys_res["blast"]]
+                unrecv = statistics.median(t - x["frames_received"] for t, x in zip(sent, c))
+                drops = [f"{statistics.median(x.get('copies_dropped', 0) for x in c):.0f}",
+                         f"{statistics.median(x['capture_drops'] for x in c):.0f}"
+                         if all("capture_drops" in x for x in c) else "n/a",
+                         f"{unrecv:.0f}"]
+            cpu = med(sys_res.get("lossless", []), "cpu_s_per_mcopies")
+            lines.append(f"{case['n']:>3} {case['size']:>5} {name:>11}  {drops[0]:>9} "
+                         f"{drops[1]:>9} {drops[2]:>9}  {f'{cpu[0]:.2f}' if cpu else '-':>7}")
+        cpu1 = [med(s.get(x, {}).get("runs" if x == "ceiling" else "lossless", []),
+                    "cpu1_s_per_mcopies") for x in SYSTEMS]
+        lines.append(f"{case['n']:>3} {case['size']:>5} {'CPU1 s/k/c/f/fj':>15}  "
+                     + "/".join(f"{c[0]:.2f}" if c else "-" for c in cpu1))
     lines += [
         "",
         "Counted at the hosts (1 repetition): copies/s at the lossless rate / blast; "
         "non-subscribers' UDP frames, all systems (must be 0)",
-        f"{'N':>3} {'size':>5}  {'snoopcast':>17} {'kernel':>17} {'ceiling':>8} {'non-sub':>8}",
+        f"{'N':>3} {'size':>5}  {'snoopcast':>17} {'kernel':>17} {'ceiling':>8} "
+        f"{'cfwd':>17} {'cfwd_joined':>17} {'non-sub':>8}",
     ]
+    widths = {"snoopcast": 17, "kernel": 17, "ceiling": 8, "cfwd": 17, "cfwd_joined": 17}
     for case in results["cases"]:
         s = case["systems"]
         cols, nonsub = [], 0
         for name in SYSTEMS:
             hs = s.get(name, {}).get("hosts", [])
             nonsub += sum(sum(m["nonsubscriber_rx"].values()) for m in hs)
-            cols.append("/".join(k(m["copies_per_s"]) for m in hs) or "-")
-        lines.append(f"{case['n']:>3} {case['size']:>5}  {cols[0]:>17} {cols[1]:>17} "
-                     f"{cols[2]:>8} {nonsub:>8}")
+            cols.append(f"{'/'.join(k(m['copies_per_s']) for m in hs) or '-':>{widths[name]}}")
+        lines.append(f"{case['n']:>3} {case['size']:>5}  {' '.join(cols)} {nonsub:>8}")
     lines += control_plane_lines(results.get("control_plane"))
     return "\n".join(lines) + "\n"
 
@@ -768,11 +954,14 @@ def plot(results, path):
     size = 1316 if 1316 in sizes else sizes[0]
     cases = sorted((c for c in results["cases"] if c["size"] == size), key=lambda c: c["n"])
     fig, ax = plt.subplots(figsize=(8, 5))
-    colors = {"snoopcast": "tab:blue", "kernel": "tab:orange", "ceiling": "tab:green"}
+    colors = {"snoopcast": "tab:blue", "kernel": "tab:orange", "ceiling": "tab:green",
+              "cfwd": "tab:red", "cfwd_joined": "tab:purple"}
     for name, key, style, label in [
             ("snoopcast", "lossless", "-", "snoopcast, lossless rate"),
             ("kernel", "lossless", "-", "kernel bridge mcast_to_unicast, lossless rate"),
             ("ceiling", "runs", "-", "ceiling (raw AF_PACKET sender)"),
+            ("cfwd", "lossless", "-", "cfwd (minimal C forwarder), lossless rate"),
+            ("cfwd_joined", "lossless", "-", "cfwd, box kernel joined upstream, lossless rate"),
             ("snoopcast", "blast", "--", "snoopcast, blast"),
             ("kernel", "blast", "--", "kernel bridge, blast")]:
         pts = [(c["n"], med(c["systems"][name][key])) for c in cases
@@ -812,7 +1001,7 @@ def parse_args():
                    help="extra argument for 'snoopcast run' (repeatable), e.g. "
                         "--snoopcast-arg=--workers --snoopcast-arg=1")
     p.add_argument("--helpers", default=os.path.join(target, "bench"),
-                   help="directory of the compiled mcgen and ceiling")
+                   help="directory of the compiled mcgen, ceiling and cfwd")
     p.add_argument("--ns", default="1,4,16,64", help="subscriber counts N (default 1,4,16,64)")
     p.add_argument("--sizes", default="1316,64", help="UDP payload bytes (default 1316,64)")
     p.add_argument("--reps", type=int, default=3, help="repetitions per measurement (3)")
@@ -821,7 +1010,9 @@ def parse_args():
                    help="measurements in each lossless-rate search (7)")
     p.add_argument("--quick", action="store_true", help="N=16, 1316 B, 1 repetition")
     p.add_argument("--systems", default=",".join(SYSTEMS),
-                   help="subset of snoopcast,kernel,ceiling")
+                   help=f"which systems run, comma-separated (default all: "
+                        f"{','.join(SYSTEMS)}); they run in that order whatever the order "
+                        f"given")
     p.add_argument("--out", default=os.path.join(HERE, "results"),
                    help="results directory (default bench/results/, which git ignores; the "
                         "committed summary is bench/RESULTS.md)")
@@ -858,8 +1049,9 @@ def main():
         print("bench.py: needs root (network namespaces); run sudo bench/run.sh",
               file=sys.stderr)
         return 2
+    helpers = ["mcgen", "ceiling"] + ["cfwd"] * any(x in args.systems for x in CFWD_SYSTEMS)
     for path in [args.snoopcast] * ("snoopcast" in args.systems) + \
-            [os.path.join(args.helpers, h) for h in ("mcgen", "ceiling")]:
+            [os.path.join(args.helpers, h) for h in helpers]:
         if not os.access(path, os.X_OK):
             print(f"bench.py: {path} is missing or not executable (bench/run.sh builds "
                   f"it)", file=sys.stderr)

@@ -1,7 +1,9 @@
 /*
- * What the benchmark's C helpers (mcgen.c, ceiling.c) share: error exits, the monotonic
- * clock, the Internet checksum, and a packet socket bound to one interface for sending.
- * Each program defines PROG (its name, for messages) before including this file.
+ * What the benchmark's C helpers (mcgen.c, ceiling.c, cfwd.c) share: error exits, the
+ * monotonic clock, the Internet checksum, and a packet socket bound to one interface for
+ * sending. Each program defines PROG (its name, for messages) before including this file.
+ * Everything is static inline, so a program that uses only part of it compiles without
+ * unused-function warnings.
  */
 #ifndef SNOOPCAST_BENCH_PACKET_COMMON_H
 #define SNOOPCAST_BENCH_PACKET_COMMON_H
@@ -22,13 +24,13 @@
 #define HDR_LEN (14 + 20 + 8) /* Ethernet + IPv4 + UDP */
 #define SEQ_LEN 8              /* the payload starts with a 64-bit sequence number */
 
-static void die(const char *what)
+static inline void die(const char *what)
 {
     fprintf(stderr, PROG ": %s: %s\n", what, strerror(errno));
     exit(1);
 }
 
-static double now_s(void)
+static inline double now_s(void)
 {
     struct timespec ts;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
@@ -37,7 +39,7 @@ static double now_s(void)
 }
 
 /* Ones' complement sum of 16-bit big-endian words, not folded. */
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
+static inline uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
 {
     for (; len > 1; p += 2, len -= 2)
         sum += (uint32_t)p[0] << 8 | p[1];
@@ -46,7 +48,7 @@ static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
     return sum;
 }
 
-static uint16_t fold(uint32_t sum)
+static inline uint16_t fold(uint32_t sum)
 {
     while (sum >> 16)
         sum = (sum & 0xffff) + (sum >> 16);
@@ -57,7 +59,7 @@ static uint16_t fold(uint32_t sum)
  * destination port `port`, checksum field 0) and `size` bytes of payload (a zero sequence
  * number, then a filler pattern) at `ip`. Returns the UDP checksum's sum over the pseudo
  * header, the UDP header and the payload, not folded. */
-static uint32_t build_ip_udp(uint8_t *ip, struct in_addr src, struct in_addr dst,
+static inline uint32_t build_ip_udp(uint8_t *ip, struct in_addr src, struct in_addr dst,
                              uint16_t port, int ttl, size_t size)
 {
     uint8_t *udp = ip + 20, *payload = ip + 28;
@@ -84,7 +86,7 @@ static uint32_t build_ip_udp(uint8_t *ip, struct in_addr src, struct in_addr dst
 
 /* Stores the folded UDP checksum of `sum` at `udp` (0 goes out as 0xffff: 0 means "no
  * checksum" in UDP over IPv4). */
-static void put_udp_checksum(uint8_t *udp, uint32_t sum)
+static inline void put_udp_checksum(uint8_t *udp, uint32_t sum)
 {
     uint16_t csum = fold(sum);
     if (csum == 0)
@@ -94,7 +96,7 @@ static void put_udp_checksum(uint8_t *udp, uint32_t sum)
 
 /* A packet socket bound to `iface` (protocol 0: it only sends, and receives nothing), so
  * sendmmsg needs no per-message address. The interface's MAC goes to `mac`. */
-static int bound_packet_socket(const char *iface, uint8_t mac[6])
+static inline int bound_packet_socket(const char *iface, uint8_t mac[6])
 {
     int fd = socket(AF_PACKET, SOCK_RAW, 0);
     if (fd < 0)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The one benchmark command of snoopcast: copies/s out of the box for snoopcast, the kernel
-# bridge's mcast_to_unicast and a raw-socket ceiling, on virtual LANs in network namespaces.
+# bridge's mcast_to_unicast, a raw-socket ceiling and a minimal C forwarder (cfwd, with and
+# without the box kernel joined upstream), on virtual LANs in network namespaces.
 #
-#   sudo bench/run.sh                 # full run (about 15-25 minutes)
+#   sudo bench/run.sh                 # full run (about 25-35 minutes)
 #   sudo bench/run.sh --quick         # N=16, 1316 B, 1 repetition (development)
+#   sudo bench/run.sh --quick --systems cfwd,cfwd_joined --no-control-plane   # only some
 #   sudo bench/run.sh --help          # every option of bench.py
 #
 # Installs missing Debian packages, builds snoopcast (release) and the C helpers, then runs
@@ -37,9 +39,9 @@ target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 echo "bench/run.sh: cargo build --release (target dir $target_dir)"
 cargo build --release
 
-echo "bench/run.sh: gcc -O2 bench/{mcgen,ceiling}.c -> $target_dir/bench/"
+echo "bench/run.sh: gcc -O2 bench/{mcgen,ceiling,cfwd}.c -> $target_dir/bench/"
 mkdir -p "$target_dir/bench"
-for helper in mcgen ceiling; do
+for helper in mcgen ceiling cfwd; do
     gcc -O2 -Wall -Wextra -o "$target_dir/bench/$helper" "bench/$helper.c"
 done
 
