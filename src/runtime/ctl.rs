@@ -322,15 +322,17 @@ fn link_change(sh: &Shared, ch: LinkChange, inputs: &mut Inputs) {
         }
         LinkChange::UpOpened(info) => {
             info!(
-                "upstream {}: open (index {}, {:?} link); joining what members want",
+                "upstream {}: open (index {}, {:?} link); reporting what members want",
                 info.name, info.index, info.link
             );
-            // The kernel takes IPv6 joins there but sends no MLD report for them.
+            // Without IPv6 the interface has no link-local address to report from (RFC
+            // 3810 5.2.13: routers discard reports from ::).
             let off = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", info.name);
             if sh.cfg.ipv6 && super::shared::read_sysctl(&off) == Some(1) {
                 warn!(
-                    "upstream {}: IPv6 is disabled on it (disable_ipv6=1): IPv6 groups are \
-                     joined but no MLD report goes out, so no IPv6 stream will come",
+                    "upstream {}: IPv6 is disabled on it (disable_ipv6=1): it has no link-local \
+                     address, so snoopcast's MLD reports go out from ::, which routers ignore, \
+                     and no IPv6 stream will come; enable IPv6 on it or run with --no-ipv6",
                     info.name
                 );
             }
