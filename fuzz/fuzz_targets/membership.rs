@@ -8,11 +8,9 @@
 //! may be denied, one not even multicast) and sources, so that collisions happen, all as
 //! `Input::Heard`; queries (`Heard::Query`); clock steps of every size; polls; interfaces
 //! going away (`DownClosed` then `DownOpened`) or staying closed for a while; the upstream
-//! closing and opening; join operations that the "kernel" refuses (fed back as
-//! `Input::JoinFailed`, as the runtime does); settling (the clock moves past
-//! `REBUILD_MAX_GAP` and any pending `JOIN_RETRY`, then a poll). Limits are drawn small so
-//! they bite. The snooper's `Action::Join` operations are carried out on a model of the
-//! kernel's join sockets, and `Action::KeepSockets(n)` closes that model's sockets from `n` on.
+//! closing and opening; settling (the clock moves past `REBUILD_MAX_GAP`, then a poll).
+//! Limits are drawn small so they bite. (`FailNext` stays in the input format and does
+//! nothing since the kernel join sockets are gone.)
 //!
 //! Next to the snooper runs a naive model of the table written from the rules (RFC 3376
 //! sections 3.2, 6.4, 7.3.2 and 8, RFC 2236 section 3, RFC 4604 section 2.2, per host as
@@ -33,33 +31,26 @@
 //!   union of the INCLUDE sources;
 //! - `forwarding()` sends (source, group) to exactly the members admitting the source, except
 //!   on interfaces in multicast fallback, which get one group-MAC copy;
-//! - the snooper's join operations, replayed on the kernel model (here 1-4 groups per socket
-//!   and 1-3 sources per group), never break its rules nor its limits unless the input
-//!   injected a refusal in that step; none comes while the upstream is closed; what the pool
-//!   says is joined is what the kernel holds after every step; after settling with no refusal
-//!   it is exactly the want set (nothing, and an empty kernel, while the upstream is closed);
+//! - no upstream report comes while the upstream is closed; after settling what is
+//!   reported (`reporter().state()`) is exactly the want set;
 //! - after the clock moves a Group Membership Interval past the last input, a poll leaves
 //!   the table empty, with no timer and nothing wanted upstream;
 //! - the querier never yields to itself or to 0.0.0.0, never leaves `Off`, and after a poll
 //!   its next deadline is in the future;
-//! - at the end, `Stop` and a poll leave the pool and the kernel empty.
+//! - at the end, `Stop` and a poll leave nothing reported.
 #![no_main]
 
-#[path = "common/kernel.rs"]
-mod kernel;
-
 use arbitrary::Arbitrary;
-use kernel::Kernel;
 use libfuzzer_sys::fuzz_target;
 use snoopcast::core::filter::{GroupFilter, Ipv4Cidr, ALL_MULTICAST};
 use snoopcast::core::membership::{
     CompatFallback, FilterMode, Heard, HostKey, Settings, Table, UpstreamWant,
 };
 use snoopcast::core::querier::{Mode, Querier, QuerierConfig, Role};
+use snoopcast::core::reporter::ReporterConfig;
 use snoopcast::core::snooper::{
-    Action, Input as SInput, Note, Snooper, SnooperConfig, JOIN_RETRY, REBUILD_MAX_GAP,
+    Action, Input as SInput, Note, Snooper, SnooperConfig, REBUILD_MAX_GAP,
 };
-use snoopcast::core::upstream::{JoinLimits, JoinOp};
 use snoopcast::core::IfaceId;
 use snoopcast::wire::igmp::{GroupRecord, Message, Query, QueryVersion, RecordType};
 use snoopcast::wire::MacAddr;
@@ -115,7 +106,10 @@ struct Cfg {
     /// Fallback of each interface (true: multicast); a short list leaves the default.
     fallback: Vec<bool>,
     deny: bool,
+    /// Unused since the join sockets are gone (kept: the corpus stays valid).
+    #[allow(dead_code)]
     groups_per_socket: u8,
+    #[allow(dead_code)]
     sources_per_group: u8,
     querier_mode: u8,
     querier_v3: bool,
@@ -176,7 +170,8 @@ enum Op {
     OpenIface(u8),
     UpstreamClose,
     UpstreamOpen,
-    /// The kernel refuses the join operations of the next step whose index has its bit set.
+    /// No effect (kept so the corpus stays valid).
+    #[allow(dead_code)]
     FailNext(u32),
     /// The clock moves a Group Membership Interval on with no input: everything must go.
     Silence,
@@ -596,64 +591,27 @@ fn frozen() -> Instant {
     *T.get_or_init(Instant::now)
 }
 
-/// The snooper, the kernel it drives, and what the harness knows about the links.
+/// The snooper and what the harness knows about the links.
 struct Run {
     s: Snooper<Ipv4Addr>,
-    kernel: Kernel<Ipv4Addr>,
-    lim: JoinLimits,
-    /// Refusal mask of the current step's join operations, and how many it has seen.
-    fail: u32,
-    join_index: u32,
-    /// Some operation was refused in the current step.
-    refused: bool,
-    /// The latest refusal, if its retry may still be pending.
-    refusal_pending: Option<Instant>,
     up_open: bool,
     open: [bool; IFACES],
 }
 
 impl Run {
-    /// Carry out actions as the runtime's `execute` does: joins on the kernel model, the
-    /// refused ones fed back as `JoinFailed` after the batch, and their actions in turn.
-    fn execute(&mut self, actions: Vec<Action<Ipv4Addr>>, now: Instant) {
-        let mut refused: Vec<JoinOp> = Vec::new();
+    /// Check actions as the runtime would carry them out.
+    fn execute(&mut self, actions: Vec<Action<Ipv4Addr>>, _now: Instant) {
         for a in actions {
             match a {
-                Action::Join(op) => {
-                    assert!(self.up_open, "{op:?} while the upstream is closed");
-                    let injected = self.fail & (1 << (self.join_index % 32)) != 0;
-                    self.join_index += 1;
-                    let r = if injected {
-                        Err("injected")
-                    } else {
-                        self.kernel.apply(op, self.lim)
-                    };
-                    if let Err(e) = r {
-                        // Only a refusal we injected (or one caused by it) may happen.
-                        assert!(
-                            self.fail != 0,
-                            "{op:?} breaks the kernel's rules ({e}); kernel {:?}, want {:?}",
-                            self.kernel.joined(),
-                            self.s.table().upstream_wants()
-                        );
-                        refused.push(op);
-                    }
+                Action::Report(r) => {
+                    assert!(self.up_open, "{r:?} while the upstream is closed");
                 }
-                Action::KeepSockets(n) => self.kernel.keep(n),
+                Action::Listen(_) => assert!(self.up_open, "Listen while closed"),
                 Action::SendQuery(q) => {
                     assert!(self.open[q.iface], "query on closed {}", q.iface)
                 }
                 Action::Publish(_) | Action::Log(_) => {}
             }
-        }
-        if !refused.is_empty() {
-            self.refused = true;
-            self.refusal_pending = Some(now);
-            let more: Vec<Action<Ipv4Addr>> = refused
-                .into_iter()
-                .flat_map(|op| self.s.handle(SInput::JoinFailed(op), now))
-                .collect();
-            self.execute(more, now);
         }
     }
 
@@ -665,27 +623,12 @@ impl Run {
 
     fn poll(&mut self, now: Instant) -> Vec<Action<Ipv4Addr>> {
         let a = self.s.poll(now);
-        if self.refusal_pending.is_some_and(|t| now >= t + JOIN_RETRY) {
-            // The retry is due in this poll (a new refusal sets it again).
-            self.refusal_pending = None;
-        }
         self.execute(a.clone(), now);
         a
     }
 
-    /// After every step: the pool is what the kernel holds, within the limits.
-    fn check_joins(&self) {
-        assert_eq!(
-            self.s.joins().joined(),
-            self.kernel.joined(),
-            "pool and kernel differ"
-        );
-        self.kernel.check_limits(self.lim);
-        if !self.up_open {
-            assert!(self.s.joins().joined().is_empty(), "joined while closed");
-            assert!(self.kernel.is_empty(), "kernel holds joins while closed");
-        }
-    }
+    /// After every step (nothing to check since the join pool is gone; kept as a hook).
+    fn check_joins(&self) {}
 }
 
 fn heard(iface: IfaceId, h: u8, src: Ipv4Addr, msg: Message) -> SInput<Ipv4Addr> {
@@ -737,10 +680,6 @@ fuzz_target!(|input: FuzzInput| {
         vec![]
     };
     let filter = GroupFilter::v4(vec![ALL_MULTICAST], deny);
-    let lim = JoinLimits {
-        groups_per_socket: 1 + usize::from(c.groups_per_socket % 4),
-        sources_per_group: 1 + usize::from(c.sources_per_group % 3),
-    };
     let qmode = match c.querier_mode % 3 {
         0 => Mode::Auto,
         1 => Mode::On,
@@ -773,17 +712,11 @@ fuzz_target!(|input: FuzzInput| {
         filter,
         fallback: fallback.clone(),
         querier: qcfg,
-        limits: lim,
+        reporter: ReporterConfig::default(),
     };
     let sources: Vec<Option<Ipv4Addr>> = own.iter().copied().map(Some).collect();
     let mut run = Run {
         s: Snooper::new(cfg, &sources, now).with_stopwatch(frozen),
-        kernel: Kernel::default(),
-        lim,
-        fail: 0,
-        join_index: 0,
-        refused: false,
-        refusal_pending: None,
         up_open: false,
         open: [false; IFACES],
     };
@@ -814,8 +747,6 @@ fuzz_target!(|input: FuzzInput| {
 
     for op in input.ops.iter().take(256) {
         let mut polled = false;
-        run.refused = false;
-        run.join_index = 0;
         match op {
             Op::V1 {
                 iface,
@@ -966,16 +897,12 @@ fuzz_target!(|input: FuzzInput| {
             Op::UpstreamClose => {
                 run.up_open = false;
                 run.handle(SInput::UpstreamClosed, now);
-                // Nothing is pending upstream any more.
-                run.refusal_pending = None;
             }
             Op::UpstreamOpen => {
                 run.up_open = true;
                 run.handle(SInput::UpstreamOpened, now);
             }
-            Op::FailNext(mask) => {
-                run.fail = *mask;
-                // The mask is for the next step's operations.
+            Op::FailNext(_) => {
                 check_table(run.s.table(), &model, now, false);
                 run.check_joins();
                 continue;
@@ -991,28 +918,17 @@ fuzz_target!(|input: FuzzInput| {
                 assert!(t.upstream_wants().is_empty());
             }
             Op::Settle => {
-                let mut to = now + REBUILD_MAX_GAP;
-                if let Some(t) = run.refusal_pending {
-                    to = to.max(t + JOIN_RETRY);
-                }
-                now = to;
+                now += REBUILD_MAX_GAP;
                 run.poll(now);
                 model.poll(now);
                 polled = true;
-                if !run.refused {
-                    assert_eq!(
-                        run.s.joins().joined(),
-                        if run.up_open {
-                            run.lim.held_all(&run.s.table().upstream_wants())
-                        } else {
-                            BTreeMap::new()
-                        },
-                        "settled, and joined is not the want set"
-                    );
-                }
+                assert_eq!(
+                    run.s.reporter().state(),
+                    &run.s.table().upstream_wants(),
+                    "settled, and what is reported is not the want set"
+                );
             }
         }
-        run.fail = 0;
         check_table(run.s.table(), &model, now, polled);
         check_queriers(run.s.queriers(), qmode, &own, now, polled);
         run.check_joins();
@@ -1024,13 +940,11 @@ fuzz_target!(|input: FuzzInput| {
         }
     }
     // Shutdown leaves everything.
-    run.refused = false;
     run.handle(SInput::Stop, now);
     run.poll(now);
     assert!(
-        run.s.joins().joined().is_empty() && run.kernel.is_empty(),
-        "Stop left joins: pool {:?}, kernel {:?}",
-        run.s.joins().joined(),
-        run.kernel.joined()
+        run.s.reporter().state().is_empty(),
+        "Stop left groups reported: {:?}",
+        run.s.reporter().state()
     );
 });

@@ -9,9 +9,8 @@
 //! and records from three hosts on three interfaces; queries from several addresses (ours,
 //! lower, higher, unspecified); clock steps; polls (plain, just before `next_deadline`, at
 //! it); interfaces opening (with or without a query source), getting their address, closing;
-//! the upstream opening and closing; refusals of the next step's join operations (fed back
-//! as `JoinFailed` after the batch, as the runtime does); `Stop`. Joins and `KeepSockets`
-//! are carried out on a model of the kernel's join sockets.
+//! the upstream opening and closing; `Stop`. (FailNext is kept in the input format and does
+//! nothing since the join sockets are gone.)
 //!
 //! Checked on every action list:
 //! - `SendQuery` only for an open interface, never after `Stop`, never from the unspecified
@@ -28,12 +27,10 @@
 //!   one; a message on a closed interface or after `Stop` yields nothing;
 //! - every `Publish` (only from `poll`) is `table().forwarding()` at that moment, and a
 //!   forwarding change is published within REBUILD_MAX_GAP;
-//! - `Join` only while the upstream is open, only leaves after `Stop`; every operation obeys
-//!   the kernel model's rules unless a refusal was injected in that step; the pool's
-//!   `joined()` is the kernel's after every step; a want set that differs from what is
-//!   joined is reconciled within REBUILD_MAX_GAP (JOIN_RETRY after a refusal); an upstream
-//!   close is `KeepSockets(0)` and empties the pool; after `Stop` and a poll the pool and the
-//!   kernel hold nothing;
+//! - `Report` only while the upstream is open; after `Stop` only leaves (TO_IN {}, BLOCK,
+//!   older-version leaves); the reported state (`reporter().state()`) is the want set within
+//!   REBUILD_MAX_GAP of a change while the upstream is open; every `Listen` is the group MACs
+//!   of the reported state; after `Stop` and a poll nothing is reported;
 //! - `next_deadline` is never in the past after a poll, never later than the table's or a
 //!   model querier's deadline, and a poll just before it yields no action at all;
 //! - every note's `count()` matches its event (Expired -> MembersExpired, the ignore reasons
@@ -42,11 +39,7 @@
 //!   the members whose timer is due.
 #![no_main]
 
-#[path = "common/kernel.rs"]
-mod kernel;
-
 use arbitrary::Arbitrary;
-use kernel::Kernel;
 use libfuzzer_sys::fuzz_target;
 use snoopcast::core::family::GroupAddr;
 use snoopcast::core::fib::Fib;
@@ -55,10 +48,10 @@ use snoopcast::core::membership::{
     CompatFallback, Event, FilterMode, Heard, IgnoreReason, LeaveReason, Settings,
 };
 use snoopcast::core::querier::{HeardQuery, Mode, QuerierConfig, RoleChange};
+use snoopcast::core::reporter::{ReportOut, ReporterConfig};
 use snoopcast::core::snooper::{
-    Action, Count, Input as SInput, Note, Snooper, SnooperConfig, JOIN_RETRY, REBUILD_MAX_GAP,
+    Action, Count, Input as SInput, Note, Snooper, SnooperConfig, REBUILD_MAX_GAP,
 };
-use snoopcast::core::upstream::{JoinKind, JoinLimits, JoinOp};
 use snoopcast::core::IfaceId;
 use snoopcast::wire::igmp::RecordType;
 use snoopcast::wire::{MacAddr, Record};
@@ -183,7 +176,10 @@ struct Cfg {
     max_sources: u8,
     fallback: Vec<bool>,
     deny: bool,
+    /// Unused since the join sockets are gone (kept: the corpus stays valid).
+    #[allow(dead_code)]
     groups_per_socket: u8,
+    #[allow(dead_code)]
     sources_per_group: u8,
     querier_mode: u8,
     querier_new: bool,
@@ -241,7 +237,8 @@ enum Op {
     DownClose(u8),
     UpOpen,
     UpClose,
-    /// The kernel refuses the next step's join operations whose index has its bit set.
+    /// No effect (kept so the corpus stays valid; the join sockets are gone).
+    #[allow(dead_code)]
     FailNext(u32),
     Stop,
 }
@@ -382,7 +379,6 @@ fn canon<A: GroupAddr>(f: &Fib<A>) -> Canon<A> {
 struct Run<A: Fam> {
     s: Snooper<A>,
     cfg: SnooperConfig,
-    kernel: Kernel<A>,
     open: [bool; IFACES],
     awaiting: [bool; IFACES],
     up_open: bool,
@@ -392,13 +388,8 @@ struct Run<A: Fam> {
     published: Canon<A>,
     /// Since when `table().forwarding()` differs from `published`.
     fib_stale_since: Option<Instant>,
-    /// Since when the want set differs from what is joined (upstream open, not stopping).
+    /// Since when the want set differs from what is reported (upstream open, not stopping).
     wants_stale_since: Option<Instant>,
-    last_refusal: Option<Instant>,
-    /// Refusal mask of this step's join operations, and their count so far.
-    fail: u32,
-    join_index: u32,
-    refused: bool,
 }
 
 fn notes<A: Clone>(a: &[Action<A>]) -> Vec<Note<A>> {
@@ -436,11 +427,8 @@ impl<A: Fam> Run<A> {
     }
 
     /// Carry out and check one list of actions (from `poll` when `in_poll`).
-    fn execute(&mut self, acts: &[Action<A>], now: Instant, in_poll: bool) {
-        let mut refused: Vec<JoinOp<A>> = Vec::new();
-        let mut last_join = None;
-        let mut last_keep = None;
-        for (i, a) in acts.iter().enumerate() {
+    fn execute(&mut self, acts: &[Action<A>], _now: Instant, in_poll: bool) {
+        for a in acts.iter() {
             match a {
                 Action::SendQuery(q) => {
                     assert!(
@@ -461,31 +449,31 @@ impl<A: Fam> Run<A> {
                         assert_eq!(q.max_resp, self.cfg.settings.last_member_query_interval);
                     }
                 }
-                Action::Join(op) => {
-                    assert!(in_poll, "join outside poll: {op:?}");
-                    assert!(self.up_open, "{op:?} while the upstream is closed");
+                Action::Report(r) => {
+                    assert!(self.up_open, "{r:?} while the upstream is closed");
                     if self.stopped {
-                        assert!(
-                            matches!(op.kind, JoinKind::LeaveAny(_) | JoinKind::LeaveSource(..)),
-                            "{op:?} after Stop"
-                        );
-                    }
-                    last_join = Some(i);
-                    let injected = self.fail & (1 << (self.join_index % 32)) != 0;
-                    self.join_index += 1;
-                    let r = if injected {
-                        Err("injected")
-                    } else {
-                        self.kernel.apply(*op, self.cfg.limits)
-                    };
-                    if let Err(e) = r {
-                        assert!(self.fail != 0, "{op:?} breaks the kernel's rules ({e})");
-                        refused.push(*op);
+                        let leave = match r {
+                            ReportOut::Leave { .. } => true,
+                            ReportOut::Join { .. } => false,
+                            ReportOut::Records(recs) => recs.iter().all(|x| {
+                                matches!(x.record_type, RecordType::BlockOld)
+                                    || (x.record_type == RecordType::ChangeToInclude
+                                        && x.sources.is_empty())
+                            }),
+                        };
+                        assert!(leave, "{r:?} after Stop");
                     }
                 }
-                Action::KeepSockets(n) => {
-                    last_keep = Some(i);
-                    self.kernel.keep(*n);
+                Action::Listen(macs) => {
+                    assert!(self.up_open, "Listen while the upstream is closed");
+                    let want: std::collections::BTreeSet<MacAddr> = self
+                        .s
+                        .reporter()
+                        .state()
+                        .keys()
+                        .map(|g| g.group_mac())
+                        .collect();
+                    assert_eq!(macs, &want, "Listen is not the reported groups' MACs");
                 }
                 Action::Publish(fib) => {
                     assert!(in_poll, "publish outside poll");
@@ -520,12 +508,6 @@ impl<A: Fam> Run<A> {
                 }
             }
         }
-        if let Some(j) = last_join {
-            assert!(
-                last_keep.is_some_and(|k| k > j),
-                "no KeepSockets after the joins"
-            );
-        }
         // Group-specific queries: exactly one for each SendGroupQuery that may go out.
         let mut asked: Vec<(IfaceId, A)> = notes(acts)
             .into_iter()
@@ -553,22 +535,6 @@ impl<A: Fam> Run<A> {
         asked.sort();
         sent.sort();
         assert_eq!(sent, asked, "group-specific queries");
-        if !refused.is_empty() {
-            self.refused = true;
-            self.last_refusal = Some(now);
-            for op in refused {
-                let more = self.s.handle(SInput::JoinFailed(op), now);
-                if self.stopped {
-                    assert!(more.is_empty(), "JoinFailed after Stop acted: {more:?}");
-                } else {
-                    assert!(
-                        matches!(&more[..], [Action::KeepSockets(n)] if *n == self.s.joins().socket_count()),
-                        "JoinFailed: {more:?}"
-                    );
-                }
-                self.execute(&more, now, false);
-            }
-        }
     }
 
     fn handle(&mut self, input: SInput<A>, now: Instant) -> Vec<Action<A>> {
@@ -638,8 +604,8 @@ impl<A: Fam> Run<A> {
         assert_eq!(expired, expiring, "members expired in the poll");
         if self.stopped {
             assert!(
-                self.s.joins().joined().is_empty() && self.kernel.is_empty(),
-                "joins left after Stop and a poll"
+                self.s.reporter().state().is_empty(),
+                "groups still reported after Stop and a poll"
             );
         }
         // The deadline.
@@ -657,18 +623,9 @@ impl<A: Fam> Run<A> {
         }
     }
 
-    /// After every operation: the pool is the kernel, the publications and the joins keep
-    /// up with the table.
+    /// After every operation: the publications and the reported state keep up with the
+    /// table.
     fn after(&mut self, now: Instant, polled: bool) {
-        assert_eq!(
-            self.s.joins().joined(),
-            self.kernel.joined(),
-            "pool and kernel differ"
-        );
-        self.kernel.check_limits(self.cfg.limits);
-        if !self.up_open {
-            assert!(self.kernel.is_empty() && self.s.joins().joined().is_empty());
-        }
         let fib = canon(&self.s.table().forwarding());
         if fib == self.published {
             self.fib_stale_since = None;
@@ -677,8 +634,7 @@ impl<A: Fam> Run<A> {
         }
         let stale = self.up_open
             && !self.stopped
-            && self.cfg.limits.held_all(&self.s.table().upstream_wants())
-                != self.s.joins().joined();
+            && &self.s.table().upstream_wants() != self.s.reporter().state();
         if !stale {
             self.wants_stale_since = None;
         } else if self.wants_stale_since.is_none() {
@@ -692,12 +648,11 @@ impl<A: Fam> Run<A> {
                 );
             }
             if let Some(p) = self.wants_stale_since {
-                let retry_due = self.last_refusal.is_none_or(|r| now >= r + JOIN_RETRY);
                 assert!(
-                    now < p + REBUILD_MAX_GAP || !retry_due,
-                    "wants {:?} differ from joined {:?} since {p:?}, at {now:?}",
+                    now < p + REBUILD_MAX_GAP,
+                    "wants {:?} differ from reported {:?} since {p:?}, at {now:?}",
                     self.s.table().upstream_wants(),
-                    self.s.joins().joined()
+                    self.s.reporter().state()
                 );
             }
         }
@@ -751,9 +706,10 @@ fn run<A: Fam>(input: &FuzzInput) {
         filter: A::filter(c.deny),
         fallback,
         querier: querier.clone(),
-        limits: JoinLimits {
-            groups_per_socket: 1 + usize::from(c.groups_per_socket % 3),
-            sources_per_group: 1 + usize::from(c.sources_per_group % 3),
+        reporter: ReporterConfig {
+            robustness: robustness as u8,
+            query_interval: qi,
+            ..ReporterConfig::default()
         },
     };
     COST.with(|k| k.set(Duration::from_millis(u64::from(c.cost_ms % 16))));
@@ -766,7 +722,6 @@ fn run<A: Fam>(input: &FuzzInput) {
             .map(|&s| MQuerier::new(&querier, s, now))
             .collect(),
         cfg,
-        kernel: Kernel::default(),
         open: [false; IFACES],
         awaiting: [false; IFACES],
         up_open: false,
@@ -774,17 +729,11 @@ fn run<A: Fam>(input: &FuzzInput) {
         published: Canon::new(),
         fib_stale_since: None,
         wants_stale_since: None,
-        last_refusal: None,
-        fail: 0,
-        join_index: 0,
-        refused: false,
     };
     let gmi = settings.group_membership_interval();
 
     for op in input.ops.iter().take(MAX_OPS) {
         let mut polled = false;
-        r.refused = false;
-        r.join_index = 0;
         match op {
             Op::Heard { iface, host, msg } => {
                 let i = usize::from(*iface) % IFACES;
@@ -867,7 +816,7 @@ fn run<A: Fam>(input: &FuzzInput) {
                     Step::Lmqi => settings.last_member_query_interval,
                     Step::Gmi => gmi,
                     Step::MaxGap => REBUILD_MAX_GAP,
-                    Step::Retry => JOIN_RETRY,
+                    Step::Retry => Duration::from_secs(5),
                     Step::ToDeadline => {
                         r.s.next_deadline(now)
                             .map_or(Duration::ZERO, |d| d.saturating_duration_since(now))
@@ -952,35 +901,30 @@ fn run<A: Fam>(input: &FuzzInput) {
             Op::UpOpen => {
                 r.up_open = true;
                 let a = r.handle(SInput::UpstreamOpened, now);
-                assert!(a.is_empty(), "UpstreamOpened: {a:?}");
+                assert!(
+                    a.iter().all(|a| matches!(a, Action::Report(_))),
+                    "UpstreamOpened: {a:?}"
+                );
             }
             Op::UpClose => {
                 r.up_open = false;
                 let a = r.handle(SInput::UpstreamClosed, now);
-                assert!(
-                    matches!(&a[..], [Action::KeepSockets(0)]),
-                    "UpstreamClosed: {a:?}"
-                );
-                r.last_refusal = None;
+                assert!(a.is_empty(), "UpstreamClosed: {a:?}");
             }
-            Op::FailNext(mask) => {
-                r.fail = *mask;
-                continue;
-            }
+            Op::FailNext(_) => continue,
             Op::Stop => {
                 r.stopped = true;
                 let a = r.handle(SInput::Stop, now);
                 assert!(a.is_empty(), "Stop: {a:?}");
             }
         }
-        r.fail = 0;
         r.after(now, polled);
     }
     // Shutdown: Stop and a poll leave nothing joined.
     r.stopped = true;
     r.handle(SInput::Stop, now);
     r.poll(now);
-    assert!(r.kernel.is_empty() && r.s.joins().joined().is_empty());
+    assert!(r.s.reporter().state().is_empty());
 }
 
 fuzz_target!(|input: FuzzInput| {
