@@ -266,12 +266,24 @@ impl<A: GroupAddr> Reporter<A> {
     /// The upstream opened: its state is reported afresh, as a new interface's (RFC 3376
     /// 5.1: every group's change from INCLUDE {} to its state).
     pub fn opened(&mut self, now: Instant) -> Vec<ReportOut<A>> {
+        self.expire_compat(now);
         self.open = true;
         self.cancel_timers();
         let state = std::mem::take(&mut self.state);
         let mut out = Vec::new();
+        let older = self.version() < A::FILTER_VERSION;
         for (g, w) in &state {
-            self.changed(*g, None, Some(w));
+            if older {
+                // The older protocol knows only joined: every group's join goes out
+                // [Robustness Variable] times, the first below. (The source counters of
+                // `changed` never run down in an older version: an INCLUDE group's report
+                // would repeat until the compatibility mode ended.)
+                let r = self.retransmit.entry(*g).or_default();
+                r.mode = self.cfg.robustness.max(1);
+                r.sources.clear();
+            } else {
+                self.changed(*g, None, Some(w));
+            }
         }
         self.state = state;
         self.send_retransmit(now, &mut out);
@@ -292,6 +304,7 @@ impl<A: GroupAddr> Reporter<A> {
         wanted: BTreeMap<A, UpstreamWant<A>>,
         now: Instant,
     ) -> Vec<ReportOut<A>> {
+        self.expire_compat(now);
         self.wanted = wanted;
         let mut changes: Vec<Change<A>> = Vec::new();
         // Groups wanted: new, changed, or back while held.
@@ -321,6 +334,7 @@ impl<A: GroupAddr> Reporter<A> {
 
     /// Shutting down: leave every group at once (the retransmissions are not waited for).
     pub fn leave_all(&mut self, now: Instant) -> Vec<ReportOut<A>> {
+        self.expire_compat(now);
         self.wanted.clear();
         self.held.clear();
         let changes = self
@@ -336,6 +350,7 @@ impl<A: GroupAddr> Reporter<A> {
 
     /// A query heard on the upstream from `source` (RFC 3376 5.2, 7.2.1; RFC 3810 6.2, 8.2.1).
     pub fn accept_query(&mut self, source: A, q: &HeardQuery<A>, now: Instant) {
+        self.expire_compat(now);
         self.last_query = Some(LastQuery {
             source,
             version: q.version,
@@ -400,13 +415,7 @@ impl<A: GroupAddr> Reporter<A> {
     /// compatibility timers ending.
     pub fn poll(&mut self, now: Instant) -> Vec<ReportOut<A>> {
         let mut out = Vec::new();
-        // Compatibility timers that ran out: back to the newer version, timers cancelled.
-        let before = self.version();
-        self.older_until.retain(|_, until| *until > now);
-        if self.version() != before {
-            self.cancel_timers();
-            self.retransmit.clear();
-        }
+        self.expire_compat(now);
         // Hold-downs that ended: the group leaves.
         let ended: Vec<A> = self
             .held
@@ -451,6 +460,19 @@ impl<A: GroupAddr> Reporter<A> {
             self.send_current(due.into_iter(), now, &mut out);
         }
         out
+    }
+
+    /// Compatibility timers that ran out by `now`: back to the newer version, timers
+    /// cancelled. Every call taking `now` starts with it, so that a change at `now` is
+    /// reported in the version of `now` even when `poll(now)` has not run yet (the snooper
+    /// sets the wants before it polls).
+    fn expire_compat(&mut self, now: Instant) {
+        let before = self.version();
+        self.older_until.retain(|_, until| *until > now);
+        if self.version() != before {
+            self.cancel_timers();
+            self.retransmit.clear();
+        }
     }
 
     fn cancel_timers(&mut self) {
@@ -1387,5 +1409,65 @@ mod tests {
                 group: g
             }]
         );
+    }
+
+    #[test]
+    fn opening_under_an_older_querier_repeats_each_join_robustness_times() {
+        // Found by the `reporter` fuzz target: the want set and an IGMPv1 (or v2) query
+        // came while the upstream was closed; on `opened` the INCLUDE group's v1 report was
+        // repeated at every retransmission round until the compatibility mode ended.
+        let t0 = Instant::now();
+        let mut r = Reporter::new(ReporterConfig::default(), 7);
+        r.set_wanted(
+            wants(&[
+                (SSM, UpstreamWant::Sources(set(&[S1]))),
+                (G, UpstreamWant::AnySource),
+                (G2, UpstreamWant::Exclude(set(&[S2]))),
+            ]),
+            t0,
+        );
+        for v in [1, 2] {
+            let mut r = r.clone();
+            r.accept_query(Q, &query(v, Ipv4Addr::UNSPECIFIED, secs(1), &[]), t0);
+            let mut got = r.opened(t0 + ms(10));
+            // Well before the older querier's timer (2 x 125 s + 1 s) ends.
+            got.extend(run(&mut r, t0 + secs(60)).into_iter().map(|x| x.1));
+            for g in [SSM, G, G2] {
+                let n = got
+                    .iter()
+                    .filter(|o| {
+                        **o == ReportOut::Join {
+                            version: v,
+                            group: g,
+                        }
+                    })
+                    .count();
+                assert_eq!(n, 2, "v{v} reports of {g}: {got:?}");
+            }
+            assert_eq!(got.len(), 6, "{got:?}");
+        }
+    }
+
+    #[test]
+    fn a_change_after_the_older_querier_timer_ended_is_reported_in_the_newer_version() {
+        // Found by the `membership` fuzz target: the snooper sets the wants before it polls
+        // the reporter, so a leave at the instant the IGMPv1 querier timer ended went out
+        // in IGMPv1 mode, that is not at all, and the router kept the group.
+        let t0 = Instant::now();
+        for v in [1, 2] {
+            let mut r = open(t0);
+            r.accept_query(Q, &query(v, Ipv4Addr::UNSPECIFIED, secs(10), &[]), t0);
+            r.set_wanted(wants(&[(G, UpstreamWant::AnySource)]), t0);
+            run(&mut r, t0 + secs(20));
+            // RV x QI + Max Resp = 2 x 125 + 10 s: the timer ends at t0 + 260 s. No poll yet.
+            let end = t0 + secs(260);
+            let out = r.set_wanted(BTreeMap::new(), end);
+            assert_eq!(r.version(), 3, "v{v}");
+            assert_eq!(
+                recs(&out),
+                vec![(RecordType::ChangeToInclude, G, vec![])],
+                "v{v}"
+            );
+        }
     }
 }
