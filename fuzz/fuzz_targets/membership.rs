@@ -1,5 +1,5 @@
 //! Structured fuzzing of the control plane of IPv4 (`core::snooper::Snooper<Ipv4Addr>`) and,
-//! through it, of the membership table, the upstream join pool and the querier.
+//! through it, of the membership table, the upstream reporter and the querier.
 //!
 //! The input (derived with `arbitrary`) is a small configuration and a sequence of operations,
 //! each fed to the snooper as an `Input` (then `poll` where the operation says so):
@@ -8,13 +8,14 @@
 //! may be denied, one not even multicast) and sources, so that collisions happen, all as
 //! `Input::Heard`; queries (`Heard::Query`); clock steps of every size; polls; interfaces
 //! going away (`DownClosed` then `DownOpened`) or staying closed for a while; the upstream
-//! closing and opening; settling (the clock moves past `REBUILD_MAX_GAP`, then a poll).
-//! Limits are drawn small so they bite. (`FailNext` stays in the input format and does
-//! nothing since the kernel join sockets are gone.)
+//! closing and opening; queries heard on the upstream (`Input::UpstreamQuery`, every
+//! version, so the reporter's compatibility mode changes); settling (the clock moves past
+//! `REBUILD_MAX_GAP`, then a poll). Limits are drawn small so they bite. The snooper's
+//! `Action::Report`s are heard by the router model of common/router.rs.
 //!
 //! Next to the snooper runs a naive model of the table written from the rules (RFC 3376
 //! sections 3.2, 6.4, 7.3.2 and 8, RFC 2236 section 3, RFC 4604 section 2.2, per host as
-//! membership.rs documents). After every step, reading `snooper.table()`, `.joins()` and
+//! membership.rs documents). After every step, reading `snooper.table()`, `.reporter()` and
 //! `.queriers()`:
 //! - no panic; member_count is the number of members and never above max_members; no host
 //!   has more than max_groups_per_host groups, no member more than max_sources_per_member
@@ -31,23 +32,31 @@
 //!   union of the INCLUDE sources;
 //! - `forwarding()` sends (source, group) to exactly the members admitting the source, except
 //!   on interfaces in multicast fallback, which get one group-MAC copy;
-//! - no upstream report comes while the upstream is closed; after settling what is
-//!   reported (`reporter().state()`) is exactly the want set;
+//! - the snooper's reports go out only while the upstream is open and each `emit`s to at
+//!   most `max_report_len` bytes (here also small ones, so reports are packed into several
+//!   messages); the router model that hears them agrees with `reporter().state()` after
+//!   every step while the upstream is open (whole filters in the source-filtering version,
+//!   joined-or-not under an older upstream querier); after settling the reporter's state is
+//!   exactly the want set (also while the upstream is closed: it is kept for the next open);
 //! - after the clock moves a Group Membership Interval past the last input, a poll leaves
 //!   the table empty, with no timer and nothing wanted upstream;
 //! - the querier never yields to itself or to 0.0.0.0, never leaves `Off`, and after a poll
 //!   its next deadline is in the future;
-//! - at the end, `Stop` and a poll leave nothing reported.
+//! - at the end, `Stop` and a poll leave the reporter's state and the router empty.
 #![no_main]
+
+#[path = "common/router.rs"]
+mod router;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use router::{check_fits, whole_record_len, Router};
 use snoopcast::core::filter::{GroupFilter, Ipv4Cidr, ALL_MULTICAST};
 use snoopcast::core::membership::{
     CompatFallback, FilterMode, Heard, HostKey, Settings, Table, UpstreamWant,
 };
-use snoopcast::core::querier::{Mode, Querier, QuerierConfig, Role};
-use snoopcast::core::reporter::ReporterConfig;
+use snoopcast::core::querier::{HeardQuery, Mode, Querier, QuerierConfig, Role};
+use snoopcast::core::reporter::{ReportOut, ReporterConfig};
 use snoopcast::core::snooper::{
     Action, Input as SInput, Note, Snooper, SnooperConfig, REBUILD_MAX_GAP,
 };
@@ -106,11 +115,10 @@ struct Cfg {
     /// Fallback of each interface (true: multicast); a short list leaves the default.
     fallback: Vec<bool>,
     deny: bool,
-    /// Unused since the join sockets are gone (kept: the corpus stays valid).
-    #[allow(dead_code)]
-    groups_per_socket: u8,
-    #[allow(dead_code)]
-    sources_per_group: u8,
+    /// Robustness of the reporter, and Some(n): a max_report_len n bytes over one record
+    /// of six sources (several messages, no record cut); None: the default.
+    report_robustness: u8,
+    small_len: Option<u8>,
     querier_mode: u8,
     querier_v3: bool,
 }
@@ -170,13 +178,16 @@ enum Op {
     OpenIface(u8),
     UpstreamClose,
     UpstreamOpen,
-    /// No effect (kept so the corpus stays valid).
-    #[allow(dead_code)]
-    FailNext(u32),
+    /// A query heard on the upstream (versions 1-3; a group of ours or general).
+    UpstreamQuery {
+        version: u8,
+        group: u8,
+        max_resp_100ms: u8,
+    },
     /// The clock moves a Group Membership Interval on with no input: everything must go.
     Silence,
-    /// The clock moves past REBUILD_MAX_GAP and any pending JOIN_RETRY, then a poll: the
-    /// snooper has reconciled the joins with the want set.
+    /// The clock moves past REBUILD_MAX_GAP, then a poll: the snooper has told the reporter
+    /// the want set.
     Settle,
 }
 
@@ -591,44 +602,58 @@ fn frozen() -> Instant {
     *T.get_or_init(Instant::now)
 }
 
-/// The snooper and what the harness knows about the links.
+/// The snooper, the router that hears its reports, and what the harness knows about the
+/// links.
 struct Run {
     s: Snooper<Ipv4Addr>,
+    router: Router<Ipv4Addr>,
+    max_report_len: usize,
     up_open: bool,
     open: [bool; IFACES],
 }
 
 impl Run {
-    /// Check actions as the runtime would carry them out.
-    fn execute(&mut self, actions: Vec<Action<Ipv4Addr>>, _now: Instant) {
+    /// Carry out actions as the runtime's `execute` does; the router hears the reports.
+    fn execute(&mut self, actions: Vec<Action<Ipv4Addr>>) {
+        let mut reports: Vec<ReportOut<Ipv4Addr>> = Vec::new();
         for a in actions {
             match a {
                 Action::Report(r) => {
                     assert!(self.up_open, "{r:?} while the upstream is closed");
+                    reports.push(r);
                 }
-                Action::Listen(_) => assert!(self.up_open, "Listen while closed"),
+                Action::Listen(_) => assert!(self.up_open, "Listen while the upstream is closed"),
                 Action::SendQuery(q) => {
                     assert!(self.open[q.iface], "query on closed {}", q.iface)
                 }
                 Action::Publish(_) | Action::Log(_) => {}
             }
         }
+        check_fits(&reports, self.max_report_len);
+        if self.up_open {
+            self.router.hear(&reports);
+        }
     }
 
     fn handle(&mut self, input: SInput<Ipv4Addr>, now: Instant) -> Vec<Action<Ipv4Addr>> {
         let a = self.s.handle(input, now);
-        self.execute(a.clone(), now);
+        self.execute(a.clone());
         a
     }
 
     fn poll(&mut self, now: Instant) -> Vec<Action<Ipv4Addr>> {
         let a = self.s.poll(now);
-        self.execute(a.clone(), now);
+        self.execute(a.clone());
         a
     }
 
-    /// After every step (nothing to check since the join pool is gone; kept as a hook).
-    fn check_joins(&self) {}
+    /// After every step: the router has what the reporter says it reported.
+    fn check_reports(&mut self) {
+        if self.up_open {
+            let rep = self.s.reporter();
+            self.router.check(rep.state(), rep.version(), false);
+        }
+    }
 }
 
 fn heard(iface: IfaceId, h: u8, src: Ipv4Addr, msg: Message) -> SInput<Ipv4Addr> {
@@ -680,6 +705,18 @@ fuzz_target!(|input: FuzzInput| {
         vec![]
     };
     let filter = GroupFilter::v4(vec![ALL_MULTICAST], deny);
+    let reporter = ReporterConfig {
+        robustness: 1 + c.report_robustness % 4,
+        unsolicited_report_interval: Duration::from_millis(
+            1 + 10 * u64::from(c.report_robustness / 4 % 100),
+        ),
+        query_interval: settings.query_interval,
+        leave_delay: Duration::ZERO,
+        max_report_len: match c.small_len {
+            Some(n) => whole_record_len::<Ipv4Addr>(usize::from(SOURCES)) + usize::from(n % 64),
+            None => 1500 - 24,
+        },
+    };
     let qmode = match c.querier_mode % 3 {
         0 => Mode::Auto,
         1 => Mode::On,
@@ -712,11 +749,13 @@ fuzz_target!(|input: FuzzInput| {
         filter,
         fallback: fallback.clone(),
         querier: qcfg,
-        reporter: ReporterConfig::default(),
+        reporter: reporter.clone(),
     };
     let sources: Vec<Option<Ipv4Addr>> = own.iter().copied().map(Some).collect();
     let mut run = Run {
         s: Snooper::new(cfg, &sources, now).with_stopwatch(frozen),
+        router: Router::default(),
+        max_report_len: reporter.max_report_len,
         up_open: false,
         open: [false; IFACES],
     };
@@ -743,7 +782,7 @@ fuzz_target!(|input: FuzzInput| {
     run.up_open = true;
     run.handle(SInput::UpstreamOpened, now);
     run.poll(now);
-    run.check_joins();
+    run.check_reports();
 
     for op in input.ops.iter().take(256) {
         let mut polled = false;
@@ -896,16 +935,38 @@ fuzz_target!(|input: FuzzInput| {
             }
             Op::UpstreamClose => {
                 run.up_open = false;
+                // The link is new to the router when it comes back.
+                run.router.reset();
                 run.handle(SInput::UpstreamClosed, now);
             }
             Op::UpstreamOpen => {
+                // The runtime opens only a closed upstream: one found re-created is closed
+                // first, in the same batch.
+                if run.up_open {
+                    run.up_open = false;
+                    run.router.reset();
+                    run.handle(SInput::UpstreamClosed, now);
+                }
                 run.up_open = true;
                 run.handle(SInput::UpstreamOpened, now);
             }
-            Op::FailNext(_) => {
-                check_table(run.s.table(), &model, now, false);
-                run.check_joins();
-                continue;
+            Op::UpstreamQuery {
+                version,
+                group: g,
+                max_resp_100ms,
+            } => {
+                let query = HeardQuery {
+                    max_resp: Duration::from_millis(100 * u64::from(max_resp_100ms % 101)),
+                    group: if *g % 2 == 0 {
+                        Ipv4Addr::UNSPECIFIED
+                    } else {
+                        group(*g)
+                    },
+                    ..HeardQuery::general(1 + version % 3)
+                };
+                let src = Ipv4Addr::new(10, 9, 0, 1);
+                let a = run.handle(SInput::UpstreamQuery { src, query }, now);
+                assert!(a.is_empty(), "an upstream query acted: {a:?}");
             }
             Op::Silence => {
                 now += gmi;
@@ -923,15 +984,15 @@ fuzz_target!(|input: FuzzInput| {
                 model.poll(now);
                 polled = true;
                 assert_eq!(
-                    run.s.reporter().state(),
-                    &run.s.table().upstream_wants(),
-                    "settled, and what is reported is not the want set"
+                    *run.s.reporter().state(),
+                    run.s.table().upstream_wants(),
+                    "settled, and the reporter's state is not the want set"
                 );
             }
         }
         check_table(run.s.table(), &model, now, polled);
         check_queriers(run.s.queriers(), qmode, &own, now, polled);
-        run.check_joins();
+        run.check_reports();
         if polled {
             assert!(
                 run.s.next_deadline(now).is_none_or(|d| d > now),
@@ -942,9 +1003,11 @@ fuzz_target!(|input: FuzzInput| {
     // Shutdown leaves everything.
     run.handle(SInput::Stop, now);
     run.poll(now);
+    run.check_reports();
     assert!(
-        run.s.reporter().state().is_empty(),
-        "Stop left groups reported: {:?}",
-        run.s.reporter().state()
+        run.s.reporter().state().is_empty() && run.router.groups.is_empty(),
+        "Stop left groups: reporter {:?}, router {:?}",
+        run.s.reporter().state(),
+        run.router.groups
     );
 });
