@@ -1,6 +1,7 @@
-//! The IPv6 socket pieces of `snoopcast::runtime::sys` on a real kernel: the BPF programs'
-//! verdicts (`bpf::run`) against the kernel's. (The upstream join sockets this file also
-//! tested are gone: snoopcast reports upstream itself, issue 16.)
+//! Socket pieces of `snoopcast::runtime::sys` on a real kernel: the BPF programs'
+//! verdicts (`bpf::run`) against the kernel's, and the upstream capture's receive ring
+//! (`RxRing`). (The upstream join sockets this file also tested are gone: snoopcast
+//! reports upstream itself, issue 16.)
 //!
 //! ```text
 //!  [scsys6-<pid>-<role>]   v0 --veth-- v1     (IPv6 on; no addresses needed)
@@ -307,6 +308,68 @@ fn bpf_run_gives_the_kernels_verdicts() {
             "{} frames x {} programs: bpf::run and the kernel agree ({accepted_somewhere} accepts)",
             frames.len(),
             progs.len()
+        );
+    });
+}
+
+// ------------------------------------------------------------------------------------------
+// The upstream capture's receive ring on a real kernel
+// ------------------------------------------------------------------------------------------
+
+/// Frames of every size up to a jumbo arrive through `sys::Frames::Ring` whole and in
+/// order: those that fit a slot in the ring itself, a larger one (the MTU raised after the
+/// ring was made) through the socket queue the kernel also puts it on (TP_STATUS_COPY).
+#[test]
+fn the_receive_ring_delivers_every_frame_whole_and_in_order_jumbo_ones_too() {
+    require_root!();
+    let ns = Netns::new("ring", false);
+    run(&["ip", "-n", &ns.name, "link", "set", "v0", "mtu", "9000"]);
+    run(&["ip", "-n", &ns.name, "link", "set", "v1", "mtu", "9000"]);
+    ns.enter(|| {
+        let v0 = sys::if_nametoindex("v0").unwrap();
+        let v1 = sys::if_nametoindex("v1").unwrap();
+        let rx = sys::packet_socket().unwrap();
+        sys::set_auxdata(&rx).unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        assert_eq!(sys::iface_mtu(&rx, "v1").unwrap(), 9000);
+        // Slots for MTU 1500 (2048 bytes): the jumbo frames cannot fit.
+        let ring = sys::RxRing::open(&rx, sys::ring_frame_size(1500), 64).expect("a ring");
+        let mut frames = sys::Frames::Ring(ring);
+        sys::bind_packet(&rx, v1, libc::ETH_P_ALL as u16).unwrap();
+        let tx = sys::packet_socket().unwrap();
+        sys::bind_packet(&tx, v0, 0).unwrap();
+        let sizes = [60, 1514, 3000, 100, 9014, 1514, 64];
+        let sent: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                let mut f = eth(0x88b5, [2, 0, 0, 0, 0, 1], &[], i as u8);
+                f.resize(len, i as u8);
+                f
+            })
+            .collect();
+        for f in &sent {
+            assert_eq!(sys::send(&tx, f).unwrap(), f.len());
+        }
+        let mut got = Vec::new();
+        loop {
+            let n = frames.recv(&rx).unwrap();
+            if n == 0 {
+                break;
+            }
+            for i in 0..n {
+                got.push(frames.frame_mut(i).0.to_vec());
+            }
+        }
+        assert_eq!(frames.take_lost(), 0);
+        assert_eq!(sys::take_drops(&rx).unwrap(), 0);
+        let lens: Vec<usize> = got.iter().map(|f| f.len()).collect();
+        assert_eq!(lens, sizes, "every frame, whole, in order");
+        assert_eq!(got, sent);
+        println!(
+            "ring: {} frames of {sizes:?} bytes, 2048-byte slots",
+            got.len()
         );
     });
 }

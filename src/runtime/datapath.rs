@@ -20,7 +20,7 @@
 
 use super::shared::{DownTx, Shared};
 use super::stats::{add, RateLimit};
-use super::sys::{self, OutCopy, RecvBatch, SendScratch};
+use super::sys::{self, Frames, OutCopy, RecvBatch, RxRing, SendScratch};
 use crate::core::fib::Target;
 use crate::core::membership::MemberCounters;
 use crate::wire::classify;
@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Frames read per recvmmsg. 64 frames x 16 copies fill one sendmmsg (1024 messages).
-const BURST: usize = 64;
+pub const BURST: usize = 64;
 /// Room for the largest IPv4 packet behind an Ethernet header.
 const SLOT: usize = 65536 + ethernet::HEADER_LEN;
 /// How often the capture socket's drop count is read.
@@ -279,6 +279,7 @@ struct BurstCounts {
 pub fn capture_upstream(
     sh: &Shared,
     sock: Socket,
+    ring: Option<RxRing>,
     link: LinkType,
     name: &str,
     pool: Pool,
@@ -286,7 +287,10 @@ pub fn capture_upstream(
 ) {
     let c = &sh.counters;
     let ifaces = sh.down.len();
-    let mut rb = RecvBatch::new(BURST, SLOT);
+    let mut rb = match ring {
+        Some(r) => Frames::Ring(r),
+        None => Frames::Batch(RecvBatch::new(BURST, SLOT)),
+    };
     let mut fib = sh.fib.read().clone();
     let mut fib_gen = sh.fib_gen.load(Ordering::Acquire);
     let mut targets = Vec::new();
@@ -322,7 +326,7 @@ pub fn capture_upstream(
             drops_read_ms = now.duration_since(sh.started).as_millis() as u64;
             since = Duration::ZERO;
             if let Ok(d) = sys::take_drops(&sock) {
-                add(&c.capture_drops, d);
+                add(&c.capture_drops, d + rb.take_lost());
             }
         }
         if n == 0 {

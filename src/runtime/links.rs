@@ -7,14 +7,14 @@
 //! has its own cancel flag, so closing one never disturbs the others.
 
 use super::capture::{capture_downstream, listen_upstream_queries};
-use super::datapath::{capture_upstream, Pool};
+use super::datapath::{capture_upstream, Pool, BURST};
 use super::shared::{spawn, DownTx, IgmpIn, RunError, Shared, UpTx, TICK};
 use super::{iface, sys};
 use crate::config::DownLink;
 use crate::core::IfaceId;
 use crate::wire::LinkType;
 use crossbeam_channel::Sender;
-use log::{info, warn};
+use log::{debug, info, warn};
 use socket2::Socket;
 use std::io;
 use std::os::fd::IntoRawFd;
@@ -103,7 +103,13 @@ fn igmp_capture(
 /// Upstream data capture on our own socket: pnet's receiver cannot hand back PACKET_AUXDATA,
 /// which says whether a locally sent frame's checksum is still to be computed. Outgoing
 /// frames are kept (a local program sending out of the upstream is a source too).
-fn data_capture(iface: &iface::IfaceInfo, ipv6: bool) -> Result<Socket, RunError> {
+///
+/// The receive ring is set up before the socket is bound, so no frame is queued the old way
+/// first; without one (an old kernel, no memory for it) frames are read with recvmmsg.
+fn data_capture(
+    iface: &iface::IfaceInfo,
+    ipv6: bool,
+) -> Result<(Socket, Option<Box<sys::RxRing>>), RunError> {
     let what = "data capture socket";
     let header = if iface.link == LinkType::Ethernet {
         14
@@ -116,10 +122,21 @@ fn data_capture(iface: &iface::IfaceInfo, ipv6: bool) -> Result<Socket, RunError
         sys::set_auxdata(&s)?;
         sys::set_rcvbuf(&s, DATA_RCVBUF)?;
         s.set_read_timeout(Some(TICK))?;
-        sys::bind_packet(&s, iface.index, libc::ETH_P_ALL as u16)
+        let mtu = sys::iface_mtu(&s, &iface.name).unwrap_or(1500);
+        let ring = sys::RxRing::open(&s, sys::ring_frame_size(mtu), BURST)
+            .map_err(|e| {
+                debug!(
+                    "{}: no receive ring ({e}): frames are read with recvmmsg",
+                    iface.name
+                )
+            })
+            .ok()
+            .map(Box::new);
+        sys::bind_packet(&s, iface.index, libc::ETH_P_ALL as u16)?;
+        Ok(ring)
     })()
-    .map_err(|e| open_err(what, &iface.name, e))?;
-    Ok(s)
+    .map(|ring| (s, ring))
+    .map_err(|e| open_err(what, &iface.name, e))
 }
 
 struct Capture {
@@ -171,6 +188,8 @@ pub enum Prepared {
         /// IGMP and MLD capture for the query listener (Ethernet upstreams only: on an L3
         /// link such as tun no router queries the box).
         queries: Option<Box<dyn pnet_datalink::DataLinkReceiver>>,
+        /// The data capture socket's receive ring, when the kernel gave one.
+        ring: Option<Box<sys::RxRing>>,
     },
 }
 
@@ -299,7 +318,7 @@ impl Links {
     }
 
     fn prepare_up(sh: &Shared, info: iface::IfaceInfo) -> Result<Prepared, RunError> {
-        let sock = data_capture(&info, sh.cfg.ipv6)?;
+        let (sock, ring) = data_capture(&info, sh.cfg.ipv6)?;
         let capture = sock
             .try_clone()
             .map_err(|e| open_err("data capture socket", &info.name, e))?;
@@ -322,6 +341,7 @@ impl Links {
             sock,
             tx,
             queries,
+            ring,
         })
     }
 
@@ -364,6 +384,7 @@ impl Links {
                 sock,
                 tx,
                 queries,
+                ring,
             } => {
                 let (sh2, jobs, c2, link, name) = (
                     sh.clone(),
@@ -373,7 +394,7 @@ impl Links {
                     info.name.clone(),
                 );
                 let handle = spawn(format!("cap-up:{}", info.name), true, move || {
-                    capture_upstream(&sh2, sock, link, &name, jobs, &c2)
+                    capture_upstream(&sh2, sock, ring.map(|r| *r), link, &name, jobs, &c2)
                 })?;
                 let listener = match queries {
                     Some(rx) => {

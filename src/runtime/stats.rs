@@ -62,7 +62,7 @@ counters! {
     copies_dropped,
     /// Copies handed to the sender pool (the capture thread sends the rest itself).
     copies_offloaded,
-    /// Upstream frames the kernel dropped because the capture socket's queue was full.
+    /// Upstream frames the kernel dropped because the capture ring (or socket queue) was full.
     capture_drops,
     /// IGMP messages dropped as malformed (truncated, bad checksum, bad lengths).
     igmp_malformed,
