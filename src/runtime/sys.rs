@@ -532,6 +532,9 @@ pub struct RxRing {
     lost: u64,
     /// Unmap on drop (false for a test's plain memory).
     mapped: bool,
+    /// How long `recv` waits for a frame: the socket's read timeout when the ring was made
+    /// (read once, not with a system call per wait).
+    wait: std::time::Duration,
 }
 
 // SAFETY: the ring is memory of this process (a mapping) that only the owning RxRing reads
@@ -541,8 +544,12 @@ unsafe impl Send for RxRing {}
 impl RxRing {
     /// Make `sock` (an unbound AF_PACKET socket: frames queued before would be read out of
     /// order with the ring) a TPACKET_V2 ring socket with RING_FRAMES slots of `frame`
-    /// bytes (see [`ring_frame_size`]) and map the ring.
+    /// bytes (see [`ring_frame_size`]) and map the ring. `recv` waits up to the socket's
+    /// read timeout as it is now (1 s without one).
     pub fn open(sock: &Socket, frame: usize, burst: usize) -> io::Result<Self> {
+        let wait = sock
+            .read_timeout()?
+            .unwrap_or(std::time::Duration::from_secs(1));
         let frame = frame.next_power_of_two().clamp(2048, 1 << 16);
         let slots = RING_FRAMES.min(RING_MAX_BYTES / frame);
         let block = frame.max(128 << 10);
@@ -582,7 +589,7 @@ impl RxRing {
             return Err(io::Error::last_os_error());
         }
         let map = std::ptr::NonNull::new(p as *mut u8).ok_or_else(io::Error::last_os_error)?;
-        Ok(Self::from_parts(map, len, frame, burst, true))
+        Ok(Self::from_parts(map, len, frame, burst, wait, true))
     }
 
     fn from_parts(
@@ -590,6 +597,7 @@ impl RxRing {
         len: usize,
         frame: usize,
         burst: usize,
+        wait: std::time::Duration,
         mapped: bool,
     ) -> Self {
         let burst = burst.clamp(1, MAX_MMSG);
@@ -606,6 +614,7 @@ impl RxRing {
             on_side: false,
             lost: 0,
             mapped,
+            wait,
         }
     }
 
@@ -644,10 +653,7 @@ impl RxRing {
         self.got.clear();
         self.on_side = false;
         if self.take(sock) == 0 && !self.on_side {
-            let timeout = sock
-                .read_timeout()?
-                .unwrap_or(std::time::Duration::from_secs(1));
-            wait_readable(sock, timeout)?;
+            wait_readable(sock, self.wait)?;
             self.take(sock);
         }
         Ok(self.got.len())
@@ -1237,7 +1243,14 @@ mod tests {
         fn ring(&mut self, burst: usize) -> RxRing {
             let len = self.mem.len() * 8;
             let p = std::ptr::NonNull::new(self.mem.as_mut_ptr() as *mut u8).unwrap();
-            RxRing::from_parts(p, len, 2048, burst, false)
+            RxRing::from_parts(
+                p,
+                len,
+                2048,
+                burst,
+                std::time::Duration::from_millis(100),
+                false,
+            )
         }
 
         fn bytes(&mut self) -> &mut [u8] {
